@@ -1,0 +1,201 @@
+package domain
+
+// Facts are the payloads of the events in the v1 catalogue. The events package maps
+// each to its CloudEvents type and stream; the domain produces and folds them.
+
+// ServerRegistered records a new server config in a scope.
+type ServerRegistered struct {
+	Scope  Scope        `json:"scope"`
+	Name   string       `json:"name"`
+	Config ServerConfig `json:"config"`
+}
+
+// ServerConfigChanged records a new config for an existing server, naming the
+// top-level fields that changed.
+type ServerConfigChanged struct {
+	Scope   Scope        `json:"scope"`
+	Name    string       `json:"name"`
+	Config  ServerConfig `json:"config"`
+	Changed []string     `json:"changed"`
+}
+
+// ServerRemoved records that a server config was removed from its scope.
+type ServerRemoved struct {
+	Scope Scope  `json:"scope"`
+	Name  string `json:"name"`
+}
+
+// Tool is one entry of a server's tool catalogue.
+type Tool struct {
+	Name        string `json:"name"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	// InputSchema is the tool's JSON Schema, compacted.
+	InputSchema RawJSON `json:"inputSchema,omitempty"`
+}
+
+// Prompt is one entry of a server's prompt list.
+type Prompt struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// Resource is one entry of a server's resource list.
+type Resource struct {
+	URI      string `json:"uri"`
+	Name     string `json:"name,omitempty"`
+	MIMEType string `json:"mimeType,omitempty"`
+}
+
+// Capabilities says which MCP features a server announced at inspection.
+type Capabilities struct {
+	Tools       bool `json:"tools,omitempty"`
+	Prompts     bool `json:"prompts,omitempty"`
+	Resources   bool `json:"resources,omitempty"`
+	Logging     bool `json:"logging,omitempty"`
+	Completions bool `json:"completions,omitempty"`
+}
+
+// ServerInspected records a successful inspection. ConfigVersion is the config
+// version that was inspected; Recovered is set when it replaced a failed stub, which
+// moves the config version on so existing connections become stale.
+type ServerInspected struct {
+	Scope           Scope        `json:"scope"`
+	Name            string       `json:"name"`
+	ConfigVersion   uint64       `json:"configVersion"`
+	ServerName      string       `json:"serverName,omitempty"`
+	ServerVersion   string       `json:"serverVersion,omitempty"`
+	ProtocolVersion string       `json:"protocolVersion,omitempty"`
+	Capabilities    Capabilities `json:"capabilities"`
+	Tools           []Tool       `json:"tools"`
+	Prompts         []Prompt     `json:"prompts,omitempty"`
+	Resources       []Resource   `json:"resources,omitempty"`
+	Digest          string       `json:"digest"`
+	Instructions    string       `json:"instructions,omitempty"`
+	DurationMS      int64        `json:"durationMs"`
+	Recovered       bool         `json:"recovered,omitempty"`
+}
+
+// FailureClass classifies a failed inspection or connect.
+type FailureClass string
+
+// Failure classes.
+const (
+	FailureUnreachable FailureClass = "unreachable"
+	FailureTimeout     FailureClass = "timeout"
+	FailureProtocol    FailureClass = "protocol"
+	FailureAuth        FailureClass = "auth"
+	FailureUnsupported FailureClass = "unsupported"
+	FailureRefused     FailureClass = "refused" // blocked by the SSRF guard or the breaker
+)
+
+// ServerInspectionFailed records a failed inspection. With RequiresOAuth set (the
+// server answered 401/403 or an OAuth challenge) the server is marked as needing
+// OAuth rather than failed.
+type ServerInspectionFailed struct {
+	Scope         Scope        `json:"scope"`
+	Name          string       `json:"name"`
+	ConfigVersion uint64       `json:"configVersion"`
+	Class         FailureClass `json:"class"`
+	Message       string       `json:"message"`
+	DurationMS    int64        `json:"durationMs"`
+	RequiresOAuth bool         `json:"requiresOAuth,omitempty"`
+}
+
+// ServerToolsChanged records tool drift: a successful inspection whose catalogue
+// differs from the previous successful one.
+type ServerToolsChanged struct {
+	Scope      Scope    `json:"scope"`
+	Name       string   `json:"name"`
+	PrevDigest string   `json:"prevDigest"`
+	Digest     string   `json:"digest"`
+	Added      []string `json:"added,omitempty"`
+	Removed    []string `json:"removed,omitempty"`
+	Changed    []string `json:"changed,omitempty"`
+}
+
+// ServerReinspectionRequested records that someone asked to reinspect a failed server.
+type ServerReinspectionRequested struct {
+	Scope Scope  `json:"scope"`
+	Name  string `json:"name"`
+}
+
+// ConnState is the state of an existing connection when a decision was made.
+type ConnState string
+
+// Connection states.
+const (
+	ConnNone  ConnState = "none"
+	ConnAlive ConnState = "alive"
+	ConnDead  ConnState = "dead"
+)
+
+// DecisionInputs are what a connection decision read. Replaying the log to Position
+// and re-running the policy on these inputs must give the same decision.
+type DecisionInputs struct {
+	Owner  string `json:"owner"`
+	Server string `json:"server"`
+	// Position is the log position of the config projection the decision read.
+	Position uint64 `json:"position"`
+	// Config is what the projection said about the effective config at Position.
+	Config ConfigView `json:"config"`
+	// ExistingVersion and ExistingState describe the connection the repository held.
+	ExistingVersion uint64    `json:"existingVersion,omitempty"`
+	ExistingState   ConnState `json:"existingState"`
+	// BreakerOpen is set when the (owner, server) circuit breaker was open.
+	BreakerOpen bool `json:"breakerOpen,omitempty"`
+}
+
+// ConnectionOpened records a new upstream connection.
+type ConnectionOpened struct {
+	Inputs DecisionInputs `json:"inputs"`
+	// Replaced says why an existing connection was replaced, when one was.
+	Replaced        EvictReason `json:"replaced,omitempty"`
+	ConnID          string      `json:"connId"`
+	ProtocolVersion string      `json:"protocolVersion,omitempty"`
+	DurationMS      int64       `json:"durationMs"`
+}
+
+// ConnectionOpenFailed records a failed connect attempt.
+type ConnectionOpenFailed struct {
+	Inputs     DecisionInputs `json:"inputs"`
+	Class      FailureClass   `json:"class"`
+	Message    string         `json:"message"`
+	DurationMS int64          `json:"durationMs"`
+	Attempt    int            `json:"attempt"`
+}
+
+// ConnectionRefused records a refusal; Count > 1 when identical refusals were coalesced.
+type ConnectionRefused struct {
+	Inputs DecisionInputs `json:"inputs"`
+	Rule   Rule           `json:"rule"`
+	Count  int            `json:"count"`
+}
+
+// ConnectionEvicted records that a connection was closed and removed, and why.
+type ConnectionEvicted struct {
+	Inputs DecisionInputs `json:"inputs"`
+	Reason EvictReason    `json:"reason"`
+	Rule   Rule           `json:"rule,omitempty"`
+	ConnID string         `json:"connId"`
+}
+
+// ConnectionLost records that an open connection died (child exit, stream closed).
+type ConnectionLost struct {
+	Owner         string `json:"owner"`
+	Server        string `json:"server"`
+	ConnID        string `json:"connId"`
+	ConfigVersion uint64 `json:"configVersion"`
+	Error         string `json:"error"`
+}
+
+// ToolCalled records one tool call through the gateway (optional audit).
+type ToolCalled struct {
+	Owner      string  `json:"owner"`
+	Server     string  `json:"server"`
+	Tool       string  `json:"tool"`
+	Outcome    string  `json:"outcome"` // ok, tool_error, error
+	DurationMS int64   `json:"durationMs"`
+	ArgsDigest string  `json:"argsDigest"`
+	Arguments  RawJSON `json:"arguments,omitempty"`
+}

@@ -1,0 +1,89 @@
+// Package domain holds mcpes's pure types and rules: server configs, scopes, the
+// decide functions for server commands and the connection policies. It imports only
+// the standard library and does no I/O; time and identifiers come in as arguments.
+package domain
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Scope says who a server config belongs to: the operator's app scope, or one owner.
+type Scope string
+
+// AppScope is the scope of servers loaded from the operator's config file.
+const AppScope Scope = "app"
+
+const userPrefix = "user:"
+
+// UserScope returns the scope of servers that belong to owner.
+func UserScope(owner string) Scope { return Scope(userPrefix + owner) }
+
+// IsApp reports whether s is the app scope.
+func (s Scope) IsApp() bool { return s == AppScope }
+
+// Owner returns the owner of a user scope, or "" for the app scope.
+func (s Scope) Owner() string { return strings.TrimPrefix(string(s), userPrefix) }
+
+// ParseScope parses "app" or "user:<owner>". Returns an error for anything else.
+func ParseScope(v string) (Scope, error) {
+	if v == string(AppScope) {
+		return AppScope, nil
+	}
+	if owner, ok := strings.CutPrefix(v, userPrefix); ok {
+		if err := ValidateOwner(owner); err != nil {
+			return "", err
+		}
+		return Scope(v), nil
+	}
+	return "", fmt.Errorf("scope %q: want %q or %q", v, AppScope, userPrefix+"<owner>")
+}
+
+// ValidateOwner checks an owner identifier: 1–128 characters of letters, digits and
+// "-_.@". Returns an error naming the reason otherwise.
+func ValidateOwner(owner string) error {
+	if owner == "" || len(owner) > 128 {
+		return fmt.Errorf("owner %q: must be 1 to 128 characters", owner)
+	}
+	if owner == SharedOwner {
+		return fmt.Errorf("owner %q: reserved for the shared repository", owner)
+	}
+	for _, r := range owner {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.@", r)) {
+			return fmt.Errorf("owner %q: character %q not allowed (letters, digits, -_.@)", owner, r)
+		}
+	}
+	return nil
+}
+
+// ValidateServerName checks a server name: 1–64 characters of letters, digits and "-_.".
+// Names may not contain "__", which the /mcp gateway uses to join server and tool names.
+func ValidateServerName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("server name %q: must be 1 to 64 characters", name)
+	}
+	if strings.Contains(name, "__") {
+		return fmt.Errorf("server name %q: may not contain \"__\"", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
+			return fmt.Errorf("server name %q: character %q not allowed (letters, digits, -_.)", name, r)
+		}
+	}
+	return nil
+}
+
+// ServerStream is the event stream of one server config: "server/<scope>/<name>".
+func ServerStream(scope Scope, name string) string { return "server/" + string(scope) + "/" + name }
+
+// ConnStream is the event stream of one owner's connection to a server:
+// "conn/<owner>/<server>", with "_" standing for the shared (app-level) repository.
+func ConnStream(owner, server string) string {
+	if owner == "" {
+		owner = SharedOwner
+	}
+	return "conn/" + owner + "/" + server
+}
+
+// SharedOwner names the shared app-level repository in stream names and output.
+const SharedOwner = "_"
