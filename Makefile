@@ -1,0 +1,36 @@
+# mcpes — `make test` installs what the tests need on a fresh machine and runs them
+# with the race detector. `.ci/run` calls exactly this.
+
+GO      ?= go
+NPM_DIR := testdata/npm
+GOBIN   := $(CURDIR)/bin
+export PATH := $(GOBIN):$(PATH)
+
+.PHONY: test deps npm nats-server build bench demo fuzz
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -timeout 25m ./...
+
+deps: npm nats-server
+	$(GO) mod download
+
+# npm packages (reference MCP servers, the official TypeScript SDK client, peer
+# gateways for benchmarks) from the committed lockfile.
+npm:
+	@if [ -f $(NPM_DIR)/package-lock.json ]; then \
+		cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
+# nats-server built from the Go module, for tests and the distributed demo.
+nats-server:
+	@test -x $(GOBIN)/nats-server || GOBIN=$(GOBIN) $(GO) install github.com/nats-io/nats-server/v2@v2.15.2
+
+build:
+	$(GO) build -o $(GOBIN)/mcpes ./cmd/mcpes
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo:
+	$(GO) run ./cmd/mcpes serve --config examples/mcpes.yaml
