@@ -16,6 +16,8 @@ var (
 	ErrNotFailed = errors.New("server is not in a failed state")
 	// ErrInvalidConfig is wrapped by every *ValidationError.
 	ErrInvalidConfig = errors.New("invalid config")
+	// ErrMissingVar is wrapped by ExpandVars when a ${VAR} names an unset variable.
+	ErrMissingVar = errors.New("environment variable not set")
 )
 
 // ServerError names the server a sentinel error is about:

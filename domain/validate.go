@@ -1,13 +1,406 @@
 package domain
 
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Size bounds of one server config. They keep one config (and so one event) small,
+// and they stop an API caller from storing megabytes per server.
+const (
+	MaxTimeoutMS        = 3_600_000 // one hour
+	MaxArgs             = 256
+	MaxArgLen           = 4096
+	MaxCommandLen       = 4096
+	MaxURLLen           = 4096
+	MaxHeaders          = 64
+	MaxHeaderValueLen   = 8192
+	MaxEnv              = 256
+	MaxEnvNameLen       = 256
+	MaxEnvValueLen      = 32 * 1024
+	MaxTitleLen         = 256
+	MaxDescriptionLen   = 4096
+	MaxIconPathLen      = 2048
+	MaxInstructionsLen  = 64 * 1024
+	MaxCustomUserVars   = 64
+	MaxExtraFields      = 64
+	MaxExtraValueLen    = 64 * 1024
+	maxHeaderNameLength = 256
+)
+
 // ValidateConfig checks one server config for scope and returns a *ValidationError
-// listing every problem (server, field, reason), or nil. Unknown fields are not
-// errors; see ConfigWarnings.
-//
-// TODO(helper): full rules; this placeholder checks only the name.
+// (which wraps ErrInvalidConfig) listing every problem (server, field, reason), or
+// nil. Unknown fields are not errors; see ConfigWarnings. User scopes (anything but
+// AppScope) may not use stdio and may not contain ${VAR} placeholders anywhere.
 func ValidateConfig(scope Scope, name string, cfg ServerConfig) error {
+	v := validator{server: name}
 	if err := ValidateServerName(name); err != nil {
-		return &ValidationError{Problems: []Problem{{Server: name, Field: "name", Reason: err.Error()}}}
+		v.add("name", "%s", err.Error())
 	}
-	return nil
+	if _, err := ParseScope(string(scope)); err != nil {
+		v.add("scope", "%s", err.Error())
+	}
+	user := !scope.IsApp()
+	v.transport(cfg, user)
+	v.sizes(cfg)
+	v.headers(cfg.Headers, user)
+	v.env(cfg.Env, user)
+	if user {
+		v.noPlaceholders(cfg)
+	}
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: v.problems}
+}
+
+// ConfigWarnings returns one warning Problem per unknown field of cfg (kept in Extra),
+// sorted by field name. Warnings never make a config invalid.
+func ConfigWarnings(name string, cfg ServerConfig) []Problem {
+	var out []Problem
+	for _, k := range slices.Sorted(maps.Keys(cfg.Extra)) {
+		out = append(out, Problem{Server: name, Field: k, Reason: "unknown field (kept, not used)", Warning: true})
+	}
+	return out
+}
+
+type validator struct {
+	server   string
+	problems []Problem
+}
+
+func (v *validator) add(field, format string, args ...any) {
+	reason := format
+	if len(args) > 0 {
+		reason = fmt.Sprintf(format, args...)
+	}
+	v.problems = append(v.problems, Problem{Server: v.server, Field: field, Reason: reason})
+}
+
+func (v *validator) transport(cfg ServerConfig, user bool) {
+	t := cfg.TransportType()
+	switch t {
+	case "":
+		v.add("type", "no transport: set command (stdio) or url (sse, streamable-http, websocket)")
+		return
+	case TransportStdio:
+		if user {
+			v.add("type", "stdio is not allowed for user-scope servers (an owner may not start processes on the host)")
+		}
+		if strings.TrimSpace(cfg.Command) == "" {
+			v.add("command", "stdio needs a command")
+		}
+		if cfg.URL != "" {
+			v.add("url", "stdio does not use a url")
+		}
+	case TransportSSE, TransportStreamableHTTP, TransportWebsocket:
+		if cfg.Command != "" {
+			v.add("command", "command is only for stdio, not %s", t)
+		}
+		v.url(cfg.URL, t, user)
+	default:
+		v.add("type", "unknown transport type %q (want stdio, sse, streamable-http, http or websocket)", cfg.Type)
+	}
+}
+
+func (v *validator) url(raw, transport string, user bool) {
+	if raw == "" {
+		v.add("url", "%s needs a url", transport)
+		return
+	}
+	if len(raw) > MaxURLLen {
+		v.add("url", "longer than %d bytes", MaxURLLen)
+		return
+	}
+	check := raw
+	if !user {
+		// App configs may name hosts or paths through ${VAR}; check the shape around them.
+		var bad string
+		check, bad = replacePlaceholders(raw, func(string) string { return "x" })
+		if bad != "" {
+			v.add("url", "malformed placeholder %q (want ${NAME})", bad)
+			return
+		}
+	}
+	u, err := url.Parse(check)
+	if err != nil {
+		v.add("url", "not a valid URL: %v", unwrapURLError(err))
+		return
+	}
+	schemes := []string{"http", "https"}
+	if transport == TransportWebsocket {
+		schemes = []string{"ws", "wss"}
+	}
+	switch {
+	case !u.IsAbs() || u.Host == "":
+		v.add("url", "must be an absolute %s URL with a host", strings.Join(schemes, "/"))
+	case !slices.Contains(schemes, strings.ToLower(u.Scheme)):
+		v.add("url", "scheme %q not allowed for %s (want %s)", u.Scheme, transport, strings.Join(schemes, " or "))
+	case u.User != nil:
+		v.add("url", "credentials in the URL are not allowed; use headers")
+	case u.Fragment != "":
+		v.add("url", "a URL fragment is not allowed")
+	}
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func (v *validator) sizes(cfg ServerConfig) {
+	if len(cfg.Command) > MaxCommandLen {
+		v.add("command", "longer than %d bytes", MaxCommandLen)
+	}
+	if strings.ContainsRune(cfg.Command, 0) {
+		v.add("command", "contains a NUL byte")
+	}
+	if len(cfg.Args) > MaxArgs {
+		v.add("args", "more than %d arguments", MaxArgs)
+	}
+	for i, a := range cfg.Args {
+		if len(a) > MaxArgLen {
+			v.add(fmt.Sprintf("args[%d]", i), "longer than %d bytes", MaxArgLen)
+		}
+		if strings.ContainsRune(a, 0) {
+			v.add(fmt.Sprintf("args[%d]", i), "contains a NUL byte")
+		}
+	}
+	v.millis("timeout", cfg.TimeoutMS)
+	v.millis("initTimeout", cfg.InitTimeoutMS)
+	v.text("title", cfg.Title, MaxTitleLen)
+	v.text("description", cfg.Description, MaxDescriptionLen)
+	v.text("iconPath", cfg.IconPath, MaxIconPathLen)
+	if cfg.ServerInstructions != nil {
+		v.text("serverInstructions", cfg.ServerInstructions.Text, MaxInstructionsLen)
+	}
+	if len(cfg.CustomUserVars) > MaxCustomUserVars {
+		v.add("customUserVars", "more than %d variables", MaxCustomUserVars)
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.CustomUserVars)) {
+		field := "customUserVars." + k
+		if !validVarName(k) {
+			v.add(field, "variable name must be letters, digits and _ (not starting with a digit), at most %d bytes", MaxEnvNameLen)
+		}
+		cv := cfg.CustomUserVars[k]
+		v.text(field+".title", cv.Title, MaxTitleLen)
+		v.text(field+".description", cv.Description, MaxDescriptionLen)
+	}
+	if len(cfg.Extra) > MaxExtraFields {
+		v.add("", "more than %d unknown fields", MaxExtraFields)
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.Extra)) {
+		if len(cfg.Extra[k]) > MaxExtraValueLen {
+			v.add(k, "unknown field larger than %d bytes", MaxExtraValueLen)
+		}
+	}
+}
+
+func (v *validator) millis(field string, ms int64) {
+	switch {
+	case ms < 0:
+		v.add(field, "must not be negative (milliseconds), got %d", ms)
+	case ms > MaxTimeoutMS:
+		v.add(field, "at most %d ms (one hour), got %d", MaxTimeoutMS, ms)
+	}
+}
+
+func (v *validator) text(field, s string, limit int) {
+	if len(s) > limit {
+		v.add(field, "longer than %d bytes", limit)
+	}
+	if !utf8.ValidString(s) {
+		v.add(field, "not valid UTF-8")
+	}
+}
+
+func (v *validator) headers(h map[string]string, user bool) {
+	if len(h) > MaxHeaders {
+		v.add("headers", "more than %d headers", MaxHeaders)
+	}
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		field := "headers." + k
+		if !validHeaderName(k) {
+			v.add(field, "header name must be a non-empty HTTP token of at most %d bytes", maxHeaderNameLength)
+		}
+		val := h[k]
+		if len(val) > MaxHeaderValueLen {
+			v.add(field, "value longer than %d bytes", MaxHeaderValueLen)
+		}
+		if strings.ContainsAny(val, "\r\n\x00") {
+			v.add(field, "value contains CR, LF or NUL")
+		}
+		if !user {
+			if _, bad := replacePlaceholders(val, func(string) string { return "" }); bad != "" {
+				v.add(field, "malformed placeholder %q (want ${NAME})", bad)
+			}
+		}
+	}
+}
+
+func (v *validator) env(env map[string]string, user bool) {
+	if len(env) > MaxEnv {
+		v.add("env", "more than %d variables", MaxEnv)
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		field := "env." + k
+		if !validVarName(k) {
+			v.add(field, "variable name must be letters, digits and _ (not starting with a digit), at most %d bytes", MaxEnvNameLen)
+		}
+		val := env[k]
+		if len(val) > MaxEnvValueLen {
+			v.add(field, "value longer than %d bytes", MaxEnvValueLen)
+		}
+		if strings.ContainsRune(val, 0) {
+			v.add(field, "value contains a NUL byte")
+		}
+		if !user {
+			if _, bad := replacePlaceholders(val, func(string) string { return "" }); bad != "" {
+				v.add(field, "malformed placeholder %q (want ${NAME})", bad)
+			}
+		}
+	}
+}
+
+const placeholderReason = "${VAR} placeholders are not allowed in user-scope configs (no reading the host environment)"
+
+func (v *validator) noPlaceholders(cfg ServerConfig) {
+	has := func(s string) bool { return strings.Contains(s, "${") }
+	if has(cfg.URL) {
+		v.add("url", placeholderReason)
+	}
+	if has(cfg.Command) {
+		v.add("command", placeholderReason)
+	}
+	for i, a := range cfg.Args {
+		if has(a) {
+			v.add(fmt.Sprintf("args[%d]", i), placeholderReason)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) {
+		if has(k) || has(cfg.Headers[k]) {
+			v.add("headers."+k, placeholderReason)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
+		if has(k) || has(cfg.Env[k]) {
+			v.add("env."+k, placeholderReason)
+		}
+	}
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > maxHeaderNameLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// validVarName reports whether s is a portable environment variable name.
+func validVarName(s string) bool {
+	if s == "" || len(s) > MaxEnvNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// IsPlaceholder reports whether v is exactly one ${NAME} placeholder.
+func IsPlaceholder(v string) bool {
+	name, ok := strings.CutPrefix(v, "${")
+	if !ok {
+		return false
+	}
+	name, ok = strings.CutSuffix(name, "}")
+	return ok && validVarName(name)
+}
+
+// replacePlaceholders replaces every ${NAME} in s by repl(NAME). It returns the first
+// malformed "${..." it meets (and stops there) as bad.
+func replacePlaceholders(s string, repl func(name string) string) (out, bad string) {
+	if !strings.Contains(s, "${") {
+		return s, ""
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), ""
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 || !validVarName(s[i+2:i+end]) {
+			bad = s[i:]
+			if end >= 0 {
+				bad = s[i : i+end+1]
+			}
+			return b.String(), bad
+		}
+		b.WriteString(repl(s[i+2 : i+end]))
+		s = s[i+end+1:]
+	}
+}
+
+// ExpandVars returns a copy of an app config with every ${NAME} in its url, header
+// values and env values replaced by lookup(NAME). It is pure: the caller passes the
+// environment (os.LookupEnv in production). Returns an error wrapping ErrMissingVar
+// naming every variable lookup does not know, or ErrInvalidConfig for a malformed
+// placeholder; cfg is not changed.
+func ExpandVars(cfg ServerConfig, lookup func(string) (string, bool)) (ServerConfig, error) {
+	out := cfg.Clone()
+	var missing []string
+	var malformed []string
+	expand := func(field, s string) string {
+		r, bad := replacePlaceholders(s, func(name string) string {
+			val, ok := lookup(name)
+			if !ok {
+				if !slices.Contains(missing, name) {
+					missing = append(missing, name)
+				}
+				return ""
+			}
+			return val
+		})
+		if bad != "" {
+			malformed = append(malformed, fmt.Sprintf("%s: %q", field, bad))
+		}
+		return r
+	}
+	out.URL = expand("url", cfg.URL)
+	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) {
+		out.Headers[k] = expand("headers."+k, cfg.Headers[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
+		out.Env[k] = expand("env."+k, cfg.Env[k])
+	}
+	switch {
+	case len(malformed) > 0:
+		return cfg, fmt.Errorf("%w: malformed placeholder in %s", ErrInvalidConfig, strings.Join(malformed, ", "))
+	case len(missing) > 0:
+		return cfg, fmt.Errorf("%w: %s", ErrMissingVar, strings.Join(missing, ", "))
+	}
+	return out, nil
 }

@@ -1,0 +1,76 @@
+package domain
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"maps"
+	"slices"
+)
+
+// SecretPrefix starts every secret reference: "secret:<32 hex characters>".
+const SecretPrefix = "secret:"
+
+// Redacted replaces secret values in API output.
+const Redacted = "[redacted]"
+
+// SecretRef returns the reference of a secret value under the store key:
+// "secret:" + hex of the first 16 bytes of HMAC-SHA256(key, value). Equal values give
+// equal references, so re-registering an unchanged config changes nothing.
+func SecretRef(key []byte, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(value))
+	sum := m.Sum(nil)
+	return SecretPrefix + hex.EncodeToString(sum[:16])
+}
+
+// IsSecretRef reports whether v has the exact shape of a secret reference.
+func IsSecretRef(v string) bool {
+	if len(v) != len(SecretPrefix)+32 || v[:len(SecretPrefix)] != SecretPrefix {
+		return false
+	}
+	for i := len(SecretPrefix); i < len(v); i++ {
+		c := v[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// SealSecrets returns a copy of cfg whose header and env values are secret
+// references, and the reference→value pairs the caller must store (Store.PutSecret)
+// before appending the config. A value that is exactly a ${VAR} placeholder, or that
+// already is a reference, is kept as is. cfg itself is not changed.
+func SealSecrets(cfg ServerConfig, ref func(value string) string) (ServerConfig, map[string]string) {
+	out := cfg.Clone()
+	secrets := map[string]string{}
+	seal := func(m map[string]string) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			v := m[k]
+			if IsPlaceholder(v) || IsSecretRef(v) {
+				continue
+			}
+			r := ref(v)
+			secrets[r] = v
+			m[k] = r
+		}
+	}
+	seal(out.Headers)
+	seal(out.Env)
+	return out, secrets
+}
+
+// RedactSecrets returns a copy of cfg for API output: every header and env value
+// becomes "[redacted]" unless it is a ${VAR} placeholder.
+func RedactSecrets(cfg ServerConfig) ServerConfig {
+	out := cfg.Clone()
+	for _, m := range []map[string]string{out.Headers, out.Env} {
+		for k, v := range m {
+			if !IsPlaceholder(v) {
+				m[k] = Redacted
+			}
+		}
+	}
+	return out
+}
