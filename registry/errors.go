@@ -1,0 +1,17 @@
+package registry
+
+import "errors"
+
+// Errors of the registry service. Errors of the decide functions (domain.ErrServerNotFound,
+// domain.ErrNotFailed, *domain.ValidationError) are returned unchanged.
+var (
+	// ErrBlockedURL is wrapped by the error Put returns when a user-scope URL points at an
+	// address the SSRF guard refuses (loopback, private, link-local, ...). Nothing is
+	// written.
+	ErrBlockedURL = errors.New("url blocked by the SSRF guard")
+	// ErrClosed is returned by every command after Close.
+	ErrClosed = errors.New("registry closed")
+	// ErrConflict is returned when a server stream kept moving under a command after
+	// every retry.
+	ErrConflict = errors.New("server changed concurrently, retries exhausted")
+)
