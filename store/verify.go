@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/mcpes/mcpes/events"
+)
+
+// Report is the outcome of Verify.
+type Report struct {
+	// OK is true when no problem was found.
+	OK bool
+	// Events counts the records read.
+	Events int
+	// Head is the position the store reports as its last.
+	Head uint64
+	// Problems lists what is wrong, in position order (at most MaxProblems).
+	Problems []Problem
+	// FirstBad is the first position at which the log is not what was written (0 when
+	// OK). Everything before it verified.
+	FirstBad uint64
+}
+
+// Problem is one defect found by Verify.
+type Problem struct {
+	Position uint64
+	Message  string
+}
+
+func (p Problem) String() string { return fmt.Sprintf("position %d: %s", p.Position, p.Message) }
+
+// MaxProblems bounds Report.Problems; the walk goes on, counting events, after it.
+const MaxProblems = 100
+
+// VerifyOption tunes Verify.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct {
+	progress func(pos, head uint64)
+	every    uint64
+}
+
+// WithProgress makes Verify call fn(pos, head) after every `every` records and once at
+// the end.
+func WithProgress(every uint64, fn func(pos, head uint64)) VerifyOption {
+	return func(c *verifyConfig) { c.progress, c.every = fn, max(every, 1) }
+}
+
+// Verify walks every stored record from position 1 and checks that the log is the
+// one that was written: positions are gap-free from 1 to the head, each record chains
+// to the one before (events.CheckRecord), decodes, and carries its own position as
+// sequence and the previous record's hash as prevhash, and the last record is the
+// store's head. Problems are reported in the Report; the error is non-nil only when
+// the walk itself failed (ctx ended, the store is closed or unreadable).
+func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error) {
+	var cfg verifyConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	head, headHash, err := st.Head(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("verify: head: %w", err)
+	}
+	rep := Report{Head: head}
+	bad := false
+	add := func(pos uint64, format string, args ...any) {
+		if !bad || pos < rep.FirstBad {
+			bad = true
+			rep.FirstBad = pos
+		}
+		if len(rep.Problems) < MaxProblems {
+			rep.Problems = append(rep.Problems, Problem{Position: pos, Message: fmt.Sprintf(format, args...)})
+		}
+	}
+	var (
+		last uint64
+		prev = events.ZeroHash
+	)
+	err = st.ReadRecords(ctx, 1, func(pos uint64, rec []byte) error {
+		rep.Events++
+		switch {
+		case pos == last+1:
+		case pos > last+1:
+			add(last+1, "positions %d to %d are missing", last+1, pos-1)
+		default:
+			add(pos, "position %d follows %d (out of order)", pos, last)
+		}
+		hash, cerr := events.CheckRecord(prev, rec)
+		if cerr != nil {
+			add(pos, "chain broken: %v", cerr)
+		}
+		env, derr := events.DecodeRecord(rec)
+		switch {
+		case derr != nil:
+			add(pos, "does not decode: %v", derr)
+		case uint64(env.Sequence) != pos:
+			add(pos, "record says sequence %d", uint64(env.Sequence))
+		case env.PrevHash != hex.EncodeToString(prev[:]):
+			add(pos, "prevhash %.16s... is not the previous record's hash %x...", env.PrevHash, prev[:8])
+		}
+		last, prev = pos, hash
+		if cfg.progress != nil && pos%cfg.every == 0 {
+			cfg.progress(pos, head)
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("verify: read at %d: %w", last+1, err)
+	}
+	switch {
+	case last < head:
+		add(last+1, "positions %d to %d are missing (head is %d)", last+1, head, head)
+	case last > head:
+		add(head+1, "records beyond the head %d (last record %d)", head, last)
+	case prev != headHash:
+		add(head, "head hash %x... is not the last record's hash %x...", headHash[:8], prev[:8])
+	}
+	if cfg.progress != nil {
+		cfg.progress(last, head)
+	}
+	rep.OK = !bad
+	return rep, nil
+}
