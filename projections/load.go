@@ -1,0 +1,133 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/store"
+)
+
+// Snapshot names and formats. A snapshot whose format differs from the one this code
+// writes is discarded and the projection rebuilt from position 0.
+const (
+	ServersSnapshot     = "servers"
+	ServersFormat       = 1
+	ConnectionsSnapshot = "connections"
+	ConnectionsFormat   = 1
+)
+
+type serversSnapshot struct {
+	snapshotHeader
+	Servers []domain.ServerState `json:"servers"`
+}
+
+// LoadServers is Load for the server-config projection; see Load.
+func LoadServers(ctx context.Context, st store.Store, opts Options) (*Servers, error) {
+	return Load(ctx, st, opts)
+}
+
+// Load builds the server-config projection from st: the stored snapshot (if any, and
+// of the current format), then the tail of the log after it, chain-checked from the
+// snapshot's hash on. It registers the projection as an observer of st before reading
+// the tail, so no commit is lost or applied twice: Apply skips positions it has, and
+// events that arrive beyond a gap wait until the tail read fills it.
+//
+// Returns the store's read error, or an error wrapping events.ErrCorrupt when the
+// tail does not chain or a known event does not decode. On error the projection may
+// still be registered as an observer of st.
+func Load(ctx context.Context, st store.Store, opts Options) (*Servers, error) {
+	s := NewServers()
+	log := opts.logger()
+	if !opts.NoSnapshot {
+		if err := s.loadSnapshot(ctx, st); err != nil {
+			log.Warn("servers snapshot discarded, rebuilding from the log", "err", err)
+			s = NewServers()
+		}
+	}
+	s.startLoading(st, log)
+	st.Observe(s.Apply)
+	if err := s.replay(ctx, st, 0); err != nil {
+		return nil, fmt.Errorf("load servers projection: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Servers) loadSnapshot(ctx context.Context, st store.Store) error {
+	pos, data, err := st.LoadSnapshot(ctx, ServersSnapshot)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var snap serversSnapshot
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return fmt.Errorf("decode snapshot: %w", err)
+	}
+	if snap.Format != ServersFormat {
+		return fmt.Errorf("snapshot format %d, want %d", snap.Format, ServersFormat)
+	}
+	if snap.Position != pos {
+		return fmt.Errorf("snapshot says position %d, stored at %d", snap.Position, pos)
+	}
+	head, _, err := st.Head(ctx)
+	if err != nil {
+		return err
+	}
+	if pos > head {
+		return fmt.Errorf("snapshot at %d is beyond the log head %d", pos, head)
+	}
+	for _, state := range snap.Servers {
+		k := keyOf(state.Scope, state.Name)
+		s.shardFor(state.Name).m[k] = &entry{state: state}
+		if state.Exists {
+			s.index(k, true)
+		}
+	}
+	return s.restore(snap.snapshotHeader)
+}
+
+// Snapshot stores the projection's state under ServersSnapshot, at its position.
+// Returns the store's error.
+func (s *Servers) Snapshot(ctx context.Context, st store.Store) error {
+	s.wmu.Lock() // no fold runs: states and position agree
+	snap := serversSnapshot{snapshotHeader: s.header(ServersFormat), Servers: s.States()}
+	s.wmu.Unlock()
+	data, err := json.Marshal(snap)
+	if err != nil {
+		return fmt.Errorf("encode servers snapshot: %w", err)
+	}
+	if err := st.SaveSnapshot(ctx, ServersSnapshot, snap.Position, data); err != nil {
+		return fmt.Errorf("save servers snapshot: %w", err)
+	}
+	return nil
+}
+
+// AsOf returns the server-config projection as it was at log position pos, replayed
+// from position 0 (it does not follow later commits). A pos beyond the head gives the
+// projection at the head. Returns the store's read error or a chain/decoding error.
+func AsOf(ctx context.Context, st store.Store, pos uint64) (*Servers, error) {
+	s := NewServers()
+	if pos == 0 {
+		return s, nil
+	}
+	if err := s.replay(ctx, st, pos); err != nil {
+		return nil, fmt.Errorf("servers as of %d: %w", pos, err)
+	}
+	return s, nil
+}
+
+// AsOfTime returns the server-config projection at the last position whose event
+// time is at or before t (store.PositionAt), and that position.
+func AsOfTime(ctx context.Context, st store.Store, t time.Time) (*Servers, uint64, error) {
+	pos, err := st.PositionAt(ctx, t)
+	if err != nil {
+		return nil, 0, fmt.Errorf("servers as of %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	s, err := AsOf(ctx, st, pos)
+	return s, pos, err
+}
