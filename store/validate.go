@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mcpes/mcpes/events"
 )
@@ -16,7 +17,8 @@ const (
 
 // ValidateAppend checks the arguments of an Append before anything is stored: a
 // non-empty stream without NUL bytes, at least one envelope, and for each envelope the
-// CloudEvents spec version, an id, type, source, actor and time, and a subject equal to
+// CloudEvents spec version, an id, type, source, actor and time, valid UTF-8 in every
+// string field (so that stored JSON reads back byte for byte), and a subject equal to
 // stream. Returns an error wrapping ErrInvalid that names the first bad envelope.
 // Implementations call it so that every store rejects the same inputs.
 func ValidateAppend(stream string, evs []events.Envelope) error {
@@ -27,6 +29,8 @@ func ValidateAppend(stream string, evs []events.Envelope) error {
 		return fmt.Errorf("%w: stream longer than %d bytes", ErrInvalid, MaxStreamLen)
 	case strings.IndexByte(stream, 0) >= 0:
 		return fmt.Errorf("%w: stream %q contains a NUL byte", ErrInvalid, stream)
+	case !utf8.ValidString(stream):
+		return fmt.Errorf("%w: stream %q is not valid UTF-8", ErrInvalid, stream)
 	case len(evs) == 0:
 		return fmt.Errorf("%w: no events for stream %q", ErrInvalid, stream)
 	}
@@ -52,6 +56,11 @@ func ValidateAppend(stream string, evs []events.Envelope) error {
 		}
 		if len(e.ID) > MaxIDLen {
 			return fmt.Errorf("%w: event id longer than %d bytes", ErrInvalid, MaxIDLen)
+		}
+		for _, f := range [...]string{e.ID, e.Source, e.Type, e.Actor, e.Reason, e.CorrelationID, e.CausationID, e.DataContentType} {
+			if !utf8.ValidString(f) {
+				return fmt.Errorf("%w: event %q has a field that is not valid UTF-8", ErrInvalid, e.ID)
+			}
 		}
 		if e.Subject != stream {
 			return fmt.Errorf("%w: event %s has subject %q, appended to stream %q", ErrInvalid, e.ID, e.Subject, stream)

@@ -112,8 +112,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 		}
 		pos, prev = pos+1, sum
 		res.Positions[i] = pos
+		rec := events.EncodeRecord(canon, sum)
+		// Keep what a durable store would read back (compacted data), not the input.
+		if env, err = events.DecodeRecord(rec); err != nil {
+			s.mu.Unlock()
+			return store.AppendResult{}, fmt.Errorf("%w: %v", store.ErrInvalid, err)
+		}
 		sealed = append(sealed, env)
-		records = append(records, events.EncodeRecord(canon, sum))
+		records = append(records, rec)
 	}
 	for i, e := range evs {
 		if j, ok := batchIDs[e.ID]; ok && j != i {

@@ -167,7 +167,7 @@ func testClosed(t *testing.T, open Opener, _ Features) {
 	ctx := context.Background()
 	// then every call fails with ErrClosed
 	calls := map[string]func() error{
-		"Append": func() error { _, err := s.Append(ctx, "z", store.AnyVersion, Event(t, "z", 2)); return err },
+		"Append":     func() error { _, err := s.Append(ctx, "z", store.AnyVersion, Event(t, "z", 2)); return err },
 		"ReadStream": func() error { _, err := s.ReadStream(ctx, "z", 1, 0); return err },
 		"ReadAll":    func() error { _, err := s.ReadAll(ctx, 1, 0); return err },
 		"ReadRecords": func() error {
