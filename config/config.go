@@ -1,0 +1,233 @@
+// Package config reads mcpes's YAML config file: the LibreChat-compatible
+// mcpServers map, mcpSettings.allowedDomains, and mcpes's own settings (access
+// tokens, data directory, listen address, pub/sub, inspection, connections, audit),
+// each with a default. A bad file fails with every problem listed (server, field,
+// reason, line and column where known) and nothing applied; unknown keys are kept
+// out and reported as warnings.
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/mcpes/mcpes/domain"
+)
+
+// Defaults of mcpes's own settings.
+const (
+	DefaultDataDir               = "./mcpes-data"
+	DefaultListen                = "127.0.0.1:7300"
+	DefaultInspectionConcurrency = 8
+	DefaultMaxConcurrentConnects = 3
+	DefaultIdleTimeout           = 15 * time.Minute
+	DefaultBreakerFailures       = 5
+	DefaultBreakerOpen           = 30 * time.Second
+	DefaultToolCallAudit         = ToolCallsOff
+)
+
+// Tool-call audit levels (audit.toolCalls).
+const (
+	ToolCallsOff      = "off"
+	ToolCallsMetadata = "metadata"
+)
+
+// Token roles (auth.tokens[].role).
+const (
+	RoleAdmin = "admin"
+	RoleOwner = "owner"
+)
+
+// Config is a loaded config file. The zero value with SetDefaults applied is a
+// valid config with no servers.
+type Config struct {
+	// MCPServers are the app-scope servers, by name.
+	MCPServers  map[string]domain.ServerConfig `json:"mcpServers,omitempty"`
+	MCPSettings MCPSettings                    `json:"mcpSettings"`
+	Auth        Auth                           `json:"auth"`
+	DataDir     string                         `json:"dataDir"`
+	Listen      string                         `json:"listen"`
+	// PubSub is "" for the in-process pub/sub or nats://HOST:PORT for JetStream.
+	PubSub      string      `json:"pubsub,omitempty"`
+	NodeID      string      `json:"nodeID,omitempty"`
+	Inspection  Inspection  `json:"inspection"`
+	Connections Connections `json:"connections"`
+	Audit       Audit       `json:"audit"`
+}
+
+// MCPSettings is the LibreChat mcpSettings block.
+type MCPSettings struct {
+	// AllowedDomains are host patterns user-scope URLs may reach even when private.
+	AllowedDomains []string `json:"allowedDomains,omitempty"`
+}
+
+// Auth lists the access tokens, stored as SHA-256 hashes.
+type Auth struct {
+	Tokens []Token `json:"tokens,omitempty"`
+}
+
+// Token is one access token: the hex SHA-256 of the bearer token, its role, and
+// for an owner token the owner it acts for.
+type Token struct {
+	SHA256 string `json:"sha256"`
+	Role   string `json:"role"`
+	Owner  string `json:"owner,omitempty"`
+}
+
+// Inspection tunes startup inspection.
+type Inspection struct {
+	// Concurrency bounds how many servers are inspected at once.
+	Concurrency int `json:"concurrency"`
+}
+
+// Connections tunes the connection repositories.
+type Connections struct {
+	MaxConcurrentConnects int      `json:"maxConcurrentConnects"`
+	IdleTimeout           Duration `json:"idleTimeout"`
+	Breaker               Breaker  `json:"breaker"`
+}
+
+// Breaker tunes the per-(owner, server) circuit breaker.
+type Breaker struct {
+	// Failures is the number of consecutive failed connects that opens the breaker.
+	Failures int `json:"failures"`
+	// OpenDuration is how long an open breaker refuses connects before a trial.
+	OpenDuration Duration `json:"openDuration"`
+}
+
+// Audit says what optional facts are recorded.
+type Audit struct {
+	// ToolCalls is "off" (default) or "metadata" (tool.called events without arguments).
+	ToolCalls string `json:"toolCalls"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("15m", "30s").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).String() + `"`), nil
+}
+
+// SetDefaults fills every unset setting with its default. It never touches servers.
+func (c *Config) SetDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Inspection.Concurrency == 0 {
+		c.Inspection.Concurrency = DefaultInspectionConcurrency
+	}
+	if c.Connections.MaxConcurrentConnects == 0 {
+		c.Connections.MaxConcurrentConnects = DefaultMaxConcurrentConnects
+	}
+	if c.Connections.IdleTimeout == 0 {
+		c.Connections.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if c.Connections.Breaker.Failures == 0 {
+		c.Connections.Breaker.Failures = DefaultBreakerFailures
+	}
+	if c.Connections.Breaker.OpenDuration == 0 {
+		c.Connections.Breaker.OpenDuration = Duration(DefaultBreakerOpen)
+	}
+	if c.Audit.ToolCalls == "" {
+		c.Audit.ToolCalls = DefaultToolCallAudit
+	}
+	if c.MCPServers == nil {
+		c.MCPServers = map[string]domain.ServerConfig{}
+	}
+}
+
+// Validate checks every server (domain.ValidateConfig with the app scope) and every
+// setting, and returns an *Error listing all problems, or nil. Call SetDefaults first.
+func (c *Config) Validate() error {
+	var probs []Problem
+	for _, name := range slices.Sorted(maps.Keys(c.MCPServers)) {
+		probs = append(probs, ServerProblems(domain.AppScope, name, c.MCPServers[name])...)
+	}
+	probs = append(probs, c.settingProblems()...)
+	if len(probs) == 0 {
+		return nil
+	}
+	return &Error{Problems: probs}
+}
+
+// ServerProblems returns domain.ValidateConfig's problems for one server as Problems.
+func ServerProblems(scope domain.Scope, name string, cfg domain.ServerConfig) []Problem {
+	err := domain.ValidateConfig(scope, name, cfg)
+	if err == nil {
+		return nil
+	}
+	if ve, ok := err.(*domain.ValidationError); ok {
+		out := make([]Problem, len(ve.Problems))
+		for i, p := range ve.Problems {
+			out[i] = Problem{Server: p.Server, Field: p.Field, Reason: p.Reason}
+		}
+		return out
+	}
+	return []Problem{{Server: name, Reason: err.Error()}}
+}
+
+func (c *Config) settingProblems() []Problem {
+	var out []Problem
+	add := func(field, format string, args ...any) {
+		out = append(out, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	for i, t := range c.Auth.Tokens {
+		f := fmt.Sprintf("auth.tokens[%d]", i)
+		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
+			add(f+".sha256", "want 64 hex characters (the SHA-256 of the token; `mcpes token hash` prints it)")
+		}
+		switch t.Role {
+		case RoleAdmin:
+			if t.Owner != "" {
+				add(f+".owner", "an admin token acts for every owner; remove owner")
+			}
+		case RoleOwner:
+			if err := domain.ValidateOwner(t.Owner); err != nil {
+				add(f+".owner", "an owner token needs a valid owner: %v", err)
+			}
+		default:
+			add(f+".role", "want admin or owner, got %q", t.Role)
+		}
+	}
+	for i, d := range c.MCPSettings.AllowedDomains {
+		if d == "" {
+			add(fmt.Sprintf("mcpSettings.allowedDomains[%d]", i), "empty host pattern")
+		}
+	}
+	if c.Inspection.Concurrency < 1 || c.Inspection.Concurrency > 1024 {
+		add("inspection.concurrency", "want 1 to 1024, got %d", c.Inspection.Concurrency)
+	}
+	if n := c.Connections.MaxConcurrentConnects; n < 1 || n > 1024 {
+		add("connections.maxConcurrentConnects", "want 1 to 1024, got %d", n)
+	}
+	if c.Connections.IdleTimeout < 0 {
+		add("connections.idleTimeout", "must not be negative")
+	}
+	if c.Connections.Breaker.Failures < 1 {
+		add("connections.breaker.failures", "want at least 1, got %d", c.Connections.Breaker.Failures)
+	}
+	if c.Connections.Breaker.OpenDuration < 0 {
+		add("connections.breaker.openDuration", "must not be negative")
+	}
+	if c.Audit.ToolCalls != ToolCallsOff && c.Audit.ToolCalls != ToolCallsMetadata {
+		add("audit.toolCalls", "want off or metadata, got %q", c.Audit.ToolCalls)
+	}
+	if c.PubSub != "" && !validNATSURL(c.PubSub) {
+		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)
+	}
+	return out
+}
+
+// HasAdminToken reports whether any admin token is configured in the file.
+func (c *Config) HasAdminToken() bool {
+	return slices.ContainsFunc(c.Auth.Tokens, func(t Token) bool { return t.Role == RoleAdmin })
+}
