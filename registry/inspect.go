@@ -64,7 +64,7 @@ func (s *Service) Inspect(ctx context.Context, scope domain.Scope, name string) 
 	if err := s.checkOpen(); err != nil {
 		return domain.InspectionOutcome{}, err
 	}
-	st := s.proj.State(scope, name)
+	st := s.state(scope, name)
 	if !st.Exists {
 		return domain.InspectionOutcome{}, &domain.ServerError{Name: name, Err: domain.ErrServerNotFound}
 	}
@@ -132,7 +132,7 @@ func (s *Service) runInspector(st domain.ServerState) domain.InspectionOutcome {
 func (s *Service) record(ctx context.Context, scope domain.Scope, name string, version uint64,
 	out domain.InspectionOutcome, actor, causation string) error {
 	for attempt := 0; ; attempt++ {
-		st := s.proj.State(scope, name)
+		st := s.state(scope, name)
 		facts, err := domain.DecideRecordInspection(st, domain.RecordInspection{Scope: scope, Name: name,
 			InspectedVersion: version, Outcome: out})
 		if errors.Is(err, domain.ErrServerNotFound) {
@@ -153,7 +153,7 @@ func (s *Service) record(ctx context.Context, scope domain.Scope, name string, v
 // Options.InspectOnPut says. Failures are recorded as outcomes and logged.
 func (s *Service) inspectAfterPut(ctx context.Context, scope domain.Scope, name, causation string) {
 	run := func(ctx context.Context) {
-		st := s.proj.State(scope, name)
+		st := s.state(scope, name)
 		if !st.Exists {
 			return
 		}
@@ -192,7 +192,7 @@ func (s *Service) StartupInspect(ctx context.Context, concurrency int, progress 
 	var progMu sync.Mutex
 	var errMu sync.Mutex
 	var firstErr error
-	for _, name := range s.proj.Names(domain.AppScope) {
+	for _, name := range s.appNames() {
 		wg.Go(func() {
 			select {
 			case sem <- struct{}{}:
@@ -243,7 +243,7 @@ func (s *Service) Reinspect(ctx context.Context, actor string, scope domain.Scop
 	if err := s.checkOpen(); err != nil {
 		return ReinspectResult{}, err
 	}
-	if _, err := domain.DecideRequestReinspection(s.proj.State(scope, name),
+	if _, err := domain.DecideRequestReinspection(s.state(scope, name),
 		domain.RequestReinspection{Scope: scope, Name: name}); err != nil {
 		return ReinspectResult{}, err
 	}
@@ -269,7 +269,7 @@ func (s *Service) reinspect(actor string, scope domain.Scope, name string) (Rein
 	var st domain.ServerState
 	var requestID string
 	for attempt := 0; ; attempt++ {
-		st = s.proj.State(scope, name)
+		st = s.state(scope, name)
 		facts, err := domain.DecideRequestReinspection(st, domain.RequestReinspection{Scope: scope, Name: name})
 		if err != nil {
 			return ReinspectResult{}, err

@@ -79,7 +79,7 @@ func TestService_Put_UnknownFieldsAreWarnings(t *testing.T) {
 	if len(res.Warnings) != 1 || res.Warnings[0].Field != "flavour" || !res.Warnings[0].Warning {
 		t.Fatalf("warnings = %+v", res.Warnings)
 	}
-	if got := h.Proj.State(domain.AppScope, "docs").Config.Extra["flavour"]; string(got) != `"vanilla"` {
+	if got := h.state(domain.AppScope, "docs").Config.Extra["flavour"]; string(got) != `"vanilla"` {
 		t.Fatalf("extra field = %s", got)
 	}
 }
@@ -151,7 +151,7 @@ func TestService_Remove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Proj.State(domain.AppScope, "docs").Exists {
+	if h.state(domain.AppScope, "docs").Exists {
 		t.Fatal("server still exists")
 	}
 
@@ -186,7 +186,7 @@ func TestService_Put_SecretsAreSealedDeterministically(t *testing.T) {
 	if h.head(t) != 1 {
 		t.Fatalf("head = %d, want 1 (the second put was identical)", h.head(t))
 	}
-	ref := h.Proj.State(domain.UserScope("alice"), "mine").Config.Headers["Authorization"]
+	ref := h.state(domain.UserScope("alice"), "mine").Config.Headers["Authorization"]
 	if !domain.IsSecretRef(ref) {
 		t.Fatalf("stored header = %q, want a secret reference", ref)
 	}

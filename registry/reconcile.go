@@ -62,7 +62,7 @@ func (s *Service) Reconcile(ctx context.Context, fileServers map[string]domain.S
 			rep.Changed = append(rep.Changed, name)
 		}
 	}
-	for _, name := range s.proj.Names(domain.AppScope) {
+	for _, name := range s.appNames() {
 		if _, ok := fileServers[name]; ok {
 			continue
 		}
@@ -91,7 +91,7 @@ type putOutcome struct {
 func (s *Service) putSealed(ctx context.Context, actor, reason string, scope domain.Scope, name string,
 	sealed domain.ServerConfig) (putOutcome, error) {
 	for attempt := 0; ; attempt++ {
-		st := s.proj.State(scope, name)
+		st := s.state(scope, name)
 		facts, err := domain.DecidePutServer(st, scope, name, sealed)
 		if err != nil {
 			return putOutcome{}, err

@@ -52,7 +52,7 @@ func TestService_Reconcile_AppliesOnlyDifferences(t *testing.T) {
 		!slices.Equal(rep.Removed, []string{"search"}) || h.head(t) != head+3 {
 		t.Fatalf("reconcile = %+v, head %d→%d", rep, head, h.head(t))
 	}
-	if got := h.Proj.State(domain.AppScope, "clock").Config.Env["TOKEN"]; got != "${CLOCK_TOKEN}" {
+	if got := h.state(domain.AppScope, "clock").Config.Env["TOKEN"]; got != "${CLOCK_TOKEN}" {
 		t.Fatalf("placeholder env = %q, want it kept as is", got)
 	}
 }
@@ -82,7 +82,7 @@ func TestService_Reconcile_BadFileAppliesNothing(t *testing.T) {
 	if !named["broken"] || !named["bad__name"] {
 		t.Fatalf("problems = %+v, want both bad servers named", verr.Problems)
 	}
-	if h.head(t) != 1 || !h.Proj.State(domain.AppScope, "old").Exists {
+	if h.head(t) != 1 || !h.state(domain.AppScope, "old").Exists {
 		t.Fatalf("head = %d, want the bad file to apply nothing", h.head(t))
 	}
 }

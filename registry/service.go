@@ -18,18 +18,22 @@ import (
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/store"
 )
 
 // Projection is the server-config read model the service decides on. It must be fed
 // by the store's observer, so that it reflects an Append as soon as the Append
 // returns (a writer reads its own write).
+// *projections.Servers implements it.
 type Projection interface {
 	// State returns the folded state of one server stream (Exists false when absent).
-	State(scope domain.Scope, name string) domain.ServerState
-	// Names returns the names of the servers that exist in scope.
-	Names(scope domain.Scope) []string
+	State(scope domain.Scope, name string) (domain.ServerState, bool)
+	// List returns the servers visible to owner; owner "" lists the app servers.
+	List(owner string) []projections.Entry
 }
+
+var _ Projection = (*projections.Servers)(nil)
 
 // URLChecker is the SSRF guard for user-scope URLs (upstream.Guard implements it).
 type URLChecker interface {
@@ -127,7 +131,7 @@ func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, nam
 		return PutResult{}, err
 	}
 	if !scope.IsApp() {
-		if probs := foreignRefs(name, cfg, s.proj.State(scope, name)); len(probs) > 0 {
+		if probs := foreignRefs(name, cfg, s.state(scope, name)); len(probs) > 0 {
 			return PutResult{}, &domain.ValidationError{Problems: probs}
 		}
 	}
@@ -164,7 +168,7 @@ func (s *Service) Remove(ctx context.Context, actor string, scope domain.Scope, 
 
 func (s *Service) remove(ctx context.Context, actor, reason string, scope domain.Scope, name string) error {
 	for attempt := 0; ; attempt++ {
-		st := s.proj.State(scope, name)
+		st := s.state(scope, name)
 		facts, err := domain.DecideRemoveServer(st, domain.RemoveServer{Scope: scope, Name: name})
 		if err != nil {
 			return err
@@ -231,4 +235,21 @@ func (s *Service) key(ctx context.Context) ([]byte, error) {
 	}
 	s.hmacKey = k
 	return k, nil
+}
+
+// state reads one server's state from the projection (zero when never seen).
+func (s *Service) state(scope domain.Scope, name string) domain.ServerState {
+	st, _ := s.proj.State(scope, name)
+	return st
+}
+
+// appNames lists the app servers that exist now.
+func (s *Service) appNames() []string {
+	var out []string
+	for _, e := range s.proj.List("") {
+		if e.Scope.IsApp() && !e.Shadowed {
+			out = append(out, e.Name)
+		}
+	}
+	return out
 }
