@@ -1,0 +1,151 @@
+package connections
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mcpes/mcpes/domain"
+)
+
+// Session is what the repository needs from an open upstream connection: a channel
+// closed when it dies, the reason, and a way to close it. *upstream.Conn satisfies it.
+type Session interface {
+	Done() <-chan struct{}
+	Err() error
+	Close() error
+}
+
+// DialRequest is what a DialFunc is asked to connect: the effective config of Name
+// for Owner, which came from Scope (the app config or the owner's private one).
+type DialRequest struct {
+	Owner  string
+	Name   string
+	Scope  domain.Scope
+	Config domain.ServerConfig
+}
+
+// DialFunc connects and initializes one upstream within ctx. ctx bounds the connect
+// only; the returned session must outlive it.
+type DialFunc func(ctx context.Context, req DialRequest) (Session, error)
+
+// Options configures a Manager. Zero values take the documented defaults.
+type Options struct {
+	// Dial connects an upstream. Default: upstream.Dial with Upstream (app-scope
+	// configs) or UserUpstream (user-scope configs, which should carry the SSRF guard).
+	Dial DialFunc
+	// Classify gives the failure class of a connect error. Default: upstream.Classify.
+	Classify func(error) domain.FailureClass
+
+	// MaxConcurrentConnects bounds the connects one GetMany runs at once. Default 3.
+	MaxConcurrentConnects int
+	// IdleTimeout closes a user repository's connections unused for longer. Default 15 min.
+	IdleTimeout time.Duration
+	// IdleCheck is how often the idle timer looks. Default IdleTimeout/4, at most 1 min.
+	IdleCheck time.Duration
+
+	// BreakerThreshold is the number of consecutive failed connects of one (owner,
+	// server) after which the breaker opens. Default 1.
+	BreakerThreshold int
+	// BackoffBase is the breaker's first open period; each further failure doubles it,
+	// up to BackoffMax; each period is jittered to [d/2, d). Defaults 100 ms and 30 s.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// RefusalWindow is the time identical refusals are coalesced into one event.
+	// Default 1 s.
+	RefusalWindow time.Duration
+
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+	// NewID returns a new event or connection id. Default: a UUIDv7 string.
+	NewID func() string
+	// Jitter returns a number in [0, 1). Default math/rand/v2.
+	Jitter func() float64
+	// Source is the CloudEvents source of the decision events. Default "mcpes://local".
+	Source string
+	// Logger receives operational logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxConcurrentConnects <= 0 {
+		o.MaxConcurrentConnects = 3
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 15 * time.Minute
+	}
+	if o.IdleCheck <= 0 {
+		o.IdleCheck = min(o.IdleTimeout/4, time.Minute)
+	}
+	if o.IdleCheck <= 0 {
+		o.IdleCheck = time.Millisecond
+	}
+	if o.BreakerThreshold <= 0 {
+		o.BreakerThreshold = 1
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = 100 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 30 * time.Second
+	}
+	if o.BackoffMax < o.BackoffBase {
+		o.BackoffMax = o.BackoffBase
+	}
+	if o.RefusalWindow <= 0 {
+		o.RefusalWindow = time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.NewID == nil {
+		o.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	if o.Jitter == nil {
+		o.Jitter = randFloat
+	}
+	if o.Source == "" {
+		o.Source = "mcpes://local"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+type ctxKey int
+
+const (
+	actorKey ctxKey = iota
+	correlationKey
+)
+
+// WithActor returns a context whose decisions are recorded as made by actor
+// ("admin", "owner:<id>"); without it they are recorded as "system".
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey, actor)
+}
+
+// WithCorrelationID returns a context whose decision events carry id as their
+// correlation id (e.g. the HTTP request id).
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey, id)
+}
+
+// origin is who asked for a decision, captured from the caller's context.
+type origin struct {
+	actor       string
+	correlation string
+}
+
+func originOf(ctx context.Context) origin {
+	o := origin{actor: "system"}
+	if v, ok := ctx.Value(actorKey).(string); ok && v != "" {
+		o.actor = v
+	}
+	if v, ok := ctx.Value(correlationKey).(string); ok {
+		o.correlation = v
+	}
+	return o
+}
