@@ -1,0 +1,367 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/store"
+)
+
+// prepared is an envelope encoded once, in the caller's goroutine, with placeholder
+// seal fields. The writer only splices in sequence, stream version and prevhash and
+// hashes, so the serial part of an append does no JSON work.
+type prepared struct {
+	env    events.Envelope // Data is the compacted JSON as stored
+	prefix []byte          // canonical JSON up to "sequence"
+	middle []byte          // from "actor" up to "prevhash"
+	suffix []byte          // from "data" to the end
+}
+
+const zeroHex = "0000000000000000000000000000000000000000000000000000000000000000"
+
+var (
+	seqPlaceholder  = []byte(`"sequence":"00000000000000000000","streamversion":0,`)
+	prevPlaceholder = []byte(`"prevhash":"` + zeroHex + `",`)
+	dataPrefix      = []byte(`"data":`)
+)
+
+// prepare encodes e with placeholder seal fields and splits the JSON around them.
+// The fields follow the struct order of events.Envelope, and every field before
+// "data" is a JSON string or number, so the first `,"sequence":` and `,"prevhash":`
+// cannot be inside a value.
+func prepare(e events.Envelope) (prepared, error) {
+	e.Time = e.Time.UTC()
+	e.Sequence, e.StreamVersion, e.PrevHash, e.Hash = 0, 0, zeroHex, ""
+	canon, err := e.Canonical()
+	if err != nil {
+		return prepared{}, fmt.Errorf("%w: %v", store.ErrInvalid, err)
+	}
+	i := bytes.Index(canon, append([]byte{','}, seqPlaceholder...))
+	if i < 0 {
+		return prepared{}, fmt.Errorf("encode %s: sequence field not found", e.ID)
+	}
+	p := prepared{prefix: canon[:i+1]}
+	rest := canon[i+1+len(seqPlaceholder):]
+	j := bytes.Index(rest, append([]byte{','}, prevPlaceholder...))
+	if j < 0 {
+		return prepared{}, fmt.Errorf("encode %s: prevhash field not found", e.ID)
+	}
+	p.middle, p.suffix = rest[:j+1], rest[j+1+len(prevPlaceholder):]
+	if !bytes.HasPrefix(p.suffix, dataPrefix) || p.suffix[len(p.suffix)-1] != '}' {
+		return prepared{}, fmt.Errorf("encode %s: data field not last", e.ID)
+	}
+	e.Data = p.suffix[len(dataPrefix) : len(p.suffix)-1]
+	e.PrevHash = ""
+	p.env = e
+	return p, nil
+}
+
+// appendRecord writes the record of p sealed at (seq, version, prev) to dst and
+// returns dst, the record and its hash.
+func (p *prepared) appendRecord(dst []byte, seq, version uint64, prev [32]byte) ([]byte, []byte, [32]byte) {
+	start := len(dst)
+	dst = append(dst, 1) // events.EncodeRecord's format byte
+	dst = append(dst, events.ZeroHash[:]...)
+	canonStart := len(dst)
+	dst = append(dst, p.prefix...)
+	dst = append(dst, `"sequence":"`...)
+	var num [20]byte
+	n := strconv.AppendUint(num[:0], seq, 10)
+	for range 20 - len(n) {
+		dst = append(dst, '0')
+	}
+	dst = append(dst, n...)
+	dst = append(dst, `","streamversion":`...)
+	dst = strconv.AppendUint(dst, version, 10)
+	dst = append(dst, ',')
+	dst = append(dst, p.middle...)
+	dst = append(dst, `"prevhash":"`...)
+	dst = hex.AppendEncode(dst, prev[:])
+	dst = append(dst, `",`...)
+	dst = append(dst, p.suffix...)
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(dst[canonStart:])
+	var sum [32]byte
+	h.Sum(sum[:0])
+	copy(dst[start+1:], sum[:])
+	return dst, dst[start:], sum
+}
+
+type request struct {
+	stream   string
+	expected int64
+	evs      []prepared
+	res      store.AppendResult
+	err      error
+	done     chan struct{}
+}
+
+// Append implements store.Store. The envelopes are encoded in the caller's goroutine,
+// then committed by the writer together with other pending appends; Append returns
+// after the transaction holding them is fsync'd and observers have run. When every
+// envelope is already stored (a retry) it succeeds without a version check. Returns
+// ErrInvalid for bad arguments, *store.ConflictError when the stream moved (nothing is
+// stored), ErrReadOnly, ErrClosed, or the commit's error.
+func (s *Store) Append(ctx context.Context, stream string, expected int64, evs ...events.Envelope) (store.AppendResult, error) {
+	if s.closed.Load() {
+		return store.AppendResult{}, store.ErrClosed
+	}
+	if s.opts.ReadOnly {
+		return store.AppendResult{}, ErrReadOnly
+	}
+	if err := ctx.Err(); err != nil {
+		return store.AppendResult{}, err
+	}
+	if err := store.ValidateAppend(stream, evs); err != nil {
+		return store.AppendResult{}, err
+	}
+	if expected < store.AnyVersion {
+		return store.AppendResult{}, fmt.Errorf("%w: expected version %d", store.ErrInvalid, expected)
+	}
+	r := &request{stream: stream, expected: expected, evs: make([]prepared, len(evs)), done: make(chan struct{})}
+	for i, e := range evs {
+		p, err := prepare(e)
+		if err != nil {
+			return store.AppendResult{}, err
+		}
+		r.evs[i] = p
+	}
+	select {
+	case s.reqs <- r:
+	case <-s.closing:
+		return store.AppendResult{}, store.ErrClosed
+	case <-ctx.Done():
+		return store.AppendResult{}, ctx.Err()
+	}
+	<-r.done // once taken, the outcome is decided by the commit; ctx no longer applies
+	return r.res, r.err
+}
+
+// writer is the single goroutine that commits appends.
+func (s *Store) writer() {
+	defer close(s.writerEnd)
+	batch := make([]*request, 0, 64)
+	for {
+		var first *request
+		select {
+		case first = <-s.reqs:
+		case <-s.closing:
+			return
+		}
+		batch = append(batch[:0], first)
+		n := len(first.evs)
+	drain:
+		for n < s.opts.MaxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+				n += len(r.evs)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+		clear(batch)
+	}
+}
+
+// batchState is what one commit has written so far, on top of the file.
+type batchState struct {
+	pos      uint64
+	prev     [32]byte
+	tmax     int64
+	versions map[string]uint64
+	ids      map[string]uint64
+	sealed   []events.Envelope
+}
+
+// commit writes the batch in one transaction. A request that conflicts fails alone;
+// the others commit. After the commit, observers run, waiters wake, callers return.
+func (s *Store) commit(batch []*request) {
+	s.mu.RLock()
+	st := batchState{pos: s.head, prev: s.headHash, tmax: s.timeMax,
+		versions: map[string]uint64{}, ids: map[string]uint64{}}
+	s.mu.RUnlock()
+	arena := s.arena[:0]
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := buckets(tx)
+		for _, r := range batch {
+			var err error
+			arena, err = s.apply(b, &st, r, arena)
+			if err != nil {
+				return err
+			}
+		}
+		if len(st.sealed) == 0 {
+			return nil
+		}
+		return b.meta.Put(keyHead, encodeHead(st.pos, st.prev, st.tmax))
+	})
+	s.arena = arena[:0]
+	if err != nil {
+		err = fmt.Errorf("commit: %w", mapErr(err))
+		s.opts.Logger.Error("event store commit failed", "path", s.path, "requests", len(batch), "err", err)
+		for _, r := range batch {
+			if r.err == nil {
+				r.res, r.err = store.AppendResult{}, err
+			}
+			close(r.done)
+		}
+		return
+	}
+	var observers []store.Observer
+	var wake chan struct{}
+	s.mu.Lock()
+	if len(st.sealed) > 0 {
+		s.head, s.headHash, s.timeMax = st.pos, st.prev, st.tmax
+		wake, s.notify = s.notify, make(chan struct{})
+		s.commits++
+		s.appended += uint64(len(st.sealed))
+		observers = s.observers
+	}
+	s.mu.Unlock()
+	for _, fn := range observers {
+		fn(st.sealed)
+	}
+	if wake != nil {
+		close(wake)
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+type bucketSet struct {
+	log, stream, streams, ids, time, meta *bolt.Bucket
+}
+
+func buckets(tx *bolt.Tx) bucketSet {
+	b := bucketSet{log: tx.Bucket(bktLog), stream: tx.Bucket(bktStream), streams: tx.Bucket(bktStreams),
+		ids: tx.Bucket(bktIDs), time: tx.Bucket(bktTime), meta: tx.Bucket(bktMeta)}
+	b.log.FillPercent, b.time.FillPercent, b.ids.FillPercent = 1.0, 1.0, 1.0
+	return b
+}
+
+// apply checks one request against the file and the batch so far and, unless it
+// conflicts, writes its events. A conflict is the request's own outcome (r.err), not
+// an error of the transaction; the returned error aborts the whole batch.
+func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]byte, error) {
+	const (
+		fresh  = iota // appended by this request
+		stored        // already in the file or earlier in the batch
+		repeat        // the same id earlier in this request
+	)
+	n := len(r.evs)
+	r.res.Positions = make([]uint64, n)
+	kind := make([]uint8, n)
+	var first map[string]int
+	nfresh := 0
+	for i := range r.evs {
+		id := r.evs[i].env.ID
+		if pos, ok := st.ids[id]; ok {
+			r.res.Positions[i], kind[i] = pos, stored
+			continue
+		}
+		if v := b.ids.Get([]byte(id)); v != nil {
+			r.res.Positions[i], kind[i] = u64(v), stored
+			continue
+		}
+		if n > 1 {
+			if first == nil {
+				first = make(map[string]int, n)
+			}
+			if _, ok := first[id]; ok {
+				kind[i] = repeat
+				continue
+			}
+			first[id] = i
+		}
+		nfresh++
+	}
+	version, known := st.versions[r.stream]
+	if !known {
+		if v := b.streams.Get([]byte(r.stream)); v != nil {
+			version = u64(v)
+		}
+	}
+	if nfresh > 0 && r.expected != store.AnyVersion && uint64(r.expected) != version {
+		r.res, r.err = store.AppendResult{}, &store.ConflictError{Stream: r.stream, Expected: r.expected, Actual: version}
+		return arena, nil
+	}
+	r.res.Duplicates = n - nfresh
+	r.res.StreamVersion = version
+	if nfresh == 0 {
+		return arena, nil
+	}
+	for i := range r.evs {
+		if kind[i] != fresh {
+			continue
+		}
+		p := &r.evs[i]
+		st.pos++
+		version++
+		var rec []byte
+		var sum [32]byte
+		// Keys and values live in the arena until the commit; when it grows, slices
+		// cut before keep pointing at the old, unchanged bytes.
+		arena, rec, sum = p.appendRecord(arena, st.pos, version, st.prev)
+		pk := len(arena)
+		arena = binary.BigEndian.AppendUint64(arena, st.pos)
+		ik := len(arena)
+		arena = append(arena, p.env.ID...)
+		sk := len(arena)
+		arena = append(arena, r.stream...)
+		arena = append(arena, 0)
+		arena = binary.BigEndian.AppendUint64(arena, version)
+		t := p.env.Time.UnixNano()
+		if st.pos == 1 || t > st.tmax {
+			st.tmax = t
+		}
+		tk := len(arena)
+		arena = binary.BigEndian.AppendUint64(arena, timeKey(st.tmax))
+		arena = binary.BigEndian.AppendUint64(arena, st.pos)
+		end := len(arena)
+		posKey := arena[pk:ik:ik]
+		if err := b.log.Put(posKey, rec); err != nil {
+			return arena, err
+		}
+		if err := b.ids.Put(arena[ik:sk:sk], posKey); err != nil {
+			return arena, err
+		}
+		if err := b.stream.Put(arena[sk:tk:tk], posKey); err != nil {
+			return arena, err
+		}
+		if err := b.time.Put(arena[tk:end:end], nil); err != nil {
+			return arena, err
+		}
+		env := p.env
+		env.Sequence, env.StreamVersion = events.Sequence(st.pos), version
+		env.PrevHash, env.Hash = hex.EncodeToString(st.prev[:]), hex.EncodeToString(sum[:])
+		st.sealed = append(st.sealed, env)
+		st.ids[env.ID] = st.pos
+		st.prev = sum
+		r.res.Positions[i] = st.pos
+	}
+	for i := range r.evs {
+		if kind[i] == repeat {
+			r.res.Positions[i] = r.res.Positions[first[r.evs[i].env.ID]]
+		}
+	}
+	st.versions[r.stream] = version
+	r.res.StreamVersion = version
+	vk := len(arena)
+	arena = binary.BigEndian.AppendUint64(arena, version)
+	if err := b.streams.Put([]byte(r.stream), arena[vk:vk+8:vk+8]); err != nil {
+		return arena, err
+	}
+	return arena, nil
+}
