@@ -1,0 +1,323 @@
+// Package audit answers an auditor's questions from the event log alone: why was a
+// connection made, refused or evicted (Explain), is the log intact and does every
+// recorded decision replay to the same outcome (VerifyAll), what did the projections
+// hold at a past position (Replay), and the log as CloudEvents JSON Lines (Export).
+//
+// Every function reads a store.Store and nothing else, so the same code serves the
+// HTTP API and the offline `mcpes --data DIR` commands.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/projections"
+	"github.com/mcpes/mcpes/store"
+)
+
+// How many connection decisions an Explanation shows before and after its time.
+const (
+	DecisionsBefore = 10
+	DecisionsAfter  = 5
+)
+
+// Explanation says, for one owner and one server at one time, which config was in
+// force, where it came from, how it got there, and what the connection repository
+// decided and would decide.
+type Explanation struct {
+	// Owner is the repository asked about; "" is the shared (app-level) one.
+	Owner  string    `json:"owner"`
+	Server string    `json:"server"`
+	At     time.Time `json:"at"`
+	// Position is the last log position in force at At.
+	Position uint64 `json:"position"`
+
+	// Found is set when an effective config existed at Position.
+	Found bool `json:"found"`
+	// Scope is where the effective config came from (app wins over the owner's own).
+	Scope            domain.Scope         `json:"scope,omitempty"`
+	Config           *domain.ServerConfig `json:"config,omitempty"` // secrets redacted
+	Version          uint64               `json:"version,omitempty"`
+	UpdatedAt        time.Time            `json:"updatedAt,omitzero"`
+	Inspected        bool                 `json:"inspected"`
+	InspectionFailed bool                 `json:"inspectionFailed"`
+	RequiresOAuth    bool                 `json:"requiresOAuth"`
+	FailureClass     domain.FailureClass  `json:"failureClass,omitempty"`
+	FailureMessage   string               `json:"failureMessage,omitempty"`
+	// Shadowed is set when the owner had a private server of this name that the app
+	// server hid; PrivateVersion is that private config's version.
+	Shadowed       bool   `json:"shadowed"`
+	PrivateVersion uint64 `json:"privateVersion,omitempty"`
+
+	// View is the policy input; MayConnect and Rule are the may-connect verdict at
+	// Position, Verdict says it in words.
+	View       domain.ConfigView `json:"view"`
+	MayConnect bool              `json:"mayConnect"`
+	Rule       domain.Rule       `json:"rule"`
+	Verdict    string            `json:"verdict"`
+
+	// History lists the events of both config streams (app and the owner's) up to
+	// Position, oldest first.
+	History []HistoryEntry `json:"history"`
+	// Decisions lists the last DecisionsBefore connection events up to Position and
+	// the first DecisionsAfter after it (After set), oldest first.
+	Decisions []DecisionEntry `json:"decisions"`
+}
+
+// HistoryEntry is one event of a server config stream.
+type HistoryEntry struct {
+	Position uint64       `json:"position"`
+	Time     time.Time    `json:"time"`
+	Type     string       `json:"type"`
+	Scope    domain.Scope `json:"scope"`
+	Actor    string       `json:"actor"`
+	Reason   string       `json:"reason,omitempty"`
+	Changed  []string     `json:"changed,omitempty"`
+	Summary  string       `json:"summary"`
+}
+
+// DecisionEntry is one event of the (owner, server) connection stream.
+type DecisionEntry struct {
+	Position uint64    `json:"position"`
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	Actor    string    `json:"actor"`
+	// Rule is the policy rule behind the decision (empty for a lost connection).
+	Rule domain.Rule `json:"rule,omitempty"`
+	// Evict is the eviction reason of an evicted (or replaced) connection.
+	Evict  domain.EvictReason     `json:"evict,omitempty"`
+	Count  int                    `json:"count,omitempty"`
+	Inputs *domain.DecisionInputs `json:"inputs,omitempty"`
+	// After is set for decisions made after the explanation's time.
+	After   bool   `json:"after,omitempty"`
+	Summary string `json:"summary"`
+}
+
+// NormalizeOwner maps "" and "_" to the shared repository ("") and checks any other
+// owner id. Returns an error wrapping ErrInvalidArgument for a bad id.
+func NormalizeOwner(owner string) (string, error) {
+	if owner == "" || owner == domain.SharedOwner {
+		return "", nil
+	}
+	if err := domain.ValidateOwner(owner); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	return owner, nil
+}
+
+// Explain reconstructs, from st alone, the effective config of (owner, server) at time
+// at (zero: now), where it came from, its history and the connection decisions around
+// then. owner "" (or "_") is the shared repository. Returns an error wrapping
+// ErrInvalidArgument for a bad owner or server name, and the store's error when
+// reading fails. A server that never existed is not an error: Found is false and the
+// verdict names rule no_config.
+func Explain(ctx context.Context, st store.Store, owner, server string, at time.Time) (Explanation, error) {
+	owner, err := NormalizeOwner(owner)
+	if err != nil {
+		return Explanation{}, err
+	}
+	if err := domain.ValidateServerName(server); err != nil {
+		return Explanation{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	at = at.UTC()
+	pos, err := st.PositionAt(ctx, at)
+	if err != nil {
+		return Explanation{}, fmt.Errorf("explain: position at %s: %w", at.Format(time.RFC3339Nano), err)
+	}
+	ex := Explanation{Owner: owner, Server: server, At: at, Position: pos,
+		History: []HistoryEntry{}, Decisions: []DecisionEntry{}}
+
+	// The same fold the connection repositories read, rebuilt to that position.
+	servers, err := projections.AsOf(ctx, st, pos)
+	if err != nil {
+		return Explanation{}, fmt.Errorf("explain: %w", err)
+	}
+	appEvents, err := streamUpTo(ctx, st, domain.ServerStream(domain.AppScope, server), pos)
+	if err != nil {
+		return Explanation{}, fmt.Errorf("explain: %w", err)
+	}
+	var private domain.ServerState
+	var privEvents []events.Envelope
+	if owner != "" {
+		private, _ = servers.State(domain.UserScope(owner), server)
+		privEvents, err = streamUpTo(ctx, st, domain.ServerStream(domain.UserScope(owner), server), pos)
+		if err != nil {
+			return Explanation{}, fmt.Errorf("explain: %w", err)
+		}
+	}
+	eff, view, _ := servers.Effective(owner, server)
+	ex.View = view
+	ex.MayConnect, ex.Rule = domain.MayConnect(owner, view)
+	if view.Found {
+		cfg := domain.RedactSecrets(eff.Config)
+		ex.Found, ex.Scope, ex.Config = true, eff.Scope, &cfg
+		ex.Version, ex.UpdatedAt = eff.Version, eff.UpdatedAt
+		ex.Inspected, ex.InspectionFailed, ex.RequiresOAuth = eff.Inspected, eff.InspectionFailed, eff.RequiresOAuth()
+		ex.FailureClass, ex.FailureMessage = eff.FailureClass, eff.FailureMessage
+		if view.Shadowed {
+			ex.Shadowed, ex.PrivateVersion = true, private.Version
+		}
+	}
+	ex.Verdict = verdict(ex)
+	ex.History = history(mergeByPosition(appEvents, privEvents))
+
+	decisions, err := decisionsAround(ctx, st, domain.ConnStream(owner, server), pos)
+	if err != nil {
+		return Explanation{}, fmt.Errorf("explain: %w", err)
+	}
+	ex.Decisions = decisions
+	return ex, nil
+}
+
+func mergeByPosition(a, b []events.Envelope) []events.Envelope {
+	out := make([]events.Envelope, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		if j >= len(b) || (i < len(a) && a[i].Sequence < b[j].Sequence) {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return out
+}
+
+func history(evs []events.Envelope) []HistoryEntry {
+	out := make([]HistoryEntry, 0, len(evs))
+	for _, e := range evs {
+		h := HistoryEntry{Position: uint64(e.Sequence), Time: e.Time, Type: e.Type, Actor: e.Actor, Reason: e.Reason}
+		fact, err := events.Decode(e)
+		if err != nil {
+			h.Summary = fmt.Sprintf("unreadable event (%v)", err)
+			out = append(out, h)
+			continue
+		}
+		h.Scope, h.Summary = serverSummary(fact)
+		if c, ok := fact.(domain.ServerConfigChanged); ok {
+			h.Changed = c.Changed
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func serverSummary(fact any) (domain.Scope, string) {
+	switch f := fact.(type) {
+	case domain.ServerRegistered:
+		return f.Scope, fmt.Sprintf("registered (%s)", transportWords(f.Config))
+	case domain.ServerConfigChanged:
+		return f.Scope, "config changed: " + strings.Join(f.Changed, ", ")
+	case domain.ServerRemoved:
+		return f.Scope, "removed"
+	case domain.ServerInspected:
+		s := fmt.Sprintf("inspected: %d tools, digest %.12s", len(f.Tools), f.Digest)
+		if f.Recovered {
+			s += "; recovered from a failed state (config version moved on)"
+		}
+		return f.Scope, s
+	case domain.ServerInspectionFailed:
+		if f.RequiresOAuth {
+			return f.Scope, "inspection found that the server requires OAuth: " + f.Message
+		}
+		return f.Scope, fmt.Sprintf("inspection failed (%s): %s", f.Class, f.Message)
+	case domain.ServerToolsChanged:
+		return f.Scope, fmt.Sprintf("tools changed: added %v, removed %v, changed %v", f.Added, f.Removed, f.Changed)
+	case domain.ServerReinspectionRequested:
+		return f.Scope, "reinspection requested"
+	}
+	return "", fmt.Sprintf("%T", fact)
+}
+
+func transportWords(c domain.ServerConfig) string {
+	t := c.TransportType()
+	if c.URL != "" {
+		return t + " " + c.URL
+	}
+	if c.Command != "" {
+		return t + " " + c.Command
+	}
+	return t
+}
+
+// decisionsAround reads the connection stream: the last DecisionsBefore events with
+// position <= pos and the first DecisionsAfter after it.
+func decisionsAround(ctx context.Context, st store.Store, stream string, pos uint64) ([]DecisionEntry, error) {
+	var before, after []DecisionEntry
+	for from := uint64(1); len(after) < DecisionsAfter; {
+		page, err := st.ReadStream(ctx, stream, from, pageSize)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		for _, e := range page {
+			from = e.StreamVersion + 1
+			d := decision(e)
+			if uint64(e.Sequence) <= pos {
+				before = append(before, d)
+				if len(before) > DecisionsBefore {
+					before = before[1:]
+				}
+				continue
+			}
+			d.After = true
+			if len(after) < DecisionsAfter {
+				after = append(after, d)
+			}
+		}
+		if len(page) < pageSize {
+			break
+		}
+	}
+	return append(append([]DecisionEntry{}, before...), after...), nil
+}
+
+func decision(e events.Envelope) DecisionEntry {
+	d := DecisionEntry{Position: uint64(e.Sequence), Time: e.Time, Type: e.Type, Actor: e.Actor}
+	fact, err := events.Decode(e)
+	if err != nil {
+		d.Summary = fmt.Sprintf("unreadable event (%v)", err)
+		return d
+	}
+	switch f := fact.(type) {
+	case domain.ConnectionOpened:
+		in := f.Inputs
+		d.Inputs, d.Rule, d.Evict = &in, domain.RuleAllowed, f.Replaced
+		d.Summary = fmt.Sprintf("connected to config version %d (%s)", in.Config.Version, ruleWords(domain.RuleAllowed))
+		if f.Replaced != "" {
+			d.Summary += fmt.Sprintf(", replacing a %s connection", f.Replaced)
+		}
+	case domain.ConnectionOpenFailed:
+		in := f.Inputs
+		d.Inputs, d.Rule = &in, domain.RuleAllowed
+		d.Summary = fmt.Sprintf("allowed, but the connect attempt %d failed (%s): %s", f.Attempt, f.Class, f.Message)
+	case domain.ConnectionRefused:
+		in := f.Inputs
+		d.Inputs, d.Rule, d.Count = &in, f.Rule, f.Count
+		d.Summary = "refused: " + ruleWords(f.Rule)
+		if f.Count > 1 {
+			d.Summary += fmt.Sprintf(" (%d identical refusals)", f.Count)
+		}
+	case domain.ConnectionEvicted:
+		in := f.Inputs
+		d.Inputs, d.Rule, d.Evict = &in, f.Rule, f.Reason
+		d.Summary = "evicted: " + evictWords(f.Reason)
+		if f.Rule != "" && f.Rule != domain.RuleAllowed {
+			d.Summary += " (" + ruleWords(f.Rule) + ")"
+		}
+	case domain.ConnectionLost:
+		d.Summary = "connection lost: " + f.Error
+	case domain.ToolCalled:
+		d.Summary = fmt.Sprintf("tool %s called: %s", f.Tool, f.Outcome)
+	default:
+		d.Summary = e.Type
+	}
+	return d
+}

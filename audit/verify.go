@@ -1,0 +1,157 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/projections"
+	"github.com/mcpes/mcpes/store"
+)
+
+// VerifyReport is the outcome of VerifyAll, and the body of POST /v1/audit/verify.
+type VerifyReport struct {
+	// OK is true when the chain is intact and every decision replays the same.
+	OK bool `json:"ok"`
+	// Events counts the records whose chain was checked.
+	Events int `json:"events"`
+	// Decisions counts the connection decisions that were replayed.
+	Decisions int `json:"decisions"`
+	// Problems lists each chain defect and each decision mismatch in words.
+	Problems []string `json:"problems"`
+}
+
+// VerifyAll checks the whole log: the hash chain (store.Verify: every stored byte is
+// what was written, positions gap-free) and then every recorded connection decision,
+// re-run against the config projection rebuilt to the position it read
+// (connections.ReplayDecisions). Decision replay runs only on an intact chain, as a
+// broken one would report consequences of the defect rather than the defect. Problems
+// are in the report; the error is non-nil only when the check itself could not run
+// (ctx ended, the store unreadable).
+func VerifyAll(ctx context.Context, st store.Store, progress Progress) (VerifyReport, error) {
+	rep := VerifyReport{Problems: []string{}}
+	chain, err := store.Verify(ctx, st, store.WithProgress(progressEvery, func(pos, head uint64) {
+		progress.report("chain", pos, head)
+	}))
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	rep.Events = chain.Events
+	for _, p := range chain.Problems {
+		rep.Problems = append(rep.Problems, "chain: "+p.String())
+	}
+	if !chain.OK {
+		if len(rep.Problems) == 0 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("chain: the log is not intact from position %d", chain.FirstBad))
+		}
+		rep.Problems = append(rep.Problems, "decisions: not replayed, the chain is broken")
+		return rep, nil
+	}
+	dec, err := connections.ReplayDecisions(ctx, st, chain.Head, func(done, total uint64) {
+		progress.report("decisions", done, total)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		}
+		rep.Problems = append(rep.Problems, "decisions: replay failed: "+err.Error())
+		return rep, nil
+	}
+	rep.Decisions = int(dec.Decisions)
+	for _, m := range dec.Mismatches {
+		rep.Problems = append(rep.Problems, "decision: "+m.String())
+	}
+	rep.OK = len(rep.Problems) == 0
+	return rep, nil
+}
+
+// ServerSummary is one server stream's state in a ReplayResult.
+type ServerSummary struct {
+	Scope            domain.Scope         `json:"scope"`
+	Name             string               `json:"name"`
+	Exists           bool                 `json:"exists"`
+	Version          uint64               `json:"version"`
+	UpdatedAt        time.Time            `json:"updatedAt"`
+	Inspected        bool                 `json:"inspected"`
+	InspectionFailed bool                 `json:"inspectionFailed"`
+	RequiresOAuth    bool                 `json:"requiresOAuth"`
+	ToolCount        int                  `json:"toolCount"`
+	Digest           string               `json:"digest,omitempty"`
+	Config           *domain.ServerConfig `json:"config,omitempty"` // secrets redacted
+}
+
+// ReplayResult is the projections rebuilt from the log up to Position, and the
+// recorded decisions re-run against them.
+type ReplayResult struct {
+	Position    uint64                 `json:"position"`
+	Servers     []ServerSummary        `json:"servers"`
+	Connections []OpenConnection       `json:"connections"`
+	Decisions   int                    `json:"decisions"`
+	Mismatches  []connections.Mismatch `json:"mismatches"`
+}
+
+// Replay rebuilds the server-config and connections projections from position 0 to
+// until (0 or beyond the head: the head) and re-runs every decision recorded up to
+// there. Use PositionAt to replay to a time. Returns the store's error, or a
+// decoding error from a log that does not fold (run VerifyAll for the details).
+func Replay(ctx context.Context, st store.Store, until uint64, progress Progress) (ReplayResult, error) {
+	head, _, err := st.Head(ctx)
+	if err != nil {
+		return ReplayResult{}, fmt.Errorf("replay: head: %w", err)
+	}
+	if until == 0 || until > head {
+		until = head
+	}
+	res := ReplayResult{Position: until, Servers: []ServerSummary{}, Connections: []OpenConnection{},
+		Mismatches: []connections.Mismatch{}}
+	progress.report("replay", 0, until)
+	servers, err := projections.AsOf(ctx, st, until)
+	if err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
+	for _, s := range servers.States() {
+		sum := ServerSummary{Scope: s.Scope, Name: s.Name, Exists: s.Exists, Version: s.Version,
+			UpdatedAt: s.UpdatedAt, Inspected: s.Inspected, InspectionFailed: s.InspectionFailed,
+			RequiresOAuth: s.RequiresOAuth()}
+		if s.LastSuccess != nil {
+			sum.ToolCount, sum.Digest = len(s.LastSuccess.Tools), s.LastSuccess.Digest
+		}
+		if s.Exists {
+			cfg := domain.RedactSecrets(s.Config)
+			sum.Config = &cfg
+		}
+		res.Servers = append(res.Servers, sum)
+	}
+	conns, err := projections.ConnectionsAsOf(ctx, st, until)
+	if err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
+	for _, c := range conns.All() {
+		res.Connections = append(res.Connections, OpenConnection{Owner: c.Owner, Server: c.Server,
+			ConnID: c.ConnID, ConfigVersion: c.ConfigVersion, Since: c.Since, Position: c.Position})
+	}
+	progress.report("replay", until, until)
+	dec, err := connections.ReplayDecisions(ctx, st, until, func(done, total uint64) {
+		progress.report("decisions", done, total)
+	})
+	if err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
+	res.Decisions = int(dec.Decisions)
+	if dec.Mismatches != nil {
+		res.Mismatches = dec.Mismatches
+	}
+	return res, nil
+}
+
+// PositionAt is the log position in force at t (the last event at or before t), for
+// replaying or explaining "as of" a time.
+func PositionAt(ctx context.Context, st store.Store, t time.Time) (uint64, error) {
+	pos, err := st.PositionAt(ctx, t)
+	if err != nil {
+		return 0, fmt.Errorf("position at %s: %w", t.UTC().Format(time.RFC3339Nano), err)
+	}
+	return pos, nil
+}
