@@ -2,15 +2,34 @@ package connections
 
 import (
 	"context"
-	"errors"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/upstream"
 )
 
-func defaultDial(Options) DialFunc {
-	return func(context.Context, DialRequest) (Session, error) {
-		return nil, errors.New("no dialer configured")
+// UpstreamDial returns a DialFunc that dials with upstream.Dial, using tmpl (secrets
+// resolver, environment, SSRF guard, logger, ...) with its Scope set to the scope the
+// effective config came from: app configs are trusted, user configs go through the
+// guard. It is the default Dial with the zero upstream.Options.
+func UpstreamDial(tmpl upstream.Options) DialFunc {
+	return func(ctx context.Context, req DialRequest) (Session, error) {
+		o := tmpl
+		o.Scope = req.Scope
+		c, err := upstream.Dial(ctx, req.Name, req.Config, o)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 }
 
-func defaultClassify(error) domain.FailureClass { return domain.FailureUnreachable }
+func defaultDial(o Options) DialFunc { return UpstreamDial(o.Upstream) }
+
+func defaultClassify(err error) domain.FailureClass { return upstream.Classify(err) }
+
+// Upstream returns the connection's *upstream.Conn (for tool calls), or nil when the
+// session came from another DialFunc.
+func (c *Connection) Upstream() *upstream.Conn {
+	u, _ := c.sess.(*upstream.Conn)
+	return u
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/upstream"
 )
 
 // Session is what the repository needs from an open upstream connection: a channel
@@ -33,9 +34,12 @@ type DialFunc func(ctx context.Context, req DialRequest) (Session, error)
 
 // Options configures a Manager. Zero values take the documented defaults.
 type Options struct {
-	// Dial connects an upstream. Default: upstream.Dial with Upstream (app-scope
-	// configs) or UserUpstream (user-scope configs, which should carry the SSRF guard).
+	// Dial connects an upstream. Default: UpstreamDial(Upstream).
 	Dial DialFunc
+	// Upstream is the template of the default Dial's upstream.Options: the Secrets
+	// resolver, Env, and the SSRF Guard applied to user-scope configs. Its Scope is
+	// set per dial from the config's scope.
+	Upstream upstream.Options
 	// Classify gives the failure class of a connect error. Default: upstream.Classify.
 	Classify func(error) domain.FailureClass
 
@@ -67,6 +71,11 @@ type Options struct {
 	Source string
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	o.setDefaults()
+	return o
 }
 
 func (o *Options) setDefaults() {
