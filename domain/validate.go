@@ -63,7 +63,11 @@ func ValidateConfig(scope Scope, name string, cfg ServerConfig) error {
 func ConfigWarnings(name string, cfg ServerConfig) []Problem {
 	var out []Problem
 	for _, k := range slices.Sorted(maps.Keys(cfg.Extra)) {
-		out = append(out, Problem{Server: name, Field: k, Reason: "unknown field (kept, not used)", Warning: true})
+		field := k
+		if field == "" {
+			field = `""` // still name the field when its name is empty
+		}
+		out = append(out, Problem{Server: name, Field: field, Reason: "unknown field (kept, not used)", Warning: true})
 	}
 	return out
 }
