@@ -22,22 +22,25 @@ type resolved struct {
 
 var varPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// expandVars replaces every ${NAME} in s with lookup(NAME). Returns an error
-// wrapping ErrConfig naming the first variable that is not set.
-func expandVars(s string, lookup func(string) (string, bool)) (string, error) {
+// expandVars replaces every ${NAME} in s with lookup(NAME) and returns the values
+// it substituted. Returns an error wrapping ErrConfig naming the first variable
+// that is not set.
+func expandVars(s string, lookup func(string) (string, bool)) (string, []string, error) {
 	var missing string
+	var values []string
 	out := varPattern.ReplaceAllStringFunc(s, func(m string) string {
 		name := m[2 : len(m)-1]
 		v, ok := lookup(name)
 		if !ok && missing == "" {
 			missing = name
 		}
+		values = append(values, v)
 		return v
 	})
 	if missing != "" {
-		return "", fmt.Errorf("%w: environment variable %s is not set", ErrConfig, missing)
+		return "", nil, fmt.Errorf("%w: environment variable %s is not set", ErrConfig, missing)
 	}
-	return out, nil
+	return out, values, nil
 }
 
 // isSecretRef reports whether v is a secret reference: "secret:" and 32 hex digits.
@@ -68,13 +71,11 @@ func resolveConfig(cfg domain.ServerConfig, opts Options) (resolved, error) {
 		if lookup == nil {
 			lookup = func(string) (string, bool) { return "", false }
 		}
-		out, err := expandVars(v, lookup)
+		out, values, err := expandVars(v, lookup)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", field, err)
 		}
-		if out != v {
-			r.secrets = append(r.secrets, out)
-		}
+		r.secrets = append(r.secrets, values...)
 		return out, nil
 	}
 	value := func(field, v string) (string, error) {

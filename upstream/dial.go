@@ -190,8 +190,9 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 	}
 	if err != nil {
 		class := c.classifyInit(err, initCtx, garbage.Load())
+		cause := c.initCause(err, initCtx, garbage.Load())
 		c.teardown(true)
-		return fail(class, red.err(c.initCause(err, initCtx, garbage.Load())))
+		return fail(class, red.err(cause))
 	}
 	c.init = init
 	c.ready.Store(true)

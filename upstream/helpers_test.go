@@ -147,3 +147,7 @@ func waitGoroutines(tb testing.TB, base int, within time.Duration) {
 func stdioCfg(bin string, args ...string) domain.ServerConfig {
 	return domain.ServerConfig{Command: bin, Args: args, InitTimeoutMS: 10000}
 }
+
+type ctxAlias = context.Context
+
+func runtimeGoroutines() int { return runtime.NumGoroutine() }

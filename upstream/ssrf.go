@@ -178,13 +178,7 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 			return nil, err
 		}
 	}
-	d.Control = func(_, address string, _ syscall.RawConn) error {
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil {
-			return &BlockedError{Host: host, Addr: address, Reason: "unparsable dial address"}
-		}
-		return checkAddr(host, ap.Addr())
-	}
+	d.Control = controlFor(host)
 	var firstErr error
 	for _, a := range addrs {
 		c, err := d.DialContext(ctx, network, netip.AddrPortFrom(a, uint16(port)).String())
@@ -199,6 +193,18 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 		}
 	}
 	return nil, firstErr
+}
+
+// controlFor returns a net.Dialer Control hook that refuses a connection to a
+// non-public address: the last check, on the address connect() is called with.
+func controlFor(host string) func(network, address string, c syscall.RawConn) error {
+	return func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return &BlockedError{Host: host, Addr: address, Reason: "unparsable dial address"}
+		}
+		return checkAddr(host, ap.Addr())
+	}
 }
 
 // allowed reports whether scheme://host:port matches an AllowedDomains entry. An
@@ -370,6 +376,12 @@ var blocked6 = mustPrefixes(
 	"64:ff9b:1::/48", "local-use NAT64",
 )
 
+var (
+	compat6   = netip.MustParsePrefix("::/96")
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
 // blockedAddrReason returns why an address is not public, or "". IPv4-mapped,
 // IPv4-compatible, NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses are judged
 // by the IPv4 address they embed.
@@ -400,15 +412,15 @@ func blockedAddrReason(a netip.Addr) string {
 	b := a.As16()
 	embedded := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{b[i], b[i+1], b[i+2], b[i+3]}) }
 	switch {
-	case netip.MustParsePrefix("::/96").Contains(a): // IPv4-compatible (deprecated)
+	case compat6.Contains(a): // IPv4-compatible (deprecated)
 		if r := blockedAddrReason(embedded(12)); r != "" {
 			return "IPv4-compatible " + r
 		}
-	case netip.MustParsePrefix("64:ff9b::/96").Contains(a):
+	case nat64.Contains(a):
 		if r := blockedAddrReason(embedded(12)); r != "" {
 			return "NAT64 of " + r
 		}
-	case netip.MustParsePrefix("2002::/16").Contains(a):
+	case sixToFour.Contains(a):
 		if r := blockedAddrReason(embedded(2)); r != "" {
 			return "6to4 of " + r
 		}

@@ -160,4 +160,3 @@ func readSSE(r io.Reader, onEvent func(event, data string)) error {
 	flush()
 	return sc.Err()
 }
-

@@ -4,6 +4,8 @@
 //	badserver garbage   answers every line with text that is not JSON-RPC
 //	badserver exit      writes to stderr and exits with status 3 at once
 //	badserver initerr   answers every request with a JSON-RPC error
+// With PIDFILE set it first writes its pid there.
+//
 //	badserver secret    prints the value of $SECRET_TOKEN on stderr, then exits 1
 package main
 
@@ -12,12 +14,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 )
 
 func main() {
 	mode := ""
 	if len(os.Args) > 1 {
 		mode = os.Args[1]
+	}
+	if f := os.Getenv("PIDFILE"); f != "" {
+		_ = os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o600)
 	}
 	switch mode {
 	case "exit":
