@@ -45,16 +45,25 @@ const TestType = "mcpes.test.appended.v1"
 // small JSON payload carrying n.
 func Event(tb testing.TB, stream string, n int) events.Envelope {
 	tb.Helper()
+	e, err := NewEvent(stream, n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+// NewEvent is Event for code without a testing.TB (benchmark children, tools).
+func NewEvent(stream string, n int) (events.Envelope, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
-		tb.Fatalf("uuid: %v", err)
+		return events.Envelope{}, fmt.Errorf("uuid: %w", err)
 	}
 	data, _ := json.Marshal(map[string]any{"n": n, "note": "conformance"})
 	return events.Envelope{
 		SpecVersion: events.SpecVersion, ID: id.String(), Source: "mcpes://storetest",
 		Type: TestType, Subject: stream, Time: time.Now().UTC(), DataContentType: "application/json",
 		Actor: "system", Reason: fmt.Sprintf("event %d", n), Data: data,
-	}
+	}, nil
 }
 
 // Events returns n events for stream, numbered from 1.
