@@ -23,7 +23,7 @@ const (
 	DefaultInspectionConcurrency = 8
 	DefaultMaxConcurrentConnects = 3
 	DefaultIdleTimeout           = 15 * time.Minute
-	DefaultBreakerFailures       = 5
+	DefaultBreakerFailures       = 1
 	DefaultBreakerOpen           = 30 * time.Second
 	DefaultToolCallAudit         = ToolCallsOff
 )

@@ -278,3 +278,12 @@ func TestValidate_Settings(t *testing.T) {
 		t.Errorf("problems = %v", err)
 	}
 }
+
+func mustRead(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
