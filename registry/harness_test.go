@@ -13,12 +13,8 @@ import (
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/memory"
+	"github.com/mcpes/mcpes/upstream"
 )
-
-// allowGuard is an interim guard (until upstream.Guard lands).
-type allowGuard struct{}
-
-func (allowGuard) CheckURL(context.Context, string) error { return nil }
 
 type harness struct {
 	Store store.Store
@@ -47,7 +43,7 @@ func newHarness(tb testing.TB, st store.Store, opts registry.Options) *harness {
 		tb.Fatal(err)
 	}
 	var svc *registry.Service
-	svc, err = registry.New(st, proj, allowGuard{}, opts)
+	svc, err = registry.New(st, proj, &upstream.Guard{}, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/registry"
+	"github.com/mcpes/mcpes/upstream"
 )
 
 func httpConfig(url string) domain.ServerConfig {
@@ -234,3 +235,33 @@ func readEvent(tb testing.TB, h *harness, pos uint64) events.Envelope {
 }
 
 func ctx(tb testing.TB) context.Context { return ctxT(tb, 30*time.Second) }
+
+func TestService_Put_UserScopeURLToLoopbackRefused(t *testing.T) {
+	// given a real server on loopback, which an owner must not make mcpes reach
+	h := newHarness(t, nil, registry.Options{})
+	up := startMCP(t, "alpha")
+	for _, url := range []string{up.URL, "http://localhost:9/mcp", "http://169.254.169.254/latest", "http://[::ffff:127.0.0.1]:80/mcp"} {
+		// when an owner registers it
+		_, err := h.Svc.Put(ctx(t), "owner:mallory", domain.UserScope("mallory"), "sneaky", httpConfig(url))
+
+		// then the SSRF guard refuses it with a clear error, and nothing is written
+		wantErr(t, err, registry.ErrBlockedURL)
+		wantErr(t, err, upstream.ErrBlockedAddress)
+		if !strings.Contains(err.Error(), "sneaky") {
+			t.Fatalf("error %q does not name the server", err)
+		}
+		if h.head(t) != 0 {
+			t.Fatalf("%s: head = %d, want no event", url, h.head(t))
+		}
+	}
+	if up.Inspections() != 0 {
+		t.Fatal("the loopback server was contacted")
+	}
+
+	// when the operator registers the same URL in the app scope
+	_, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "local", httpConfig(up.URL))
+	// then it is trusted
+	if err != nil || !h.state(domain.AppScope, "local").Inspected {
+		t.Fatalf("app-scope put: %v", err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/store"
+	"github.com/mcpes/mcpes/upstream"
 )
 
 // Projection is the server-config read model the service decides on. It must be fed
@@ -35,7 +36,9 @@ type Projection interface {
 
 var _ Projection = (*projections.Servers)(nil)
 
-// URLChecker is the SSRF guard for user-scope URLs (upstream.Guard implements it).
+// URLChecker is the SSRF guard for user-scope URLs. *upstream.Guard implements it;
+// an error wrapping upstream.ErrUnresolvable lets the registration through (the
+// dial-time check still applies), any other error refuses it.
 type URLChecker interface {
 	// CheckURL returns an error when url may not be reached from the user scope.
 	CheckURL(ctx context.Context, url string) error
@@ -136,9 +139,14 @@ func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, nam
 		}
 	}
 	if !scope.IsApp() && cfg.URL != "" {
-		if err := s.guard.CheckURL(ctx, cfg.URL); err != nil {
+		err := s.guard.CheckURL(ctx, cfg.URL)
+		switch {
+		case errors.Is(err, upstream.ErrUnresolvable):
+			// A name that does not resolve yet is checked again on every dial.
+			s.log.Info("user-scope url does not resolve yet", "scope", scope, "server", name, "err", err)
+		case err != nil:
 			return PutResult{}, &domain.ServerError{Name: name,
-				Err: fmt.Errorf("%w: url %q: %w", ErrBlockedURL, cfg.URL, err)}
+				Err: fmt.Errorf("%w: %w", ErrBlockedURL, err)}
 		}
 	}
 	sealed, err := s.seal(ctx, cfg)

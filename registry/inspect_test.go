@@ -1,0 +1,302 @@
+package registry_test
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/registry"
+)
+
+func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
+	// given four app servers: a good in-process one, the example clock server over
+	// stdio, a dead port and a server that never answers (initTimeout 1.5 s)
+	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectOff})
+	good := startMCP(t, "alpha", "beta")
+	hangURL, held := startHanging(t)
+	const hangTimeout = 1500 * time.Millisecond
+	file := map[string]domain.ServerConfig{
+		"good":  httpConfig(good.URL),
+		"clock": {Command: clockBinary(t), InitTimeoutMS: 10000},
+		"dead":  {Type: "streamable-http", URL: "http://" + deadAddr(t) + "/mcp", InitTimeoutMS: 1000},
+		"hang":  {Type: "streamable-http", URL: hangURL, InitTimeoutMS: hangTimeout.Milliseconds()},
+	}
+	if _, err := h.Svc.Reconcile(ctx(t), file); err != nil {
+		t.Fatal(err)
+	}
+	if h.Svc.IsReady() {
+		t.Fatal("ready before startup inspection")
+	}
+
+	// when the startup inspection runs
+	var mu sync.Mutex
+	seen := map[string]domain.InspectionOutcome{}
+	start := time.Now()
+	err := h.Svc.StartupInspect(ctx(t), 0, func(name string, out domain.InspectionOutcome) {
+		mu.Lock()
+		seen[name] = out
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+
+	// then it returns once the hanging one timed out, not later
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed < hangTimeout || elapsed > hangTimeout+3*time.Second {
+		t.Fatalf("startup inspection took %v, want about the hanging server's %v", elapsed, hangTimeout)
+	}
+	if !h.Svc.IsReady() {
+		t.Fatal("not ready after startup inspection")
+	}
+	if len(seen) != 4 {
+		t.Fatalf("progress saw %d servers, want 4", len(seen))
+	}
+	// and the good ones are inspected with their tools
+	for name, want := range map[string]string{"good": "alpha", "clock": "now"} {
+		st := h.state(domain.AppScope, name)
+		if !st.Inspected || st.InspectionFailed || st.LastSuccess == nil ||
+			!slices.ContainsFunc(st.LastSuccess.Tools, func(tl domain.Tool) bool { return tl.Name == want }) {
+			t.Fatalf("%s: %+v (outcome %+v), want inspected with tool %s", name, st, seen[name], want)
+		}
+	}
+	// and the dead and hanging ones are stubs, classified
+	for name, class := range map[string]domain.FailureClass{"dead": domain.FailureUnreachable, "hang": domain.FailureTimeout} {
+		st := h.state(domain.AppScope, name)
+		if !st.InspectionFailed || st.FailureClass != class {
+			t.Fatalf("%s: failed %v class %q (%s), want a %s stub", name, st.InspectionFailed, st.FailureClass, st.FailureMessage, class)
+		}
+	}
+	// and nothing of the timed-out inspection is left talking to the hanging server
+	waitFor(t, 2*time.Second, func() bool { return held.Load() == 0 }, "hanging server still holds requests")
+}
+
+func TestService_Reinspect_RecoveryStory(t *testing.T) {
+	// given an app server registered while nothing listens on its port
+	h := newHarness(t, nil, registry.Options{})
+	addr := deadAddr(t)
+	cfg := domain.ServerConfig{Type: "streamable-http", URL: "http://" + addr + "/mcp", InitTimeoutMS: 3000}
+	put, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "flaky", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := h.state(domain.AppScope, "flaky")
+	if !st.InspectionFailed || st.FailureClass != domain.FailureUnreachable {
+		t.Fatalf("after put: %+v, want an unreachable stub", st)
+	}
+
+	// when it is reinspected while still down
+	res, err := h.Svc.Reinspect(ctx(t), "admin", domain.AppScope, "flaky")
+
+	// then the caller gets a structured failure, not an error, and the stub stays
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Server != "flaky" || res.OK || res.Reason == "" {
+		t.Fatalf("reinspect while down = %+v", res)
+	}
+	if st := h.state(domain.AppScope, "flaky"); !st.InspectionFailed || st.Version != put.Version {
+		t.Fatalf("after failed reinspection: %+v", st)
+	}
+
+	// when the server comes up on that port and is reinspected
+	up := startMCPOn(t, addr, "ping")
+	res, err = h.Svc.Reinspect(ctx(t), "owner:ops", domain.AppScope, "flaky")
+
+	// then it is recovered and its config version moved on
+	if err != nil || !res.OK {
+		t.Fatalf("reinspect when up = %+v, %v", res, err)
+	}
+	st = h.state(domain.AppScope, "flaky")
+	if st.InspectionFailed || st.Version <= put.Version || st.LastSuccess == nil || !st.LastSuccess.Recovered {
+		t.Fatalf("after recovery: %+v, want healthy at a version after %d", st, put.Version)
+	}
+	if up.Inspections() != 1 {
+		t.Fatalf("server saw %d inspections, want 1", up.Inspections())
+	}
+	wantTypes := []string{events.TypeServerRegistered, events.TypeServerInspectionFailed,
+		events.TypeServerReinspectionRequested, events.TypeServerInspectionFailed,
+		events.TypeServerReinspectionRequested, events.TypeServerInspected}
+	if got := h.streamTypes(t, domain.AppScope, "flaky"); !slices.Equal(got, wantTypes) {
+		t.Fatalf("stream = %v\nwant %v", got, wantTypes)
+	}
+	if last := readEvent(t, h, h.head(t)); last.Actor != "owner:ops" || last.CausationID == "" {
+		t.Fatalf("recovery event actor %q causation %q", last.Actor, last.CausationID)
+	}
+
+	// when it is reinspected again
+	_, err = h.Svc.Reinspect(ctx(t), "admin", domain.AppScope, "flaky")
+	// then it is not in a failed state
+	wantErr(t, err, domain.ErrNotFailed)
+	if err.Error() != "server flaky is not in a failed state" {
+		t.Fatalf("message = %q", err)
+	}
+	// and an unknown server is not found
+	_, err = h.Svc.Reinspect(ctx(t), "admin", domain.AppScope, "nope")
+	wantErr(t, err, domain.ErrServerNotFound)
+	if err.Error() != "server nope not found" {
+		t.Fatalf("message = %q", err)
+	}
+}
+
+func TestService_Reinspect_ConcurrentCallersShareOneInspection(t *testing.T) {
+	// given a failed stub whose server has come back
+	h := newHarness(t, nil, registry.Options{})
+	addr := deadAddr(t)
+	cfg := domain.ServerConfig{Type: "streamable-http", URL: "http://" + addr + "/mcp", InitTimeoutMS: 3000}
+	if _, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "back", cfg); err != nil {
+		t.Fatal(err)
+	}
+	up := startMCPOn(t, addr, "ping")
+
+	// when ten callers reinspect it at once
+	const n = 10
+	results := make([]registry.ReinspectResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-gate
+			results[i], errs[i] = h.Svc.Reinspect(ctx(t), "admin", domain.AppScope, "back")
+		})
+	}
+	close(gate)
+	wg.Wait()
+
+	// then the server saw exactly one inspection
+	if got := up.Inspections(); got != 1 {
+		t.Fatalf("server saw %d inspections, want 1", got)
+	}
+	// and every caller got that inspection's success or "not in a failed state"
+	oks := 0
+	for i := range n {
+		switch {
+		case errs[i] == nil && results[i].OK:
+			oks++
+		case errors.Is(errs[i], domain.ErrNotFailed):
+		default:
+			t.Fatalf("caller %d: %+v, %v", i, results[i], errs[i])
+		}
+	}
+	if oks == 0 {
+		t.Fatal("no caller got the inspection's result")
+	}
+	// and the final state is healthy, with one request and one recovery recorded
+	st := h.state(domain.AppScope, "back")
+	if st.InspectionFailed || st.LastSuccess == nil || !st.LastSuccess.Recovered {
+		t.Fatalf("final state %+v", st)
+	}
+	types := h.streamTypes(t, domain.AppScope, "back")
+	if count(types, events.TypeServerReinspectionRequested) != 1 || count(types, events.TypeServerInspected) != 1 {
+		t.Fatalf("stream = %v", types)
+	}
+}
+
+func TestService_Inspect_RecordsToolDrift(t *testing.T) {
+	// given a server inspected with tools alpha and beta
+	h := newHarness(t, nil, registry.Options{})
+	up := startMCP(t, "alpha", "beta")
+	if _, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "drifty", httpConfig(up.URL)); err != nil {
+		t.Fatal(err)
+	}
+	first := h.state(domain.AppScope, "drifty").LastSuccess
+	if first == nil || len(first.Tools) != 2 {
+		t.Fatalf("first inspection = %+v", first)
+	}
+
+	// when the upstream drops alpha, adds gamma and it is inspected again
+	up.MCP.DeleteTools("alpha")
+	up.MCP.AddTool(echoTool("gamma"))
+	out, err := h.Svc.Inspect(ctx(t), domain.AppScope, "drifty")
+
+	// then the drift is recorded: gamma added, alpha removed
+	if err != nil || !out.OK {
+		t.Fatalf("inspect = %+v, %v", out, err)
+	}
+	last := readEvent(t, h, h.head(t))
+	fact, err := events.Decode(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drift, ok := fact.(domain.ServerToolsChanged)
+	if !ok {
+		t.Fatalf("last event is %s, want tools_changed", last.Type)
+	}
+	if !slices.Equal(drift.Added, []string{"gamma"}) || !slices.Equal(drift.Removed, []string{"alpha"}) ||
+		drift.PrevDigest != first.Digest {
+		t.Fatalf("drift = %+v", drift)
+	}
+
+	// when it is inspected once more without change
+	head := h.head(t)
+	if _, err := h.Svc.Inspect(ctx(t), domain.AppScope, "drifty"); err != nil {
+		t.Fatal(err)
+	}
+	// then a success is recorded but no drift
+	if got := readEvent(t, h, h.head(t)).Type; h.head(t) != head+1 || got != events.TypeServerInspected {
+		t.Fatalf("after unchanged inspection: head %d→%d, last %s", head, h.head(t), got)
+	}
+}
+
+func TestService_Inspect_UnauthorizedMarksRequiresOAuth(t *testing.T) {
+	// given a server that answers 401 with an OAuth challenge
+	h := newHarness(t, nil, registry.Options{})
+	url := startUnauthorized(t)
+
+	// when it is registered (and inspected)
+	if _, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "secured", httpConfig(url)); err != nil {
+		t.Fatal(err)
+	}
+
+	// then it requires OAuth and is not failed
+	st := h.state(domain.AppScope, "secured")
+	if !st.RequiresOAuth() || st.InspectionFailed || !st.Inspected {
+		t.Fatalf("state = %+v, want requiresOAuth and not failed", st)
+	}
+	// and it cannot be reinspected as a failed server
+	_, err := h.Svc.Reinspect(ctx(t), "admin", domain.AppScope, "secured")
+	wantErr(t, err, domain.ErrNotFailed)
+}
+
+func TestService_Put_AsyncInspection(t *testing.T) {
+	// given a registry that inspects in the background
+	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectAsync})
+	up := startMCP(t, "alpha")
+
+	// when a server is put and the background work is awaited
+	if _, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "bg", httpConfig(up.URL)); err != nil {
+		t.Fatal(err)
+	}
+	h.Svc.Wait()
+
+	// then its inspection was recorded
+	if st := h.state(domain.AppScope, "bg"); !st.Inspected || st.InspectionFailed {
+		t.Fatalf("state = %+v", st)
+	}
+}
+
+func count(list []string, v string) int {
+	n := 0
+	for _, x := range list {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+func waitFor(tb testing.TB, d time.Duration, cond func() bool, msg string) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatal(msg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
