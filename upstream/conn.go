@@ -13,6 +13,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcpes/mcpes/domain"
 )
 
 // Conn is one initialized connection to an upstream MCP server. Its methods are
@@ -367,7 +369,7 @@ func (c *Conn) Health(ctx context.Context) error {
 	}
 	if err != nil {
 		err = c.wrap("health of", err)
-		if Classify(err) == "unreachable" {
+		if Classify(err) == domain.FailureUnreachable {
 			c.lose(err)
 		}
 	}

@@ -189,6 +189,14 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 		err = context.Cause(initCtx) // the deadline won the race against success
 	}
 	if err != nil {
+		if c.child != nil && errors.Is(err, transport.ErrTransportClosed) {
+			// stdout closed: the child is exiting; its exit status and stderr
+			// say more than "transport closed".
+			select {
+			case <-c.child.exited:
+			case <-time.After(time.Second):
+			}
+		}
 		class := c.classifyInit(err, initCtx, garbage.Load())
 		cause := c.initCause(err, initCtx, garbage.Load())
 		c.teardown(true)

@@ -105,6 +105,12 @@ func startChild(command string, args, env []string, logger *slog.Logger, onGarba
 
 // exitError describes the child's exit, with the tail of its stderr.
 func (c *child) exitError() error {
+	// Let the stderr drain catch up with the exit (grandchildren may keep it
+	// open, so not for long).
+	select {
+	case <-c.drained:
+	case <-time.After(200 * time.Millisecond):
+	}
 	status := "exited"
 	if c.waitErr != nil {
 		status = c.waitErr.Error()

@@ -38,14 +38,14 @@ func (c *Conn) watchStream() {
 		var err error
 		if mcp.IsModernProtocol(c.init.ProtocolVersion) {
 			err = c.client.Listen(c.lifeCtx, mcp.SubscriptionFilter{ToolsListChanged: true})
-			if c.listenAcked.Load() {
+			if c.listenAcked.Load() || unreachable(err) {
 				c.streamEnded(err)
 				return
 			}
 		} else {
 			var opened bool
 			opened, err = c.readGETStream()
-			if opened {
+			if opened || unreachable(err) {
 				c.streamEnded(err)
 				return
 			}
@@ -55,6 +55,12 @@ func (c *Conn) watchStream() {
 			c.probe()
 		}
 	}()
+}
+
+// unreachable reports whether a stream that never opened failed because the
+// server could not be reached (rather than because it does not offer the stream).
+func unreachable(err error) bool {
+	return err != nil && Classify(err) == domain.FailureUnreachable && !isNotFound(err)
 }
 
 func (c *Conn) streamEnded(err error) {
