@@ -1,0 +1,69 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mcpes/mcpes/audit"
+)
+
+// ExplainResponse is the body of GET /v1/audit/explain: the explanation and the same
+// in words.
+type ExplainResponse struct {
+	audit.Explanation
+	Text string `json:"text"`
+}
+
+func (a *api) explain(w http.ResponseWriter, r *http.Request, id Identity) error {
+	q := r.URL.Query()
+	owner := id.Owner
+	if id.Admin {
+		owner = q.Get("owner")
+	}
+	server := q.Get("server")
+	if server == "" {
+		return fmt.Errorf("%w: server= is required", ErrInvalidRequest)
+	}
+	at := a.Clock()
+	if v := q.Get("at"); v != "" {
+		t, err := ParseTime(v)
+		if err != nil {
+			return err
+		}
+		at = t
+	}
+	ex, err := audit.Explain(r.Context(), a.Store, owner, server, at)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ExplainResponse{Explanation: ex, Text: ex.Text()})
+	return nil
+}
+
+// ParseTime reads a time parameter: RFC 3339 (with or without fractional seconds),
+// or Unix seconds. Returns ErrInvalidRequest otherwise.
+func ParseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	return time.Time{}, fmt.Errorf("%w: time %q: want RFC 3339 (2006-01-02T15:04:05Z) or Unix seconds", ErrInvalidRequest, v)
+}
+
+func (a *api) verify(w http.ResponseWriter, r *http.Request, id Identity) error {
+	if !id.Admin {
+		// Verification covers every owner's events: admin only, and to an owner the
+		// route does not exist.
+		return fmt.Errorf("%w: no route %s", ErrNotFound, r.URL.Path)
+	}
+	rep, err := audit.VerifyAll(r.Context(), a.Store, nil)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}

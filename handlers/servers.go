@@ -1,0 +1,266 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/registry"
+)
+
+// Server is one server as the API shows it. Secrets in Config are redacted.
+type Server struct {
+	Name  string       `json:"name"`
+	Scope domain.Scope `json:"scope"`
+	// Config is the stored config with every header and env value that is not a
+	// ${VAR} placeholder replaced by "[redacted]".
+	Config    domain.ServerConfig `json:"config"`
+	Version   uint64              `json:"version"`
+	UpdatedAt time.Time           `json:"updatedAt"`
+	// State is "ready" (inspected), "pending" (not inspected yet), "failed"
+	// (inspection failed: a stub until reinspected) or "requires_oauth".
+	State            string              `json:"state"`
+	Inspected        bool                `json:"inspected"`
+	InspectionFailed bool                `json:"inspectionFailed"`
+	RequiresOAuth    bool                `json:"requiresOAuth"`
+	FailureClass     domain.FailureClass `json:"failureClass,omitempty"`
+	FailureMessage   string              `json:"failureMessage,omitempty"`
+	// Shadowed marks (in lists) an owner's private server hidden by the app server of
+	// the same name; PrivateShadowed marks an app server that hides one.
+	Shadowed        bool `json:"shadowed,omitempty"`
+	PrivateShadowed bool `json:"privateShadowed,omitempty"`
+	// MayConnect and Rule are the may-connect verdict for the owner asked about.
+	MayConnect bool              `json:"mayConnect"`
+	Rule       domain.Rule       `json:"rule,omitempty"`
+	ToolCount  int               `json:"toolCount"`
+	Tools      []domain.Tool     `json:"tools,omitempty"`
+	Inspection *InspectionDetail `json:"inspection,omitempty"`
+}
+
+// InspectionDetail is what the last successful inspection found.
+type InspectionDetail struct {
+	ServerName      string              `json:"serverName,omitempty"`
+	ServerVersion   string              `json:"serverVersion,omitempty"`
+	ProtocolVersion string              `json:"protocolVersion,omitempty"`
+	Capabilities    domain.Capabilities `json:"capabilities"`
+	Digest          string              `json:"digest"`
+	Instructions    string              `json:"instructions,omitempty"`
+	DurationMS      int64               `json:"durationMs"`
+	Prompts         []domain.Prompt     `json:"prompts,omitempty"`
+	Resources       []domain.Resource   `json:"resources,omitempty"`
+}
+
+// serverJSON renders st for owner; view is the policy view it gives that owner.
+func serverJSON(owner string, st domain.ServerState, view domain.ConfigView, withTools bool) Server {
+	s := Server{Name: st.Name, Scope: st.Scope, Config: domain.RedactSecrets(st.Config),
+		Version: st.Version, UpdatedAt: st.UpdatedAt, Inspected: st.Inspected,
+		InspectionFailed: st.InspectionFailed, RequiresOAuth: st.RequiresOAuth(),
+		FailureClass: st.FailureClass, FailureMessage: st.FailureMessage, PrivateShadowed: view.Shadowed}
+	switch {
+	case st.InspectionFailed:
+		s.State = "failed"
+	case st.RequiresOAuth() && st.Inspected:
+		s.State = "requires_oauth"
+	case st.Inspected:
+		s.State = "ready"
+	default:
+		s.State = "pending"
+	}
+	if view.Found {
+		s.MayConnect, s.Rule = domain.MayConnect(owner, view)
+	}
+	if ls := st.LastSuccess; ls != nil {
+		s.ToolCount = len(ls.Tools)
+		if withTools {
+			s.Tools = ls.Tools
+			s.Inspection = &InspectionDetail{ServerName: ls.ServerName, ServerVersion: ls.ServerVersion,
+				ProtocolVersion: ls.ProtocolVersion, Capabilities: ls.Capabilities, Digest: ls.Digest,
+				Instructions: ls.Instructions, DurationMS: ls.DurationMS, Prompts: ls.Prompts, Resources: ls.Resources}
+		}
+	}
+	return s
+}
+
+// ServerList is the body of GET /v1/servers.
+type ServerList struct {
+	// Owner is the owner the list is for ("" = the app level).
+	Owner   string   `json:"owner"`
+	Servers []Server `json:"servers"`
+}
+
+func (a *api) listServers(w http.ResponseWriter, r *http.Request, id Identity) error {
+	owner, err := targetOwner(r, id)
+	if err != nil {
+		return err
+	}
+	out := ServerList{Owner: owner, Servers: []Server{}}
+	for _, e := range a.Servers.List(owner) {
+		st, ok := a.Servers.State(e.Scope, e.Name)
+		if !ok || !st.Exists {
+			continue // removed between List and State
+		}
+		s := serverJSON(owner, st, e.View, false)
+		s.Shadowed = e.Shadowed
+		if e.Shadowed {
+			s.MayConnect, s.Rule = false, ""
+		}
+		out.Servers = append(out.Servers, s)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *api) getServer(w http.ResponseWriter, r *http.Request, id Identity) error {
+	owner, name, err := ownerAndName(r, id)
+	if err != nil {
+		return err
+	}
+	st, view, _ := a.Servers.Effective(owner, name)
+	if !view.Found {
+		return notFound(name)
+	}
+	writeJSON(w, http.StatusOK, serverJSON(owner, st, view, true))
+	return nil
+}
+
+// PutResponse is the body of PUT /v1/servers/{name}: the server as stored, and what
+// the call did.
+type PutResponse struct {
+	Server
+	Created bool `json:"created"`
+	// Changed lists the top-level fields that changed (empty when unchanged).
+	Changed  []string         `json:"changed"`
+	Warnings []domain.Problem `json:"warnings,omitempty"`
+}
+
+func (a *api) putServer(w http.ResponseWriter, r *http.Request, id Identity) error {
+	owner, err := targetOwner(r, id)
+	if err != nil {
+		return err
+	}
+	// The name is checked by the registry with the rest of the config, so that an
+	// invalid_config error lists every problem.
+	name := r.PathValue("name")
+	cfg, err := a.decodeServerBody(w, r, name)
+	if err != nil {
+		return err
+	}
+	scope := scopeOf(owner)
+	res, err := a.Registry.Put(r.Context(), id.Actor(), scope, name, cfg)
+	if err != nil {
+		return err
+	}
+	st, _ := a.Servers.State(scope, name)
+	out := PutResponse{Server: serverJSON(owner, st, st.View(), true), Created: res.Created,
+		Changed: res.Changed, Warnings: res.Warnings}
+	if out.Changed == nil {
+		out.Changed = []string{}
+	}
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, out)
+	return nil
+}
+
+// decodeServerBody reads one server config from the request body (at most
+// MaxBodyBytes). Unknown fields are kept in the config's Extra. Returns a
+// *http.MaxBytesError for an oversized body, ErrInvalidRequest for malformed JSON or a
+// body that is not an object, and a *domain.ValidationError for a field of the wrong
+// type.
+func (a *api) decodeServerBody(w http.ResponseWriter, r *http.Request, name string) (domain.ServerConfig, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.MaxBodyBytes))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return domain.ServerConfig{}, err
+		}
+		return domain.ServerConfig{}, fmt.Errorf("%w: read body: %v", ErrInvalidRequest, err)
+	}
+	return DecodeServerConfig(name, body)
+}
+
+// DecodeServerConfig parses one server config from JSON the way PUT /v1/servers does.
+// Returns ErrInvalidRequest for malformed JSON or a value that is not an object, and a
+// *domain.ValidationError naming the field for a value of the wrong type.
+func DecodeServerConfig(name string, body []byte) (domain.ServerConfig, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return domain.ServerConfig{}, fmt.Errorf("%w: empty body, want one server config as a JSON object", ErrInvalidRequest)
+	}
+	if !json.Valid(trimmed) {
+		return domain.ServerConfig{}, fmt.Errorf("%w: body is not valid JSON", ErrInvalidRequest)
+	}
+	if trimmed[0] != '{' {
+		return domain.ServerConfig{}, fmt.Errorf("%w: body must be a JSON object (one server config)", ErrInvalidRequest)
+	}
+	var cfg domain.ServerConfig
+	if err := json.Unmarshal(trimmed, &cfg); err != nil {
+		var te *json.UnmarshalTypeError
+		field := ""
+		if errors.As(err, &te) {
+			field = te.Field
+		}
+		return domain.ServerConfig{}, &domain.ValidationError{Problems: []domain.Problem{{Server: name, Field: field, Reason: err.Error()}}}
+	}
+	return cfg, nil
+}
+
+// RemoveResponse is the body of DELETE /v1/servers/{name}.
+type RemoveResponse struct {
+	Server  string       `json:"server"`
+	Scope   domain.Scope `json:"scope"`
+	Removed bool         `json:"removed"`
+}
+
+func (a *api) deleteServer(w http.ResponseWriter, r *http.Request, id Identity) error {
+	owner, name, err := ownerAndName(r, id)
+	if err != nil {
+		return err
+	}
+	scope := scopeOf(owner)
+	if err := a.Registry.Remove(r.Context(), id.Actor(), scope, name); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, RemoveResponse{Server: name, Scope: scope, Removed: true})
+	return nil
+}
+
+func (a *api) reinspect(w http.ResponseWriter, r *http.Request, id Identity) error {
+	owner, name, err := ownerAndName(r, id)
+	if err != nil {
+		return err
+	}
+	res, err := a.Registry.Reinspect(r.Context(), id.Actor(), scopeOf(owner), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, registry.ReinspectResult{Server: res.Server, OK: res.OK, Reason: res.Reason})
+	return nil
+}
+
+// ownerAndName returns the owner the request acts for and the {name} path value,
+// checked. Returns ErrInvalidRequest for a bad owner or name.
+func ownerAndName(r *http.Request, id Identity) (string, string, error) {
+	owner, err := targetOwner(r, id)
+	if err != nil {
+		return "", "", err
+	}
+	name := r.PathValue("name")
+	if err := domain.ValidateServerName(name); err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
+	return owner, name, nil
+}
+
+// notFound is "server X not found" (404), for servers that do not exist and for
+// servers of other owners alike.
+func notFound(name string) error {
+	return &domain.ServerError{Name: name, Err: domain.ErrServerNotFound}
+}
