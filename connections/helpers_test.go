@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,6 +38,8 @@ type env struct {
 	m       *Manager
 	dials   atomic.Int64
 	byName  sync.Map // server name -> *atomic.Int64 dial attempts
+	// forged is set by tests that tamper with the log on purpose.
+	forged bool
 }
 
 // dialsOf returns the dial attempts made for server name.
@@ -61,8 +64,9 @@ func newEnvOn(tb testing.TB, st store.Store, mod func(*Options)) *env {
 		tb.Fatalf("load projection: %v", err)
 	}
 	e := &env{tb: tb, st: st, servers: servers}
-	opts := Options{Source: "mcpes://test", IdleTimeout: time.Hour,
-		Upstream: upstream.Options{Guard: &upstream.Guard{AllowedDomains: []string{"127.0.0.1"}}}}
+	quiet := slog.New(slog.DiscardHandler)
+	opts := Options{Source: "mcpes://test", IdleTimeout: time.Hour, Logger: quiet,
+		Upstream: upstream.Options{Logger: quiet, Guard: &upstream.Guard{AllowedDomains: []string{"127.0.0.1"}}}}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -84,6 +88,10 @@ func newEnvOn(tb testing.TB, st store.Store, mod func(*Options)) *env {
 			tb.Errorf("close manager: %v", err)
 		}
 		rep, err := ReplayDecisions(ctx, st, 0, nil)
+		if e.forged {
+			_ = st.Close()
+			return
+		}
 		if err != nil {
 			tb.Errorf("replay decisions: %v", err)
 		}
