@@ -250,4 +250,3 @@ func exportedSubjects(tb testing.TB, b []byte) []string {
 	}
 	return out
 }
-
