@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcpes/mcpes/config"
+	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/handlers"
+	"github.com/mcpes/mcpes/projections"
+	"github.com/mcpes/mcpes/registry"
+	"github.com/mcpes/mcpes/relay"
+	"github.com/mcpes/mcpes/store/bolt"
+	"github.com/mcpes/mcpes/upstream"
+)
+
+// Main is the running service: it wires the store, projections, registry,
+// connection manager, relay and HTTP API from a Config. Run starts it; Close stops it
+// in order (stop accepting, drain, record shutdown evictions, stop the relay, snapshot
+// the projections, close the store).
+type Main struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// DrainTimeout bounds the wait for in-flight requests at Close (default 10s).
+	DrainTimeout time.Duration
+
+	store    *bolt.Store
+	metered  *meteredStore
+	servers  *projections.Servers
+	conns    *projections.Connections
+	registry *registry.Service
+	manager  *connections.Manager
+	relay    *relay.Relay
+	inproc   *relay.InProcess
+	natsPub  *relay.NATSPublisher
+	http     *http.Server
+	ln       net.Listener
+	metrics  *metrics
+
+	bgCancel      context.CancelFunc
+	bg            sync.WaitGroup
+	streamsCancel context.CancelFunc
+	pidPath       string
+	closeOnce     sync.Once
+	closeErr      error
+}
+
+// Addr returns the address the API listens on (after Run).
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Run opens the data directory and starts every part; it returns once the API
+// accepts connections (startup inspection goes on in the background; /readyz says
+// when it is done). On error, whatever was opened is closed again.
+func (m *Main) Run(ctx context.Context) (err error) {
+	if m.Config == nil {
+		panic("mcpes: Main.Config is nil")
+	}
+	if m.Logger == nil {
+		m.Logger = slog.Default()
+	}
+	if m.DrainTimeout <= 0 {
+		m.DrainTimeout = 10 * time.Second
+	}
+	defer func() {
+		if err != nil {
+			m.abort()
+		}
+	}()
+	cfg, log := m.Config, m.Logger
+
+	auth, err := handlers.NewAuth(authTokens(cfg.Auth.Tokens), os.Getenv("MCPES_ADMIN_TOKEN"))
+	if err != nil {
+		return err
+	}
+	if err := handlers.RequireTokensFor(cfg.Listen, auth); err != nil {
+		return err
+	}
+	if err := m.openStore(); err != nil {
+		return err
+	}
+	if m.servers, err = projections.Load(ctx, m.metered, projections.Options{Logger: log}); err != nil {
+		return err
+	}
+	if m.conns, err = projections.LoadConnections(ctx, m.metered, projections.Options{Logger: log}); err != nil {
+		return err
+	}
+	nodeID := cfg.NodeID
+	if nodeID == "" {
+		nodeID = registry.DefaultNodeID
+	}
+	guard := &upstream.Guard{AllowedDomains: cfg.MCPSettings.AllowedDomains}
+	m.registry, err = registry.New(m.metered, m.servers, guard, registry.Options{NodeID: nodeID, Logger: log,
+		StartupConcurrency: cfg.Inspection.Concurrency})
+	if err != nil {
+		return err
+	}
+	rep, err := m.registry.Reconcile(ctx, cfg.MCPServers)
+	if err != nil {
+		return fmt.Errorf("apply config file: %w", err)
+	}
+	log.Info("config file reconciled", "registered", rep.Registered, "changed", rep.Changed, "removed", rep.Removed)
+
+	secrets := func(ref string) (string, error) {
+		b, err := m.metered.Secret(context.Background(), ref)
+		return string(b), err
+	}
+	m.manager = connections.NewManager(m.metered, m.servers, connections.Options{
+		Upstream:              upstream.Options{Secrets: secrets, Env: os.LookupEnv, Guard: guard, Logger: log},
+		MaxConcurrentConnects: cfg.Connections.MaxConcurrentConnects,
+		IdleTimeout:           cfg.Connections.IdleTimeout.D(),
+		BreakerThreshold:      cfg.Connections.Breaker.Failures,
+		BackoffMax:            cfg.Connections.Breaker.OpenDuration.D(),
+		Source:                "mcpes://" + nodeID,
+		Logger:                log,
+	})
+
+	bg, cancel := context.WithCancel(context.Background())
+	m.bgCancel = cancel
+	if err := m.startRelay(ctx, bg); err != nil {
+		return err
+	}
+	m.metrics = newMetrics(m)
+
+	m.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	streams, streamsCancel := context.WithCancel(context.Background())
+	m.streamsCancel = streamsCancel
+	api := handlers.New(handlers.Deps{
+		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
+		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
+		Ready: func() (bool, any) { return m.registry.IsReady(), nil },
+	})
+	m.http = &http.Server{Handler: endStreams(streams, api), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	m.bg.Go(func() {
+		if err := m.http.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	})
+	log.Info("mcpes listening", "addr", m.ln.Addr().String(), "data", cfg.DataDir, "servers", len(cfg.MCPServers),
+		"pubsub", pubsubName(cfg.PubSub), "tokens", auth.Configured())
+
+	m.bg.Go(func() {
+		start := time.Now()
+		err := m.registry.StartupInspect(bg, cfg.Inspection.Concurrency, func(name string, o domain.InspectionOutcome) {
+			m.metrics.inspected(o)
+			if o.OK {
+				log.Info("server inspected", "server", name, "tools", len(o.Tools), "duration", o.Duration)
+			} else {
+				log.Warn("server inspection failed", "server", name, "class", o.Class, "error", o.Message, "duration", o.Duration)
+			}
+		})
+		switch {
+		case bg.Err() != nil:
+		case err != nil:
+			log.Error("startup inspection", "err", err)
+		default:
+			log.Info("startup inspection done, ready", "duration", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	return nil
+}
+
+func pubsubName(u string) string {
+	if u == "" {
+		return "in-process"
+	}
+	return u
+}
+
+func authTokens(in []config.Token) []handlers.TokenConfig {
+	out := make([]handlers.TokenConfig, len(in))
+	for i, t := range in {
+		out[i] = handlers.TokenConfig{SHA256: t.SHA256, Role: t.Role, Owner: t.Owner}
+	}
+	return out
+}
+
+// openStore creates the data directory and opens its store, writing our pid next to
+// it so offline commands can say who holds it.
+func (m *Main) openStore() error {
+	dir := m.Config.DataDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	st, err := bolt.Open(dbPath(dir), bolt.Options{Timeout: time.Second, Logger: m.Logger})
+	if errors.Is(err, bolt.ErrLocked) {
+		pid := "pid unknown"
+		if b, rerr := os.ReadFile(filepath.Join(dir, pidFile)); rerr == nil {
+			pid = "pid " + strings.TrimSpace(string(b))
+		}
+		return fmt.Errorf("data directory %s is in use by another mcpes (%s): %w", dir, pid, err)
+	}
+	if err != nil {
+		return err
+	}
+	m.store = st
+	m.metered = newMeteredStore(st)
+	m.pidPath = filepath.Join(dir, pidFile)
+	if err := os.WriteFile(m.pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		m.Logger.Warn("cannot write pid file", "path", m.pidPath, "err", err)
+	}
+	return nil
+}
+
+// startRelay publishes the log to the in-process pub/sub or to NATS JetStream.
+func (m *Main) startRelay(ctx, bg context.Context) error {
+	cfg := relay.Config{Store: m.metered, Logger: m.Logger}
+	if u := m.Config.PubSub; u != "" {
+		pub, err := relay.NewNATSPublisher(ctx, relay.NATSConfig{URL: u})
+		if err != nil {
+			return fmt.Errorf("pubsub %s: %w", u, err)
+		}
+		m.natsPub = pub
+		cfg.Publisher, cfg.Name = pub, "relay:nats"
+	} else {
+		m.inproc = relay.NewInProcess(nil)
+		cfg.Publisher, cfg.Name, cfg.StartAtHead = m.inproc.Publisher(), "relay:inprocess", true
+	}
+	r, err := relay.New(cfg)
+	if err != nil {
+		return err
+	}
+	m.relay = r
+	m.bg.Go(func() {
+		if err := r.Run(bg); err != nil && bg.Err() == nil {
+			m.Logger.Error("relay stopped", "relay", r.Name(), "err", err)
+		}
+	})
+	return nil
+}
+
+// endStreams cancels long-lived event streams when the server shuts down, so that
+// draining waits for ordinary requests only.
+func endStreams(streams context.Context, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			stop := context.AfterFunc(streams, cancel)
+			defer stop()
+			r = r.WithContext(ctx)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Close stops the service in order. It is safe to call more than once.
+func (m *Main) Close(ctx context.Context) error {
+	m.closeOnce.Do(func() { m.closeErr = m.shutdown(ctx) })
+	return m.closeErr
+}
+
+func (m *Main) shutdown(ctx context.Context) error {
+	log := m.Logger
+	var errs []error
+	log.Info("shutting down: draining requests")
+	if m.streamsCancel != nil {
+		m.streamsCancel()
+	}
+	if m.http != nil {
+		dctx, cancel := context.WithTimeout(ctx, m.DrainTimeout)
+		if err := m.http.Shutdown(dctx); err != nil {
+			log.Warn("drain timed out; closing remaining requests", "err", err)
+			_ = m.http.Close()
+		}
+		cancel()
+	}
+	if m.registry != nil {
+		_ = m.registry.Close()
+	}
+	if m.manager != nil {
+		if err := m.manager.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close connections: %w", err))
+		}
+	}
+	if m.bgCancel != nil {
+		m.bgCancel()
+	}
+	m.bg.Wait()
+	if m.inproc != nil {
+		_ = m.inproc.Close()
+	}
+	if m.natsPub != nil {
+		_ = m.natsPub.Close()
+	}
+	if m.servers != nil {
+		if err := m.servers.Snapshot(ctx, m.metered); err != nil {
+			errs = append(errs, fmt.Errorf("snapshot servers: %w", err))
+		}
+	}
+	if m.conns != nil {
+		if err := m.conns.Snapshot(ctx, m.metered); err != nil {
+			errs = append(errs, fmt.Errorf("snapshot connections: %w", err))
+		}
+	}
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+		_ = os.Remove(m.pidPath)
+	}
+	if len(errs) == 0 {
+		log.Info("mcpes stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// abort closes what a failed Run opened.
+func (m *Main) abort() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = m.Close(ctx)
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcpes/mcpes/audit"
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/store"
+	"github.com/mcpes/mcpes/store/memory"
+)
+
+// parseTime reads a time flag: RFC 3339 (nanoseconds allowed), or a date.
+func parseTime(flag, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("--%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z, or a date", flag, v)
+}
+
+func newExplainCmd(e *env) *cobra.Command {
+	var owner, server, at string
+	c := &cobra.Command{
+		Use:   "explain --owner ID --server NAME [--at TIME]",
+		Short: "Explain why a connection was (or would be) made, refused or evicted",
+		Long: `explain reconstructs from the log alone, for one owner's repository ("_" is the
+shared one) and one server at a time (default now): the effective config and where it
+came from, its history, the may-connect verdict and the rule, and the connection
+decisions around that time.`,
+		Example: `  mcpes explain --owner _ --server clock
+  mcpes explain --owner alice --server notes --at 2026-11-24T14:02:00Z --json
+  mcpes explain --owner alice --server notes --data ./mcpes-data`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("owner") || server == "" {
+				return usagef("explain needs --owner ID (\"_\" for the shared repository) and --server NAME")
+			}
+			when, err := parseTime("at", at)
+			if err != nil {
+				return err
+			}
+			var ex audit.Explanation
+			if e.data != "" {
+				st, err := openData(e.data)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				if ex, err = audit.Explain(cmd.Context(), st, owner, server, when); err != nil {
+					return err
+				}
+			} else {
+				cl, err := e.client()
+				if err != nil {
+					return err
+				}
+				q := url.Values{"owner": {owner}, "server": {server}}
+				if at != "" {
+					q.Set("at", when.Format(time.RFC3339Nano))
+				}
+				if _, _, err := cl.call(cmd.Context(), "GET", "/v1/audit/explain", q, nil, &ex); err != nil {
+					return err
+				}
+			}
+			if e.json {
+				return printJSON(e.stdout, ex)
+			}
+			_, err = io.WriteString(e.stdout, ex.Text())
+			return err
+		},
+	}
+	c.Flags().StringVar(&owner, "owner", "", "owner whose repository to explain (\"_\" = the shared repository)")
+	c.Flags().StringVar(&server, "server", "", "server name")
+	c.Flags().StringVar(&at, "at", "", "time to explain (RFC 3339; default now)")
+	dataFlag(c, e)
+	return c
+}
+
+func newExportCmd(e *env) *cobra.Command {
+	var since, until, owner, server string
+	var types []string
+	c := &cobra.Command{
+		Use:   "export [--since T] [--until T] [--owner ID] [--server NAME] [--type T]",
+		Short: "Write events as CloudEvents JSON Lines for archiving or a SIEM",
+		Example: `  mcpes export > audit.jsonl
+  mcpes export --owner alice --since 2026-11-24 --type 'mcpes.connection.*'
+  mcpes export --data ./mcpes-data --server clock`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var f audit.Filter
+			var err error
+			if f.Since, err = parseTime("since", since); err != nil {
+				return err
+			}
+			if f.Until, err = parseTime("until", until); err != nil {
+				return err
+			}
+			f.Owner, f.Server, f.Types = owner, server, types
+			st, closeFn, err := e.readStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			bar := newProgress(e.stderr, "export")
+			defer bar.done()
+			n, err := audit.Export(cmd.Context(), st, f, e.stdout, func(_ string, pos, head uint64) { bar.update(pos, head) })
+			if err != nil {
+				return err
+			}
+			bar.done()
+			if isTerminal(e.stderr) {
+				fmt.Fprintf(e.stderr, "exported %d events\n", n)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
+	f.StringVar(&until, "until", "", "only events at or before this time (RFC 3339)")
+	f.StringVar(&owner, "owner", "", "only this owner's streams (\"_\" = the shared repository's connections)")
+	f.StringVar(&server, "server", "", "only streams of servers of this name")
+	f.StringSliceVar(&types, "type", nil, "only events of this type (a trailing * matches a prefix); repeatable")
+	dataFlag(c, e)
+	return c
+}
+
+// readStore returns a store to read the whole log from: the data directory opened
+// read-only with --data, or else an in-memory copy of the running service's log
+// fetched through /v1/events (so offline audit code runs unchanged).
+func (e *env) readStore(ctx context.Context) (store.Store, func(), error) {
+	if e.data != "" {
+		st, err := openData(e.data)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
+	cl, err := e.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	mem := memory.New()
+	bar := newProgress(e.stderr, "fetch")
+	defer bar.done()
+	var after uint64
+	q := url.Values{"limit": {strconv.Itoa(eventsPage)}}
+	for {
+		q.Set("after", strconv.FormatUint(after, 10))
+		raw, _, err := cl.call(ctx, "GET", "/v1/events", q, nil, nil)
+		if err != nil {
+			mem.Close()
+			return nil, nil, err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(raw))
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		n := 0
+		for sc.Scan() {
+			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+				continue
+			}
+			var ev events.Envelope
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				mem.Close()
+				return nil, nil, fmt.Errorf("decode event after %d: %w", after, err)
+			}
+			n++
+			after = uint64(ev.Sequence)
+			if _, err := mem.Append(ctx, ev.Subject, store.AnyVersion, unsealed(ev)); err != nil {
+				mem.Close()
+				return nil, nil, fmt.Errorf("copy event %d: %w", after, err)
+			}
+		}
+		bar.update(after, 0)
+		if n < eventsPage {
+			break
+		}
+	}
+	return mem, func() { mem.Close() }, nil
+}
+
+// unsealed clears what the store assigns, so a copy is sealed again identically.
+func unsealed(ev events.Envelope) events.Envelope {
+	ev.Sequence, ev.StreamVersion = 0, 0
+	ev.PrevHash, ev.Hash = "", ""
+	return ev
+}

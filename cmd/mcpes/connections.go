@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcpes/mcpes/projections"
+)
+
+var connColumns = []column{
+	{header: "OWNER", key: "owner", format: func(v any, _ map[string]any) string {
+		if s, _ := v.(string); s != "" {
+			return s
+		}
+		return "(shared)"
+	}},
+	{header: "SERVER", key: "server"},
+	{header: "CONFIG-VERSION", key: "configVersion"},
+	{header: "SINCE", key: "since"},
+	{header: "STATE", key: "state"},
+}
+
+func newConnectionsCmd(e *env) *cobra.Command {
+	var owner string
+	c := &cobra.Command{
+		Use:   "connections [--owner ID]",
+		Short: "Open connections (of one owner, or all for the admin)",
+		Example: `  mcpes connections
+  mcpes connections --owner alice --json
+  mcpes connections --data ./mcpes-data`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw []byte
+			if e.data != "" {
+				st, err := openData(e.data)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				conns, err := projections.LoadConnections(cmd.Context(), st, projections.Options{})
+				if err != nil {
+					return err
+				}
+				list := conns.All()
+				if cmd.Flags().Changed("owner") {
+					list = conns.Open(owner)
+				}
+				if raw, err = json.Marshal(list); err != nil {
+					return err
+				}
+			} else {
+				cl, err := e.client()
+				if err != nil {
+					return err
+				}
+				if raw, _, err = cl.call(cmd.Context(), "GET", "/v1/connections", ownerQuery(owner), nil, nil); err != nil {
+					return err
+				}
+			}
+			return e.printList(raw, connColumns, "connections")
+		},
+	}
+	c.Flags().StringVar(&owner, "owner", "", "owner whose connections to list (admin only)")
+	dataFlag(c, e)
+	return c
+}
+
+func newConnectCmd(e *env) *cobra.Command {
+	var owner string
+	c := &cobra.Command{
+		Use:   "connect NAME [--owner ID]",
+		Short: "Get or open the connection of an owner (or the shared repository) to a server",
+		Long: `connect asks the service for a connection to NAME through the owner's connection
+repository: an existing live, fresh connection is reused; a stale or dead one is
+evicted and rebuilt; a refusal names the rule. Every decision is recorded.`,
+		Example: `  mcpes connect clock
+  mcpes connect clock --owner alice`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := e.refuseOffline("connect"); err != nil {
+				return err
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			raw, _, err := cl.call(cmd.Context(), "POST", "/v1/connections/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil)
+			if err != nil {
+				return err
+			}
+			if e.json {
+				_, err = e.stdout.Write(append(raw, '\n'))
+				return err
+			}
+			var info map[string]any
+			_ = json.Unmarshal(raw, &info)
+			fmt.Fprintf(e.stdout, "connected to %s (config version %s)\n", args[0], cell(lookup(info, "configVersion")))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&owner, "owner", "", "owner whose repository connects (admin only; default: shared)")
+	return c
+}
+
+func newDisconnectCmd(e *env) *cobra.Command {
+	var owner string
+	c := &cobra.Command{
+		Use:     "disconnect NAME [--owner ID]",
+		Short:   "Close an owner's connection to a server (recorded as an explicit eviction)",
+		Example: `  mcpes disconnect clock`,
+		Args:    exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := e.refuseOffline("disconnect"); err != nil {
+				return err
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			if _, _, err := cl.call(cmd.Context(), "DELETE", "/v1/connections/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "disconnected from %s\n", args[0])
+			return nil
+		},
+	}
+	c.Flags().StringVar(&owner, "owner", "", "owner whose connection to close (admin only)")
+	return c
+}
