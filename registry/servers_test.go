@@ -130,6 +130,8 @@ func startHanging(tb testing.TB) (url string, open *atomic.Int64) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		open.Add(1)
 		defer open.Add(-1)
+		// net/http notices a client going away only once the body has been read.
+		_, _ = io.Copy(io.Discard, r.Body)
 		select {
 		case <-r.Context().Done():
 		case <-stop:

@@ -16,6 +16,5 @@ func UpstreamInspector(ctx context.Context, req InspectRequest) domain.Inspectio
 	if g, ok := req.Guard.(*upstream.Guard); ok {
 		opts.Guard = g
 	}
-	_ = opts
-	return domain.InspectionOutcome{Class: domain.FailureUnsupported, Message: "upstream.Inspect not wired yet"}
+	return upstream.Inspect(ctx, req.Name, req.Config, opts)
 }
