@@ -4,6 +4,7 @@
 //	badserver garbage   answers every line with text that is not JSON-RPC
 //	badserver exit      writes to stderr and exits with status 3 at once
 //	badserver initerr   answers every request with a JSON-RPC error
+//
 // With PIDFILE set it first writes its pid there.
 //
 //	badserver secret    prints the value of $SECRET_TOKEN on stderr, then exits 1
