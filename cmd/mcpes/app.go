@@ -16,7 +16,6 @@ import (
 
 	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/connections"
-	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/handlers"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/registry"
@@ -155,14 +154,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	m.bg.Go(func() {
 		start := time.Now()
-		err := m.registry.StartupInspect(bg, cfg.Inspection.Concurrency, func(name string, o domain.InspectionOutcome) {
-			m.metrics.inspected(o)
-			if o.OK {
-				log.Info("server inspected", "server", name, "tools", len(o.Tools), "duration", o.Duration)
-			} else {
-				log.Warn("server inspection failed", "server", name, "class", o.Class, "error", o.Message, "duration", o.Duration)
-			}
-		})
+		// The registry logs each outcome; metrics count them from the log.
+		err := m.registry.StartupInspect(bg, cfg.Inspection.Concurrency, nil)
 		switch {
 		case bg.Err() != nil:
 		case err != nil:
@@ -305,6 +298,11 @@ func (m *Main) shutdown(ctx context.Context) error {
 	if m.conns != nil {
 		if err := m.conns.Snapshot(ctx, m.metered); err != nil {
 			errs = append(errs, fmt.Errorf("snapshot connections: %w", err))
+		}
+	}
+	if m.servers != nil && m.conns != nil && len(errs) == 0 {
+		if head, _, err := m.store.Head(ctx); err == nil {
+			log.Info("projections snapshotted", "position", head)
 		}
 	}
 	if m.store != nil {

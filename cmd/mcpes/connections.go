@@ -19,7 +19,12 @@ var connColumns = []column{
 	}},
 	{header: "SERVER", key: "server"},
 	{header: "CONFIG-VERSION", key: "configVersion"},
-	{header: "SINCE", key: "since"},
+	{header: "SINCE", key: "openedAt", format: func(v any, r map[string]any) string {
+		if v == nil {
+			v = r["since"]
+		}
+		return cell(v)
+	}},
 	{header: "STATE", key: "state"},
 }
 

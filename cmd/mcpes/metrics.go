@@ -80,10 +80,6 @@ func newMetrics(m *Main) *metrics {
 	return mt
 }
 
-// inspected is the startup-inspection progress hook; results are counted from the
-// log (see the observer), so it only exists for symmetry with logging.
-func (mt *metrics) inspected(domain.InspectionOutcome) {}
-
 func (mt *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(mt.reg, promhttp.HandlerOpts{Registry: mt.reg})
 }

@@ -17,14 +17,17 @@ const (
 	pidFile = "mcpes.pid"
 )
 
-// errInUse is returned by openData when a running mcpes holds the data directory.
-var errInUse = errors.New("data directory is in use")
+// inUseError is returned by openData when a running mcpes holds the data directory.
+type inUseError struct{ dir, pid string }
+
+func (e *inUseError) Error() string {
+	return fmt.Sprintf("data directory %s is in use by a running mcpes (%s) — use --server or stop it", e.dir, e.pid)
+}
 
 func dbPath(dir string) string { return filepath.Join(dir, dbFile) }
 
 // openData opens the store of a data directory read-only, for offline commands.
-// Returns an error wrapping errInUse, naming the pid when known, when a running
-// mcpes holds it.
+// Returns an *inUseError, naming the pid when known, when a running mcpes holds it.
 func openData(dir string) (*bolt.Store, error) {
 	path := dbPath(dir)
 	if _, err := os.Stat(path); err != nil {
@@ -36,7 +39,7 @@ func openData(dir string) (*bolt.Store, error) {
 		if b, rerr := os.ReadFile(filepath.Join(dir, pidFile)); rerr == nil {
 			pid = "pid " + strings.TrimSpace(string(b))
 		}
-		return nil, fmt.Errorf("%w: data directory %s is in use by a running mcpes (%s) — use --server or stop it", errInUse, dir, pid)
+		return nil, &inUseError{dir: dir, pid: pid}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open data directory %s: %w", dir, err)

@@ -23,6 +23,12 @@ var serverColumns = []column{
 
 // serverState summarises an entry's inspection state in one word.
 func serverState(r map[string]any) string {
+	if st, ok := r["state"].(string); ok && st != "" && r["inspectionFailed"] != true {
+		if r["shadowed"] == true {
+			return "shadowed"
+		}
+		return st
+	}
 	switch {
 	case r["shadowed"] == true:
 		return "shadowed"

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -86,29 +87,31 @@ recorded connection decision. Exit 1 when a decision replays differently.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, closeFn, err := e.readStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
 			var pos uint64
+			var at time.Time
 			if until != "" {
 				if n, perr := strconv.ParseUint(until, 10, 64); perr == nil {
 					if n == 0 {
 						return usagef("--until 0: positions start at 1")
 					}
 					pos = n
+				} else if t, terr := parseTime("until", until); terr == nil {
+					at = t
 				} else {
-					t, terr := parseTime("until", until)
-					if terr != nil {
-						return usagef("--until %q: want a log position or an RFC 3339 time", until)
-					}
-					if pos, err = audit.PositionAt(ctx, st, t); err != nil {
-						return err
-					}
-					if pos == 0 {
-						return fmt.Errorf("replay: no event at or before %s", until)
-					}
+					return usagef("--until %q: want a log position or an RFC 3339 time", until)
+				}
+			}
+			st, closeFn, err := e.readStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			if !at.IsZero() {
+				if pos, err = audit.PositionAt(ctx, st, at); err != nil {
+					return err
+				}
+				if pos == 0 {
+					return fmt.Errorf("replay: no event at or before %s", until)
 				}
 			}
 			bar := newProgress(e.stderr, "replay")
