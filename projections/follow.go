@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -180,16 +179,17 @@ func (f *follower) applyRecordLocked(pos uint64, rec []byte) error {
 // chain. Events arriving meanwhile through the observer are applied or wait in
 // pending; replay runs again while a gap remains.
 func (f *follower) replay(ctx context.Context, st store.Store, until uint64) error {
-	errStop := errors.New("stop")
 	for {
-		before := f.pos.Load()
-		err := st.ReadRecords(ctx, before+1, func(pos uint64, rec []byte) error {
-			if until > 0 && pos > until {
-				return errStop
-			}
-			return f.applyRecord(pos, rec)
+		f.wmu.Lock()
+		before, prev := f.pos.Load(), f.lastHash
+		f.wmu.Unlock()
+		if until > 0 && before >= until {
+			return nil
+		}
+		err := scanChecked(ctx, st, before+1, prev, until, func(pos uint64, hash [32]byte, canon []byte) error {
+			return foldCanonical(pos, hash, canon, f)
 		})
-		if err != nil && !errors.Is(err, errStop) {
+		if err != nil {
 			return err
 		}
 		f.wmu.Lock()
@@ -250,4 +250,25 @@ func cmpUint(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+// foldChecked folds an event whose record the caller chain-checked. Events at or
+// below the position are skipped (the observer got there first); a gap is an error.
+func (f *follower) foldChecked(ev *rawEvent, hash [32]byte) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	cur := f.pos.Load()
+	if ev.pos <= cur {
+		return nil
+	}
+	if ev.pos != cur+1 {
+		return fmt.Errorf("%w: event %d follows position %d", events.ErrCorrupt, ev.pos, cur)
+	}
+	if err := f.fold(ev); err != nil {
+		return err
+	}
+	f.pos.Store(ev.pos)
+	f.lastHash = hash
+	f.drainPending()
+	return nil
 }

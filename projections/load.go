@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/store"
 )
 
@@ -130,4 +131,19 @@ func AsOfTime(ctx context.Context, st store.Store, t time.Time) (*Servers, uint6
 	}
 	s, err := AsOf(ctx, st, pos)
 	return s, pos, err
+}
+
+// Rebuild replays the log from position 0 up to until (0 = the head) into both
+// projections in one pass: one chain check and one scan per event. It is what
+// replay and verify use. Returns the store's read error, or an error wrapping
+// events.ErrCorrupt at the first record that does not chain or decode.
+func Rebuild(ctx context.Context, st store.Store, until uint64) (*Servers, *Connections, error) {
+	s, c := NewServers(), NewConnections()
+	err := scanChecked(ctx, st, 1, events.ZeroHash, until, func(pos uint64, hash [32]byte, canon []byte) error {
+		return foldCanonical(pos, hash, canon, &s.follower, &c.follower)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("rebuild projections: %w", err)
+	}
+	return s, c, nil
 }

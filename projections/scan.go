@@ -40,7 +40,7 @@ func rawFromEnvelope(e *events.Envelope) rawEvent {
 // bytes that are not a JSON object.
 func scanEnvelope(b []byte, ev *rawEvent) error {
 	var seen int
-	err := eachField(b, func(key, val []byte) bool {
+	err := eachFieldOpt(b, true, func(key, val []byte) bool {
 		switch string(key) {
 		case "type":
 			ev.typ = internType(unquote(val))
@@ -71,7 +71,11 @@ func scanEnvelope(b []byte, ev *rawEvent) error {
 
 // eachField calls fn with every top-level key and raw value of a JSON object until fn
 // returns false. Keys with escapes are passed still escaped (no envelope key has one).
-func eachField(b []byte, fn func(key, val []byte) bool) error {
+func eachField(b []byte, fn func(key, val []byte) bool) error { return eachFieldOpt(b, false, fn) }
+
+// eachFieldOpt is eachField; with dataLast it takes the value of a "data" key to run
+// to the end of the object (see lastObjectValueEnd).
+func eachFieldOpt(b []byte, dataLast bool, fn func(key, val []byte) bool) error {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return fmt.Errorf("%w: not a JSON object", events.ErrCorrupt)
@@ -94,7 +98,13 @@ func eachField(b []byte, fn func(key, val []byte) bool) error {
 			return fmt.Errorf("%w: want ':' at byte %d", events.ErrCorrupt, i)
 		}
 		i = skipWS(b, i+1)
-		vend := skipValue(b, i)
+		vend := -1
+		if dataLast && string(key) == "data" {
+			vend = lastObjectValueEnd(b, i)
+		}
+		if vend < 0 {
+			vend = skipValue(b, i)
+		}
 		if vend < 0 {
 			return fmt.Errorf("%w: bad value of %q", events.ErrCorrupt, key)
 		}
@@ -128,6 +138,23 @@ func field(obj []byte, key string) []byte {
 		return true
 	})
 	return out
+}
+
+// lastObjectValueEnd returns the end of the object value at b[i] when it is the last
+// member of the enclosing object, without scanning it: the codec writes "data" last
+// (Envelope's field order; hash is not in the canonical bytes), so its value ends
+// right before the envelope's closing brace. It returns -1 when the bytes do not have
+// that shape, and the caller scans properly. scan_test.go pins the field order.
+func lastObjectValueEnd(b []byte, i int) int {
+	end := len(b)
+	for end > i && (b[end-1] == ' ' || b[end-1] == '\n' || b[end-1] == '\t' || b[end-1] == '\r') {
+		end--
+	}
+	if end-i < 3 || b[i] != '{' || b[end-1] != '}' || b[end-2] != '}' {
+		return -1
+	}
+	// The value is b[i:end-1]; it must itself end with '}' and nothing may follow.
+	return end - 1
 }
 
 func skipWS(b []byte, i int) int {

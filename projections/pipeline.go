@@ -1,0 +1,122 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/store"
+)
+
+// chunkSize is how many records the hashing goroutine hands over at once.
+const chunkSize = 512
+
+type chunkItem struct {
+	pos        uint64
+	hash       [32]byte
+	start, end int
+}
+
+type chunk struct {
+	arena []byte
+	items []chunkItem
+}
+
+var errStopScan = errors.New("stop scan")
+
+// scanChecked reads the log from position from on (up to until; 0 = the head),
+// checks that every record chains to the one before (the first to prev), and calls fn
+// with each record's position, hash and canonical bytes, in order. Hashing runs on the
+// reading goroutine and fn on another, so the two overlap on a multi-core machine.
+// canonical is valid only during fn. Returns the first error of the store, of the
+// chain (wrapping events.ErrCorrupt) or of fn.
+func scanChecked(ctx context.Context, st store.Store, from uint64, prev [32]byte, until uint64,
+	fn func(pos uint64, hash [32]byte, canonical []byte) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	full := make(chan *chunk, 4)
+	free := make(chan *chunk, 6)
+	for range cap(free) {
+		free <- &chunk{arena: make([]byte, 0, chunkSize*1024), items: make([]chunkItem, 0, chunkSize)}
+	}
+	foldErr := make(chan error, 1)
+	go func() {
+		var err error
+		for c := range full {
+			if err == nil {
+				for _, it := range c.items {
+					if err = fn(it.pos, it.hash, c.arena[it.start:it.end]); err != nil {
+						cancel() // stop the reader; keep draining so it never blocks
+						break
+					}
+				}
+			}
+			c.arena, c.items = c.arena[:0], c.items[:0]
+			free <- c
+		}
+		foldErr <- err
+	}()
+
+	cur := <-free
+	from = max(from, 1)
+	last := from - 1
+	readErr := st.ReadRecords(ctx, from, func(pos uint64, rec []byte) error {
+		if until > 0 && pos > until {
+			return errStopScan
+		}
+		if pos != last+1 {
+			return fmt.Errorf("%w: record %d follows %d", events.ErrCorrupt, pos, last)
+		}
+		hash, err := events.CheckRecord(prev, rec)
+		if err != nil {
+			return fmt.Errorf("position %d: %w", pos, err)
+		}
+		start := len(cur.arena)
+		cur.arena = append(cur.arena, rec[1+32:]...)
+		cur.items = append(cur.items, chunkItem{pos: pos, hash: hash, start: start, end: len(cur.arena)})
+		prev, last = hash, pos
+		if len(cur.items) == chunkSize {
+			select {
+			case full <- cur:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case cur = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	if len(cur.items) > 0 && ctx.Err() == nil {
+		full <- cur
+	}
+	close(full)
+	ferr := <-foldErr
+	switch {
+	case ferr != nil:
+		return ferr
+	case readErr != nil && !errors.Is(readErr, errStopScan):
+		return readErr
+	}
+	return nil
+}
+
+// foldCanonical scans one chain-checked record and folds it into the projections.
+func foldCanonical(pos uint64, hash [32]byte, canonical []byte, fs ...*follower) error {
+	var ev rawEvent
+	if err := scanEnvelope(canonical, &ev); err != nil {
+		return fmt.Errorf("position %d: %w", pos, err)
+	}
+	if ev.pos != pos {
+		return fmt.Errorf("%w: record at %d says sequence %d", events.ErrCorrupt, pos, ev.pos)
+	}
+	for _, f := range fs {
+		if err := f.foldChecked(&ev, hash); err != nil {
+			return fmt.Errorf("position %d: %w", pos, err)
+		}
+	}
+	return nil
+}
