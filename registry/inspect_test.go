@@ -13,8 +13,9 @@ import (
 )
 
 func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
-	// given four app servers: a good in-process one, the example clock server over
-	// stdio, a dead port and a server that never answers (initTimeout 1.5 s)
+	// given five app servers: a good in-process one, the example clock server over
+	// stdio and over streamable HTTP (subprocesses), a dead port and a server that
+	// never answers (initTimeout 1.5 s)
 	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectOff})
 	good := startMCP(t, "alpha", "beta")
 	hangURL, held := startHanging(t)
@@ -22,6 +23,7 @@ func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
 	file := map[string]domain.ServerConfig{
 		"good":  httpConfig(good.URL),
 		"clock": {Command: clockBinary(t), InitTimeoutMS: 10000},
+		"clockhttp": {Type: "http", URL: startClockHTTP(t), InitTimeoutMS: 10000},
 		"dead":  {Type: "streamable-http", URL: "http://" + deadAddr(t) + "/mcp", InitTimeoutMS: 1000},
 		"hang":  {Type: "streamable-http", URL: hangURL, InitTimeoutMS: hangTimeout.Milliseconds()},
 	}
@@ -53,11 +55,11 @@ func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
 	if !h.Svc.IsReady() {
 		t.Fatal("not ready after startup inspection")
 	}
-	if len(seen) != 4 {
-		t.Fatalf("progress saw %d servers, want 4", len(seen))
+	if len(seen) != 5 {
+		t.Fatalf("progress saw %d servers, want 5", len(seen))
 	}
 	// and the good ones are inspected with their tools
-	for name, want := range map[string]string{"good": "alpha", "clock": "now"} {
+	for name, want := range map[string]string{"good": "alpha", "clock": "now", "clockhttp": "echo"} {
 		st := h.state(domain.AppScope, name)
 		if !st.Inspected || st.InspectionFailed || st.LastSuccess == nil ||
 			!slices.ContainsFunc(st.LastSuccess.Tools, func(tl domain.Tool) bool { return tl.Name == want }) {
