@@ -21,11 +21,11 @@ func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
 	hangURL, held := startHanging(t)
 	const hangTimeout = 1500 * time.Millisecond
 	file := map[string]domain.ServerConfig{
-		"good":  httpConfig(good.URL),
-		"clock": {Command: clockBinary(t), InitTimeoutMS: 10000},
+		"good":      httpConfig(good.URL),
+		"clock":     {Command: clockBinary(t), InitTimeoutMS: 10000},
 		"clockhttp": {Type: "http", URL: startClockHTTP(t), InitTimeoutMS: 10000},
-		"dead":  {Type: "streamable-http", URL: "http://" + deadAddr(t) + "/mcp", InitTimeoutMS: 1000},
-		"hang":  {Type: "streamable-http", URL: hangURL, InitTimeoutMS: hangTimeout.Milliseconds()},
+		"dead":      {Type: "streamable-http", URL: "http://" + deadAddr(t) + "/mcp", InitTimeoutMS: 1000},
+		"hang":      {Type: "streamable-http", URL: hangURL, InitTimeoutMS: hangTimeout.Milliseconds()},
 	}
 	if _, err := h.Svc.Reconcile(ctx(t), file); err != nil {
 		t.Fatal(err)
