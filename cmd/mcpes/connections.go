@@ -25,7 +25,6 @@ var connColumns = []column{
 		}
 		return cell(v)
 	}},
-	{header: "STATE", key: "state"},
 }
 
 func newConnectionsCmd(e *env) *cobra.Command {

@@ -140,3 +140,5 @@ func newLogger(e *env, format, level string) (*slog.Logger, error) {
 	}
 	return nil, usagef("--log-format %q: want text or json", format)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -150,7 +150,7 @@ func (e *env) printReplay(res audit.ReplayResult) error {
 		return err
 	}
 	fmt.Fprintln(e.stdout, "\nopen connections:")
-	if err := printTable(e.stdout, toRows(res.Connections), connColumns[:4]); err != nil {
+	if err := printTable(e.stdout, toRows(res.Connections), connColumns); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "\n%d decisions replayed, %d mismatches\n", res.Decisions, len(res.Mismatches))
