@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
-	"github.com/mcpes/mcpes/store"
 )
 
 // InspectRequest is what an InspectFunc needs to inspect one server config.
@@ -137,7 +136,7 @@ func (s *Service) record(ctx context.Context, scope domain.Scope, name string, v
 			return err
 		}
 		_, _, err = s.append(ctx, scope, name, st.StreamVersion, actor, "", causation, facts...)
-		if errors.Is(err, store.ErrVersionConflict) && attempt+1 < s.opts.ConflictRetries {
+		if s.again(attempt, &err) {
 			continue
 		}
 		return err
@@ -270,7 +269,7 @@ func (s *Service) reinspect(actor string, scope domain.Scope, name string) (Rein
 			return ReinspectResult{}, err
 		}
 		_, ids, err := s.append(ctx, scope, name, st.StreamVersion, actor, "", "", facts...)
-		if errors.Is(err, store.ErrVersionConflict) && attempt+1 < s.opts.ConflictRetries {
+		if s.again(attempt, &err) {
 			continue
 		}
 		if err != nil {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/registry"
+	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/upstream"
 )
 
@@ -263,5 +265,56 @@ func TestService_Put_UserScopeURLToLoopbackRefused(t *testing.T) {
 	// then it is trusted
 	if err != nil || !h.state(domain.AppScope, "local").Inspected {
 		t.Fatalf("app-scope put: %v", err)
+	}
+}
+
+func TestService_Put_ConcurrentWritersNeverLoseTheStream(t *testing.T) {
+	// given a registered server
+	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectOff})
+	if _, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "busy", httpConfig("https://busy.example.com/mcp")); err != nil {
+		t.Fatal(err)
+	}
+
+	// when eight writers change it at once, each to its own timeout
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			cfg := httpConfig("https://busy.example.com/mcp")
+			cfg.TimeoutMS = int64(1000 + i)
+			_, errs[i] = h.Svc.Put(ctx(t), "admin", domain.AppScope, "busy", cfg)
+		})
+	}
+	wg.Wait()
+
+	// then each either landed or gave up with ErrConflict, and the projection holds the
+	// config of the last event of the stream
+	landed := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			landed++
+		case errors.Is(err, registry.ErrConflict) && errors.Is(err, store.ErrVersionConflict):
+		default:
+			t.Fatalf("put: %v", err)
+		}
+	}
+	if landed == 0 {
+		t.Fatal("no writer landed")
+	}
+	evs, err := h.Store.ReadStream(ctx(t), domain.ServerStream(domain.AppScope, "busy"), 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1+landed {
+		t.Fatalf("stream has %d events, want 1 + %d landed", len(evs), landed)
+	}
+	fact, err := events.Decode(evs[len(evs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.state(domain.AppScope, "busy"); !got.Config.Equal(fact.(domain.ServerConfigChanged).Config) {
+		t.Fatalf("projection %+v differs from the last event", got.Config)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/mcpes/mcpes/domain"
-	"github.com/mcpes/mcpes/store"
 )
 
 // ReconcileReport names the app servers a Reconcile registered, changed and removed.
@@ -100,7 +99,7 @@ func (s *Service) putSealed(ctx context.Context, actor, reason string, scope dom
 			return putOutcome{version: st.Version}, nil
 		}
 		ar, ids, err := s.append(ctx, scope, name, st.StreamVersion, actor, reason, "", facts...)
-		if errors.Is(err, store.ErrVersionConflict) && attempt+1 < s.opts.ConflictRetries {
+		if s.again(attempt, &err) {
 			continue
 		}
 		if err != nil {

@@ -27,9 +27,14 @@ import (
 // the count is the number of inspections that reached it.
 type mcpServer struct {
 	MCP       *server.MCPServer
-	URL       string // .../mcp
-	toolLists atomic.Int64
+	URL        string // .../mcp
+	toolLists  atomic.Int64
+	handshakes atomic.Int64
 }
+
+// Handshakes returns how many connections opened a session (server/discover or
+// initialize) with this server.
+func (m *mcpServer) Handshakes() int64 { return m.handshakes.Load() }
 
 // Inspections returns how many inspections listed this server's tools.
 func (m *mcpServer) Inspections() int64 { return m.toolLists.Load() }
@@ -57,6 +62,9 @@ func (m *mcpServer) handler() http.Handler {
 			b, _ := io.ReadAll(r.Body)
 			if bytes.Contains(b, []byte(`"tools/list"`)) {
 				m.toolLists.Add(1)
+			}
+			if bytes.Contains(b, []byte(`"server/discover"`)) || bytes.Contains(b, []byte(`"method":"initialize"`)) {
+				m.handshakes.Add(1)
 			}
 			r.Body = io.NopCloser(bytes.NewReader(b))
 		}

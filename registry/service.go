@@ -182,7 +182,7 @@ func (s *Service) remove(ctx context.Context, actor, reason string, scope domain
 			return err
 		}
 		_, _, err = s.append(ctx, scope, name, st.StreamVersion, actor, reason, "", facts...)
-		if errors.Is(err, store.ErrVersionConflict) && attempt+1 < s.opts.ConflictRetries {
+		if s.again(attempt, &err) {
 			continue
 		}
 		return err
@@ -260,4 +260,18 @@ func (s *Service) appNames() []string {
 		}
 	}
 	return out
+}
+
+// again reports whether a command should re-read the projection and try once more:
+// err is a version conflict and attempts remain. When they are used up, err is
+// wrapped in ErrConflict (it still matches store.ErrVersionConflict).
+func (s *Service) again(attempt int, err *error) bool {
+	if !errors.Is(*err, store.ErrVersionConflict) {
+		return false
+	}
+	if attempt+1 < s.opts.ConflictRetries {
+		return true
+	}
+	*err = fmt.Errorf("%w: %w", ErrConflict, *err)
+	return false
 }
