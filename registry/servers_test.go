@@ -26,7 +26,7 @@ import (
 // It counts the tools/list requests it answers: each inspection lists tools once, so
 // the count is the number of inspections that reached it.
 type mcpServer struct {
-	MCP       *server.MCPServer
+	MCP        *server.MCPServer
 	URL        string // .../mcp
 	toolLists  atomic.Int64
 	handshakes atomic.Int64
