@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ type svc struct {
 	mgr     *connections.Manager
 	ts      *httptest.Server
 	ready   atomic.Bool
+
+	closeStore bool
+	closeOnce  sync.Once
 }
 
 type svcOption func(*svc, *handlers.Deps)
@@ -89,20 +93,27 @@ func newSvcOn(tb testing.TB, st store.Store, closeStore bool, opts ...svcOption)
 		o(s, &deps)
 	}
 	s.ts = httptest.NewServer(handlers.New(deps))
-	tb.Cleanup(func() {
+	s.closeStore = closeStore
+	tb.Cleanup(s.close)
+	return s
+}
+
+// close stops the HTTP server, the manager (recording shutdown evictions) and the
+// registry, and closes the store if the service owns it. It runs once.
+func (s *svc) close() {
+	s.closeOnce.Do(func() {
 		s.ts.CloseClientConnections()
 		s.ts.Close()
 		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := mgr.Close(cctx); err != nil {
-			tb.Errorf("close manager: %v", err)
+		if err := s.mgr.Close(cctx); err != nil {
+			s.tb.Errorf("close manager: %v", err)
 		}
-		_ = reg.Close()
-		if closeStore {
-			_ = st.Close()
+		_ = s.reg.Close()
+		if s.closeStore {
+			_ = s.st.Close()
 		}
 	})
-	return s
 }
 
 // resp is one API answer.
