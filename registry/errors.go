@@ -9,6 +9,8 @@ var (
 	// address the SSRF guard refuses (loopback, private, link-local, ...). Nothing is
 	// written.
 	ErrBlockedURL = errors.New("url blocked by the SSRF guard")
+	// ErrNoActor is returned by a command that does not say who sent it.
+	ErrNoActor = errors.New("command has no actor")
 	// ErrClosed is returned by every command after Close.
 	ErrClosed = errors.New("registry closed")
 	// ErrConflict is returned when a server stream kept moving under a command after

@@ -237,6 +237,9 @@ func (s *Service) Reinspect(ctx context.Context, actor string, scope domain.Scop
 	if err := s.checkOpen(); err != nil {
 		return ReinspectResult{}, err
 	}
+	if err := checkCommand(actor, scope); err != nil {
+		return ReinspectResult{}, err
+	}
 	if _, err := domain.DecideRequestReinspection(s.state(scope, name),
 		domain.RequestReinspection{Scope: scope, Name: name}); err != nil {
 		return ReinspectResult{}, err

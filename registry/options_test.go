@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/store/memory"
 	"github.com/mcpes/mcpes/upstream"
@@ -59,4 +60,23 @@ func TestService_ClosedRefusesCommands(t *testing.T) {
 
 	// then it is refused with ErrClosed
 	wantErr(t, err, registry.ErrClosed)
+}
+
+func TestService_RefusesCommandsWithoutActorOrScope(t *testing.T) {
+	// given a registry
+	h := newHarness(t, nil, registry.Options{})
+	cfg := httpConfig("https://docs.example.com/mcp")
+
+	// when commands come without an actor, or for a malformed scope
+	_, errActor := h.Svc.Put(ctx(t), "", domain.AppScope, "docs", cfg)
+	_, errScope := h.Svc.Put(ctx(t), "admin", domain.Scope("user:"), "docs", cfg)
+	errRemove := h.Svc.Remove(ctx(t), "", domain.AppScope, "docs")
+
+	// then they are refused and nothing is written
+	wantErr(t, errActor, registry.ErrNoActor)
+	wantErr(t, errScope, domain.ErrInvalidConfig)
+	wantErr(t, errRemove, registry.ErrNoActor)
+	if h.head(t) != 0 {
+		t.Fatalf("head = %d", h.head(t))
+	}
 }

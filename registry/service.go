@@ -130,6 +130,9 @@ func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, nam
 	if err := s.checkOpen(); err != nil {
 		return PutResult{}, err
 	}
+	if err := checkCommand(actor, scope); err != nil {
+		return PutResult{}, err
+	}
 	if err := domain.ValidateConfig(scope, name, cfg); err != nil {
 		return PutResult{}, err
 	}
@@ -169,6 +172,9 @@ func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, nam
 // *domain.ServerError) when it does not exist.
 func (s *Service) Remove(ctx context.Context, actor string, scope domain.Scope, name string) error {
 	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if err := checkCommand(actor, scope); err != nil {
 		return err
 	}
 	return s.remove(ctx, actor, "", scope, name)
@@ -274,4 +280,16 @@ func (s *Service) again(attempt int, err *error) bool {
 	}
 	*err = fmt.Errorf("%w: %w", ErrConflict, *err)
 	return false
+}
+
+// checkCommand refuses a command without an actor or with a malformed scope, before
+// anything (a secret included) is stored.
+func checkCommand(actor string, scope domain.Scope) error {
+	if actor == "" {
+		return ErrNoActor
+	}
+	if _, err := domain.ParseScope(string(scope)); err != nil {
+		return &domain.ValidationError{Problems: []domain.Problem{{Field: "scope", Reason: err.Error()}}}
+	}
+	return nil
 }
