@@ -3,14 +3,13 @@ package upstream
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/mcpes/mcpes/domain"
 )
 
-// resolved is a config with its placeholders and secret references replaced by
+// resolved is a config with its secret references and placeholders replaced by
 // values, plus the values that must never appear in a message.
 type resolved struct {
 	url     string
@@ -20,99 +19,57 @@ type resolved struct {
 	secrets []string
 }
 
-var varPattern = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
-// expandVars replaces every ${NAME} in s with lookup(NAME) and returns the values
-// it substituted. Returns an error wrapping ErrConfig naming the first variable
-// that is not set.
-func expandVars(s string, lookup func(string) (string, bool)) (string, []string, error) {
-	var missing string
-	var values []string
-	out := varPattern.ReplaceAllStringFunc(s, func(m string) string {
-		name := m[2 : len(m)-1]
-		v, ok := lookup(name)
-		if !ok && missing == "" {
-			missing = name
-		}
-		values = append(values, v)
-		return v
-	})
-	if missing != "" {
-		return "", nil, fmt.Errorf("%w: environment variable %s is not set", ErrConfig, missing)
-	}
-	return out, values, nil
-}
-
-// isSecretRef reports whether v is a secret reference: "secret:" and 32 hex digits.
-func isSecretRef(v string) bool {
-	hex, ok := strings.CutPrefix(v, "secret:")
-	if !ok || len(hex) != 32 {
-		return false
-	}
-	for _, r := range hex {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// resolveConfig turns cfg into values: secret references in env and header values
-// come from opts.Secrets; ${VAR} placeholders (app scope only) in url, args, env
-// and headers come from opts.Env. Errors wrap ErrConfig and name the field, never a
-// value.
+// resolveConfig turns cfg into values. First, secret references in env and header
+// values come from opts.Secrets; then, for the app scope only, ${VAR} placeholders
+// in url, header and env values (including inside a resolved secret, such as
+// "Bearer ${TOKEN}") come from opts.Env via domain.ExpandVars. User-scope values
+// are taken literally. Errors wrap ErrConfig and name the field or variable, never
+// a value.
 func resolveConfig(cfg domain.ServerConfig, opts Options) (resolved, error) {
-	r := resolved{url: cfg.URL, args: slices.Clone(cfg.Args), headers: map[string]string{}}
-	expand := func(field, v string) (string, error) {
-		if !opts.Scope.IsApp() || !strings.Contains(v, "${") {
-			return v, nil
+	var r resolved
+	cfg = cfg.Clone()
+	for _, m := range []struct {
+		field string
+		vals  map[string]string
+	}{{"env", cfg.Env}, {"headers", cfg.Headers}} {
+		for _, k := range slices.Sorted(maps.Keys(m.vals)) {
+			v := m.vals[k]
+			if !domain.IsSecretRef(v) {
+				continue
+			}
+			if opts.Secrets == nil {
+				return r, fmt.Errorf("%w: %s.%s: secret reference but no secret store", ErrConfig, m.field, k)
+			}
+			s, err := opts.Secrets(v)
+			if err != nil {
+				return r, fmt.Errorf("%w: %s.%s: resolve %s: %v", ErrConfig, m.field, k, v, err)
+			}
+			r.secrets = append(r.secrets, s)
+			m.vals[k] = s
 		}
+	}
+	if opts.Scope.IsApp() {
 		lookup := opts.Env
 		if lookup == nil {
 			lookup = func(string) (string, bool) { return "", false }
 		}
-		out, values, err := expandVars(v, lookup)
+		expanded, err := domain.ExpandVars(cfg, func(name string) (string, bool) {
+			v, ok := lookup(name)
+			if ok {
+				r.secrets = append(r.secrets, v)
+			}
+			return v, ok
+		})
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", field, err)
+			return r, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		r.secrets = append(r.secrets, values...)
-		return out, nil
+		cfg = expanded
 	}
-	value := func(field, v string) (string, error) {
-		if isSecretRef(v) {
-			if opts.Secrets == nil {
-				return "", fmt.Errorf("%w: %s: secret reference but no secret store", ErrConfig, field)
-			}
-			s, err := opts.Secrets(v)
-			if err != nil {
-				return "", fmt.Errorf("%w: %s: resolve %s: %v", ErrConfig, field, v, err)
-			}
-			r.secrets = append(r.secrets, s)
-			return s, nil
-		}
-		return expand(field, v)
-	}
-	var err error
-	if r.url, err = expand("url", r.url); err != nil {
-		return r, err
-	}
-	for i, a := range r.args {
-		if r.args[i], err = expand(fmt.Sprintf("args[%d]", i), a); err != nil {
-			return r, err
-		}
-	}
+	r.url, r.args, r.headers = cfg.URL, cfg.Args, map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
-		v, err := value("env."+k, cfg.Env[k])
-		if err != nil {
-			return r, err
-		}
-		r.env = append(r.env, k+"="+v)
+		r.env = append(r.env, k+"="+cfg.Env[k])
 	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) {
-		v, err := value("headers."+k, cfg.Headers[k])
-		if err != nil {
-			return r, err
-		}
+	for k, v := range cfg.Headers {
 		r.headers[k] = v
 		// Header values are credentials more often than not; hide them all.
 		r.secrets = append(r.secrets, v)

@@ -148,28 +148,3 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	c.b = c.b[n:]
 	return n, nil
 }
-
-// FuzzExpandVars: expansion never panics, leaves no ${NAME} of a set variable, and
-// reports exactly the values it substituted.
-func FuzzExpandVars(f *testing.F) {
-	for _, s := range []string{"Bearer ${TOKEN}", "${A}${B}", "${", "$${TOKEN}", "${UNSET}", "${1X}", "plain"} {
-		f.Add(s)
-	}
-	env := map[string]string{"TOKEN": "tok", "A": "a", "B": "${A}"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	f.Fuzz(func(t *testing.T, s string) {
-		out, values, err := expandVars(s, lookup)
-		if err != nil {
-			if !errors.Is(err, ErrConfig) {
-				t.Fatalf("err %v", err)
-			}
-			return
-		}
-		if len(values) != len(varPattern.FindAllString(s, -1)) {
-			t.Fatalf("%d values for %q", len(values), s)
-		}
-		if !strings.Contains(s, "${") && out != s {
-			t.Fatalf("changed %q to %q", s, out)
-		}
-	})
-}

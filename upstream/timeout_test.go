@@ -3,6 +3,8 @@ package upstream
 import (
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -148,7 +150,7 @@ func TestDial_Failures_Classified(t *testing.T) {
 		{"websocket", domain.ServerConfig{Type: "websocket", URL: "ws://127.0.0.1:1/"}, domain.FailureUnsupported, "transport websocket not supported"},
 		{"refused", domain.ServerConfig{Type: "http", URL: "http://127.0.0.1:1/mcp"}, domain.FailureUnreachable, "connection refused"},
 		{"sse-refused", domain.ServerConfig{Type: "sse", URL: "http://127.0.0.1:1/sse"}, domain.FailureUnreachable, "connection refused"},
-		{"unset-var", domain.ServerConfig{Type: "http", URL: "http://127.0.0.1:1/mcp", Headers: map[string]string{"X": "${MCPES_TEST_UNSET_VAR}"}}, domain.FailureUnreachable, "MCPES_TEST_UNSET_VAR is not set"},
+		{"unset-var", domain.ServerConfig{Type: "http", URL: "http://127.0.0.1:1/mcp", Headers: map[string]string{"X": "${MCPES_TEST_UNSET_VAR}"}}, domain.FailureUnreachable, "MCPES_TEST_UNSET_VAR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
@@ -192,4 +194,80 @@ func TestDial_ErrorsNeverContainSecrets(t *testing.T) {
 		t.Fatalf("http err = %v", err)
 	}
 	t.Logf("redacted: %v", err)
+}
+
+func TestDial_HeadersFromSecretsAndVars(t *testing.T) {
+	// given a server that records the Authorization header it receives
+	var mu sync.Mutex
+	var seen []string
+	ts, _ := inProcessHTTP(t)
+	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		proxyTo(t, ts.URL, w, r)
+	}))
+	t.Cleanup(rec.Close)
+	ref := "secret:0123456789abcdef0123456789abcdef"
+	opts := appOpts(t)
+	opts.Secrets = func(r string) (string, error) {
+		if r != ref {
+			return "", errors.New("unknown ref")
+		}
+		return "Bearer ${MY_TOKEN}", nil
+	}
+	opts.Env = func(k string) (string, bool) { return "tok123", k == "MY_TOKEN" }
+	cfg := domain.ServerConfig{Type: "http", URL: rec.URL, Headers: map[string]string{"Authorization": ref}}
+	// when an app-scope config is dialled
+	exercise(t, dialT(t, "clock", cfg, opts))
+	// then the secret was resolved and its ${VAR} expanded
+	mu.Lock()
+	got := seen[0]
+	mu.Unlock()
+	if got != "Bearer tok123" {
+		t.Fatalf("Authorization %q", got)
+	}
+	// and in the user scope ${VAR} is taken literally
+	mu.Lock()
+	seen = nil
+	mu.Unlock()
+	opts.Scope = domain.UserScope("bob")
+	opts.Guard = &Guard{AllowedDomains: []string{"127.0.0.1"}}
+	dialT(t, "clock", cfg, opts)
+	mu.Lock()
+	got = seen[0]
+	mu.Unlock()
+	if got != "Bearer ${MY_TOKEN}" {
+		t.Fatalf("user scope Authorization %q", got)
+	}
+}
+
+// proxyTo forwards one request to base (same path) and copies the answer back,
+// streaming it.
+func proxyTo(t *testing.T, base string, w http.ResponseWriter, r *http.Request) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, base+r.URL.Path, r.Body)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			_, _ = w.Write(buf[:n])
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
