@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"strconv"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -127,24 +129,33 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	if expected < store.AnyVersion {
 		return store.AppendResult{}, fmt.Errorf("%w: expected version %d", store.ErrInvalid, expected)
 	}
+	// Announce the request before encoding it, so that a writer about to commit waits
+	// for it to join the batch instead of committing without it.
+	s.pending.Add(1)
 	r := &request{stream: stream, expected: expected, evs: make([]prepared, len(evs)), done: make(chan struct{})}
 	for i, e := range evs {
 		p, err := prepare(e)
 		if err != nil {
+			s.pending.Add(-1)
 			return store.AppendResult{}, err
 		}
 		r.evs[i] = p
 	}
 	select {
-	case s.reqs <- r:
+	case s.reqs <- r: // the writer took it and decremented pending
 	case <-s.closing:
+		s.pending.Add(-1)
 		return store.AppendResult{}, store.ErrClosed
 	case <-ctx.Done():
+		s.pending.Add(-1)
 		return store.AppendResult{}, ctx.Err()
 	}
 	<-r.done // once taken, the outcome is decided by the commit; ctx no longer applies
 	return r.res, r.err
 }
+
+// maxLinger bounds how long the writer waits for announced requests to join a batch.
+const maxLinger = time.Millisecond
 
 // writer is the single goroutine that commits appends.
 func (s *Store) writer() {
@@ -157,17 +168,31 @@ func (s *Store) writer() {
 		case <-s.closing:
 			return
 		}
+		s.pending.Add(-1)
 		batch = append(batch[:0], first)
 		n := len(first.evs)
-	drain:
+		// Take what is pending; while callers are still encoding requests they have
+		// announced, give them the CPU and wait for them a little (at most maxLinger),
+		// as a commit costs an fsync pair whatever its size. A lone appender never waits.
+		deadline := time.Time{}
 		for n < s.opts.MaxBatch {
 			select {
 			case r := <-s.reqs:
+				s.pending.Add(-1)
 				batch = append(batch, r)
 				n += len(r.evs)
+				continue
 			default:
-				break drain
 			}
+			if s.pending.Load() <= 0 {
+				break
+			}
+			if deadline.IsZero() {
+				deadline = time.Now().Add(maxLinger)
+			} else if time.Now().After(deadline) {
+				break
+			}
+			runtime.Gosched()
 		}
 		s.commit(batch)
 		clear(batch)
@@ -182,6 +207,8 @@ type batchState struct {
 	versions map[string]uint64
 	ids      map[string]uint64
 	sealed   []events.Envelope
+	entries  []stagedEntry // stream index entries of the batch
+	flushed  bool          // the batch wrote the stream index up to pos
 }
 
 // commit writes the batch in one transaction. A request that conflicts fails alone;
@@ -204,6 +231,12 @@ func (s *Store) commit(batch []*request) {
 		if len(st.sealed) == 0 {
 			return nil
 		}
+		if s.recentN+len(st.entries) >= s.opts.IndexEvery {
+			var err error
+			if arena, err = s.flushIndex(b, &st, arena); err != nil {
+				return err
+			}
+		}
 		return b.meta.Put(keyHead, encodeHead(st.pos, st.prev, st.tmax))
 	})
 	s.arena = arena[:0]
@@ -223,6 +256,7 @@ func (s *Store) commit(batch []*request) {
 	s.mu.Lock()
 	if len(st.sealed) > 0 {
 		s.head, s.headHash, s.timeMax = st.pos, st.prev, st.tmax
+		s.publishIndex(&st)
 		wake, s.notify = s.notify, make(chan struct{})
 		s.commits++
 		s.appended += uint64(len(st.sealed))
@@ -319,9 +353,6 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		ik := len(arena)
 		arena = append(arena, p.env.ID...)
 		sk := len(arena)
-		arena = append(arena, r.stream...)
-		arena = append(arena, 0)
-		arena = binary.BigEndian.AppendUint64(arena, version)
 		t := p.env.Time.UnixNano()
 		if st.pos == 1 || t > st.tmax {
 			st.tmax = t
@@ -337,9 +368,6 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		if err := b.ids.Put(arena[ik:sk:sk], posKey); err != nil {
 			return arena, err
 		}
-		if err := b.stream.Put(arena[sk:tk:tk], posKey); err != nil {
-			return arena, err
-		}
 		if err := b.time.Put(arena[tk:end:end], nil); err != nil {
 			return arena, err
 		}
@@ -348,6 +376,7 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		env.PrevHash, env.Hash = hex.EncodeToString(st.prev[:]), hex.EncodeToString(sum[:])
 		st.sealed = append(st.sealed, env)
 		st.ids[env.ID] = st.pos
+		st.entries = append(st.entries, stagedEntry{r.stream, streamEntry{version, st.pos}})
 		st.prev = sum
 		r.res.Positions[i] = st.pos
 	}

@@ -5,14 +5,15 @@
 // Layout (bucket: key -> value), all integers big-endian:
 //
 //	log:         position -> record (events.EncodeRecord)
-//	stream:      stream 0x00 version -> position
+//	stream:      stream 0x00 version -> position, up to meta "indexed" (see index.go)
 //	streams:     stream -> version (the head of each stream)
 //	ids:         event id -> position (idempotency, for ever)
 //	time:        running-max event time (unix nanos, sign flipped) | position -> nil
 //	checkpoints: name -> position
 //	snapshots:   name -> position | data
 //	secrets:     ref -> value
-//	meta:        "head" -> position | hash | running-max time; "format" -> "mcpes-store-1"
+//	meta:        "head" -> position | hash | running-max time; "indexed" -> position;
+//	             "format" -> "mcpes-store-1"
 package bolt
 
 import (
@@ -64,6 +65,9 @@ type Options struct {
 	NoSync bool
 	// MaxBatch bounds the events of one group commit (default DefaultMaxBatch).
 	MaxBatch int
+	// IndexEvery is how many events the stream index keeps in memory before it is
+	// written to the file (default 4096, see index.go). Small values are for tests.
+	IndexEvery int
 	// Logger receives commit failures (default: discarded).
 	Logger *slog.Logger
 }
@@ -74,6 +78,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.IndexEvery <= 0 {
+		o.IndexEvery = indexFlushEvery
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -88,6 +95,7 @@ type Store struct {
 	closed atomic.Bool
 
 	reqs      chan *request // unbuffered: a send succeeds only when the writer takes it
+	pending   atomic.Int64  // appends announced and not yet taken by the writer
 	closing   chan struct{}
 	writerEnd chan struct{}
 	closeOnce sync.Once
@@ -98,6 +106,9 @@ type Store struct {
 	timeMax   int64
 	observers []store.Observer
 	notify    chan struct{} // closed and replaced on every commit
+	indexed   uint64        // the stream bucket covers positions <= indexed
+	recent    map[string][]streamEntry
+	recentN   int
 	commits   uint64
 	appended  uint64
 
@@ -170,7 +181,7 @@ func (s *Store) loadMeta(tx *bolt.Tx) error {
 		}
 		s.head, s.headHash, s.timeMax = head, hash, tmax
 	}
-	return nil
+	return s.loadRecent(tx)
 }
 
 // Path returns the data file's path.
@@ -204,13 +215,18 @@ type Stats struct {
 	Commits uint64
 	// Events is the number of events appended.
 	Events uint64
+	// Writes is the number of page writes bbolt made (all transactions).
+	Writes int64
+	// WriteTime is the time bbolt spent writing pages, fsync included.
+	WriteTime time.Duration
 }
 
 // Stats returns the writer's counters; Events/Commits is the mean group-commit size.
 func (s *Store) Stats() Stats {
+	ts := s.db.Stats().TxStats
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return Stats{Commits: s.commits, Events: s.appended}
+	return Stats{Commits: s.commits, Events: s.appended, Writes: ts.GetWrite(), WriteTime: ts.GetWriteTime()}
 }
 
 func u64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }

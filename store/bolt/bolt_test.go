@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -71,16 +72,76 @@ func verifyErr(ctx context.Context, s store.Store) error {
 }
 
 func TestBolt_Conformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Features{
-		Durable: true,
-		Reopen: func(t *testing.T, s store.Store) store.Store {
-			path := s.(*bolt.Store).Path()
-			if err := s.Close(); err != nil {
-				t.Fatalf("close: %v", err)
+	for name, opts := range map[string]bolt.Options{
+		"default": {},
+		// the stream index written to the file every few events, so that reads merge
+		// file and memory in every test
+		"index-every-5": {IndexEvery: 5},
+	} {
+		t.Run(name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store {
+				return openAt(t, filepath.Join(t.TempDir(), "events.db"), opts)
+			}, storetest.Features{
+				Durable: true,
+				Reopen: func(t *testing.T, s store.Store) store.Store {
+					path := s.(*bolt.Store).Path()
+					if err := s.Close(); err != nil {
+						t.Fatalf("close: %v", err)
+					}
+					return openAt(t, path, opts)
+				},
+			})
+		})
+	}
+}
+
+func TestReadStream_AcrossIndexFlushes(t *testing.T) {
+	// given a store that writes its stream index every 50 events
+	path := filepath.Join(t.TempDir(), "events.db")
+	opts := bolt.Options{IndexEvery: 50, NoSync: true}
+	s := openAt(t, path, opts)
+	ctx := context.Background()
+	want := map[string][]string{}
+	// when 600 events go to 7 streams in batches of 1 to 4
+	for i := 0; i < 600; {
+		stream := fmt.Sprintf("s/%d", i%7)
+		evs := storetest.Events(t, stream, 1+i%4)
+		if _, err := s.Append(ctx, stream, int64(len(want[stream])), evs...); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			want[stream] = append(want[stream], e.ID)
+		}
+		i += len(evs)
+	}
+	check := func(s *bolt.Store, when string) {
+		// then every stream reads back whole and from any version, before and after reopen
+		for stream, ids := range want {
+			for _, from := range []uint64{1, 13, uint64(len(ids))} {
+				got, err := s.ReadStream(ctx, stream, from, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(ids)-int(from)+1 {
+					t.Fatalf("%s: %s from %d: %d events, want %d", when, stream, from, len(got), len(ids)-int(from)+1)
+				}
+				for i, e := range got {
+					if e.ID != ids[int(from)-1+i] || e.StreamVersion != from+uint64(i) {
+						t.Fatalf("%s: %s from %d: event %d is %s@%d", when, stream, from, i, e.ID, e.StreamVersion)
+					}
+				}
 			}
-			return openAt(t, path, bolt.Options{})
-		},
-	})
+			if got, _ := s.ReadStream(ctx, stream, 10, 5); len(got) != 5 || got[0].StreamVersion != 10 {
+				t.Fatalf("%s: %s from 10 limit 5: %d events", when, stream, len(got))
+			}
+		}
+		if err := s.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(s, "open")
+	s.Close()
+	check(openAt(t, path, opts), "reopened")
 }
 
 func TestOpen_LockedFile(t *testing.T) {

@@ -26,7 +26,14 @@ func (s *Store) Check(ctx context.Context) error {
 		}
 	}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return check(ctx, tx, add)
+		s.mu.RLock()
+		recent := make(map[string][]streamEntry, len(s.recent))
+		for k, v := range s.recent {
+			recent[k] = append([]streamEntry(nil), v...)
+		}
+		indexed := s.indexed
+		s.mu.RUnlock()
+		return check(ctx, tx, add, indexed, recent)
 	})
 	if err != nil {
 		return fmt.Errorf("check %s: %w", s.path, err)
@@ -51,7 +58,7 @@ func (s *Store) fileHead() uint64 {
 	return head
 }
 
-func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any)) error {
+func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed uint64, recent map[string][]streamEntry) error {
 	for _, name := range allBuckets {
 		if tx.Bucket(name) == nil {
 			add("bucket %q missing", name)
@@ -123,14 +130,29 @@ func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any)) error {
 			add("meta time %d, records say %d", mt, tmax)
 		}
 	}
-	checkIndexes(tx, add, last, ids, versions, func(pos uint64) (string, uint64, bool) {
+	if v := tx.Bucket(bktMeta).Get(keyIndexed); (v == nil && indexed != 0) || (v != nil && u64(v) != indexed) || indexed > last {
+		add("meta indexed %x, store says %d, last record %d", v, indexed, last)
+	}
+	n := 0
+	for stream, entries := range recent {
+		for _, e := range entries {
+			n++
+			if a, ok := byPos[e.pos]; !ok || e.pos <= indexed || a.stream != stream || a.version != e.version {
+				add("recent index: %s@%d -> %d (indexed up to %d), which is %s@%d", stream, e.version, e.pos, indexed, a.stream, a.version)
+			}
+		}
+	}
+	if n != int(last-min(indexed, last)) {
+		add("recent index: %d entries for positions %d..%d", n, indexed+1, last)
+	}
+	checkIndexes(tx, add, last, indexed, ids, versions, func(pos uint64) (string, uint64, bool) {
 		a, ok := byPos[pos]
 		return a.stream, a.version, ok
 	})
 	return nil
 }
 
-func checkIndexes(tx *bolt.Tx, add func(string, ...any), last uint64, ids map[string]uint64,
+func checkIndexes(tx *bolt.Tx, add func(string, ...any), last, indexed uint64, ids map[string]uint64,
 	versions map[string]uint64, at func(uint64) (string, uint64, bool)) {
 	n := 0
 	_ = tx.Bucket(bktIDs).ForEach(func(k, v []byte) error {
@@ -152,13 +174,13 @@ func checkIndexes(tx *bolt.Tx, add func(string, ...any), last uint64, ids map[st
 			return nil
 		}
 		stream, version := string(k[:i]), binary.BigEndian.Uint64(k[i+1:])
-		if s, ver, ok := at(u64(v)); !ok || s != stream || ver != version {
-			add("stream index: %s@%d -> %d, which is %s@%d", stream, version, u64(v), s, ver)
+		if s, ver, ok := at(u64(v)); !ok || s != stream || ver != version || u64(v) > indexed {
+			add("stream index: %s@%d -> %d (indexed up to %d), which is %s@%d", stream, version, u64(v), indexed, s, ver)
 		}
 		return nil
 	})
-	if n != int(last) {
-		add("stream index: %d entries for %d events", n, last)
+	if n != int(min(indexed, last)) {
+		add("stream index: %d entries, indexed up to %d", n, indexed)
 	}
 	n = 0
 	_ = tx.Bucket(bktStreams).ForEach(func(k, v []byte) error {

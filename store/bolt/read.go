@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -45,30 +44,6 @@ func decodeAt(pos uint64, rec []byte) (events.Envelope, error) {
 		return e, fmt.Errorf("record %d: %w", pos, err)
 	}
 	return e, nil
-}
-
-// ReadStream implements store.Store. A limit <= 0 means no limit. Returns an error
-// wrapping events.ErrCorrupt for a record that does not decode.
-func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]events.Envelope, error) {
-	var out []events.Envelope
-	prefix := append([]byte(stream), 0)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		log := tx.Bucket(bktLog)
-		c := tx.Bucket(bktStream).Cursor()
-		for k, v := c.Seek(binary.BigEndian.AppendUint64(slices.Clip(prefix), max(from, 1))); k != nil; k, v = c.Next() {
-			if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) || (limit > 0 && len(out) >= limit) {
-				break
-			}
-			pos := u64(v)
-			e, err := decodeAt(pos, log.Get(v))
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	return out, err
 }
 
 // ReadAll implements store.Store. A limit <= 0 means no limit. Returns an error

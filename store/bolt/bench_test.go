@@ -1,0 +1,213 @@
+package bolt_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/store"
+	"github.com/mcpes/mcpes/store/bolt"
+	"github.com/mcpes/mcpes/store/storetest"
+)
+
+const benchProducers = 64
+
+// benchEvents returns n unsealed envelopes of about 300 bytes of canonical JSON,
+// spread over streams, and the records the store would write for them.
+func benchEvents(tb testing.TB, n, streams int) ([]events.Envelope, [][]byte) {
+	tb.Helper()
+	evs := make([]events.Envelope, n)
+	recs := make([][]byte, n)
+	prev := events.ZeroHash
+	for i := range evs {
+		e := storetest.Event(tb, fmt.Sprintf("conn/owner-%d/srv", i%streams), i)
+		e.Reason = ""
+		e.Data = []byte(`{"owner":"owner","server":"srv","pad":"` + strings.Repeat("x", 24) + `"}`)
+		evs[i] = e
+		_, canon, sum, err := events.Seal(e, uint64(i+1), uint64(i/streams+1), prev)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		recs[i], prev = events.EncodeRecord(canon, sum), sum
+	}
+	return evs, recs
+}
+
+// baselineGroupCommit is the plain bbolt loop the store is measured against: one
+// writer goroutine takes up to 256 pending pre-encoded records, writes them in one
+// fsync'd Update keyed by position, and acknowledges each; producers goroutines each
+// send their share and wait for every acknowledgement. Returns the elapsed time.
+func baselineGroupCommit(tb testing.TB, recs [][]byte, producers int) time.Duration {
+	tb.Helper()
+	db, err := bbolt.Open(filepath.Join(tb.TempDir(), "baseline.db"), 0o600,
+		&bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("log")); return err }); err != nil {
+		tb.Fatal(err)
+	}
+	type req struct {
+		rec  []byte
+		done chan struct{}
+	}
+	reqs := make(chan req)
+	stop := make(chan struct{})
+	var seq uint64
+	go func() {
+		batch := make([]req, 0, 256)
+		for {
+			select {
+			case r := <-reqs:
+				batch = append(batch[:0], r)
+			case <-stop:
+				return
+			}
+		drain:
+			for len(batch) < 256 {
+				select {
+				case r := <-reqs:
+					batch = append(batch, r)
+				default:
+					break drain
+				}
+			}
+			err := db.Update(func(tx *bbolt.Tx) error {
+				b := tx.Bucket([]byte("log"))
+				b.FillPercent = 1.0
+				for _, r := range batch {
+					seq++
+					if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), r.rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				panic(err)
+			}
+			for _, r := range batch {
+				close(r.done)
+			}
+		}
+	}()
+	defer close(stop)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for i := p; i < len(recs); i += producers {
+				r := req{rec: recs[i], done: make(chan struct{})}
+				reqs <- r
+				<-r.done
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// storeConcurrent appends evs to the store from producers goroutines, one event per
+// Append, each producer on its own streams. Returns the elapsed time.
+func storeConcurrent(tb testing.TB, s *bolt.Store, evs []events.Envelope, producers int) time.Duration {
+	tb.Helper()
+	var failed atomic.Value
+	start := time.Now()
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for i := p; i < len(evs); i += producers {
+				if _, err := s.Append(context.Background(), evs[i].Subject, store.AnyVersion, evs[i]); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkAppend measures durable appends against plain bbolt writing the same bytes
+// in the same run:
+//
+//	go test -run '^$' -bench BenchmarkAppend -benchtime 20000x ./store/bolt
+func BenchmarkAppend(b *testing.B) {
+	b.Run("concurrent64", func(b *testing.B) {
+		evs, recs := benchEvents(b, b.N, benchProducers)
+		s := openBench(b)
+		b.ResetTimer()
+		base := baselineGroupCommit(b, recs, benchProducers)
+		got := storeConcurrent(b, s, evs, benchProducers)
+		b.StopTimer()
+		eps, beps := float64(b.N)/got.Seconds(), float64(b.N)/base.Seconds()
+		st := s.Stats()
+		b.ReportMetric(eps, "events/s")
+		b.ReportMetric(beps, "baseline_events/s")
+		b.ReportMetric(eps/beps, "ratio")
+		b.ReportMetric(float64(st.Events)/float64(max(st.Commits, 1)), "events/commit")
+		b.ReportMetric(float64(len(recs[0])), "record_bytes")
+		b.ReportMetric(float64(st.Writes)/float64(max(st.Commits, 1)), "writes/commit")
+	})
+	b.Run("single", func(b *testing.B) {
+		evs, recs := benchEvents(b, b.N, 8)
+		s := openBench(b)
+		db, err := bbolt.Open(filepath.Join(b.TempDir(), "baseline.db"), 0o600,
+			&bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("log")); return err }); err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		b.ResetTimer()
+		// Interleave the two so that a noisy moment of the disk hits both alike.
+		var base, got time.Duration
+		for i := range b.N {
+			t0 := time.Now()
+			err := db.Update(func(tx *bbolt.Tx) error {
+				bk := tx.Bucket([]byte("log"))
+				bk.FillPercent = 1.0
+				return bk.Put(binary.BigEndian.AppendUint64(nil, uint64(i+1)), recs[i])
+			})
+			t1 := time.Now()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Append(ctx, evs[i].Subject, store.AnyVersion, evs[i]); err != nil {
+				b.Fatal(err)
+			}
+			base, got = base+t1.Sub(t0), got+time.Since(t1)
+		}
+		b.StopTimer()
+		ns, bns := float64(got.Nanoseconds())/float64(b.N), float64(base.Nanoseconds())/float64(b.N)
+		b.ReportMetric(ns, "ns/append")
+		b.ReportMetric(bns, "baseline_ns")
+		b.ReportMetric(ns/bns, "ratio")
+	})
+}
+
+func openBench(b *testing.B) *bolt.Store {
+	b.Helper()
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "events.db"), bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { checkAndClose(b, s) })
+	return s
+}
