@@ -82,6 +82,11 @@ type flightResult struct {
 func (s *Service) inspectState(ctx context.Context, st domain.ServerState, actor, causation string) (domain.InspectionOutcome, error) {
 	key := domain.ServerStream(st.Scope, st.Name) + "@" + strconv.FormatUint(st.Version, 10)
 	ch := s.inspections.DoChan(key, func() (any, error) {
+		done, ok := s.begin()
+		if !ok {
+			return flightResult{err: ErrClosed}, nil
+		}
+		defer done()
 		out := s.runInspector(st)
 		err := s.record(s.bgCtx, st.Scope, st.Name, st.Version, out, actor, causation)
 		return flightResult{outcome: out, err: err}, nil
@@ -159,12 +164,12 @@ func (s *Service) inspectAfterPut(ctx context.Context, scope domain.Scope, name,
 	case InspectSync:
 		run(ctx)
 	case InspectAsync:
-		s.closeMu.RLock()
-		defer s.closeMu.RUnlock()
-		if s.closed {
-			return
+		if done, ok := s.begin(); ok {
+			go func() {
+				defer done()
+				run(s.bgCtx)
+			}()
 		}
-		s.bg.Go(func() { run(s.bgCtx) })
 	}
 }
 
@@ -245,6 +250,11 @@ func (s *Service) Reinspect(ctx context.Context, actor string, scope domain.Scop
 		return ReinspectResult{}, err
 	}
 	ch := s.reinspects.DoChan(domain.ServerStream(scope, name), func() (any, error) {
+		done, ok := s.begin()
+		if !ok {
+			return ReinspectResult{}, ErrClosed
+		}
+		defer done()
 		return s.reinspect(actor, scope, name)
 	})
 	select {

@@ -302,3 +302,31 @@ func waitFor(tb testing.TB, d time.Duration, cond func() bool, msg string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestService_Close_CancelsRunningInspections(t *testing.T) {
+	// given a background inspection of a server that never answers, with a long
+	// initTimeout
+	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectAsync})
+	url, held := startHanging(t)
+	cfg := domain.ServerConfig{Type: "streamable-http", URL: url, InitTimeoutMS: 60000}
+	if _, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "slow", cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return held.Load() > 0 }, "inspection never reached the server")
+
+	// when the service is closed
+	start := time.Now()
+	if err := h.Svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// then Close returns promptly, nothing talks to the server any more, and no
+	// failure was recorded for an inspection the shutdown cut short
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	waitFor(t, 2*time.Second, func() bool { return held.Load() == 0 }, "requests still held after Close")
+	if got := h.streamTypes(t, domain.AppScope, "slow"); !slices.Equal(got, []string{events.TypeServerRegistered}) {
+		t.Fatalf("stream = %v", got)
+	}
+}

@@ -88,8 +88,9 @@ func New(st store.Store, proj Projection, guard URLChecker, opts Options) (*Serv
 		bgCtx: ctx, bgCancel: cancel, ready: make(chan struct{})}, nil
 }
 
-// Close cancels background inspections and waits for them. Commands after Close
-// return ErrClosed. Close does not close the store.
+// Close cancels running inspections (background ones and those callers wait for)
+// and waits until they have ended. Commands after Close return ErrClosed. Close does
+// not close the store.
 func (s *Service) Close() error {
 	s.closeMu.Lock()
 	s.closed = true
@@ -99,8 +100,20 @@ func (s *Service) Close() error {
 	return nil
 }
 
-// Wait blocks until every background inspection started so far has finished.
+// Wait blocks until every inspection started so far has finished.
 func (s *Service) Wait() { s.bg.Wait() }
+
+// begin registers one inspection with Close and returns its done function; ok is
+// false once Close has begun, so Close never waits on work it did not see start.
+func (s *Service) begin() (done func(), ok bool) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil, false
+	}
+	s.bg.Add(1)
+	return s.bg.Done, true
+}
 
 func (s *Service) checkOpen() error {
 	s.closeMu.RLock()
