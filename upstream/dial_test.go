@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -82,8 +83,23 @@ func TestDial_ClockEveryTransport(t *testing.T) {
 				t.Errorf("protocol %s, want %s", c.ProtocolVersion(), tc.wantVer)
 			}
 			exercise(t, c)
+			pid := c.Pid()
 			if err := c.Close(); err != nil {
 				t.Errorf("Close: %v", err)
+			}
+			if pid != 0 && !processGone(pid) {
+				t.Errorf("stdio child %d not reaped after Close", pid)
+			}
+			if tc.cfg.TransportType() == domain.TransportStdio && pid == 0 {
+				t.Error("no pid for a stdio connection")
+			}
+			select {
+			case <-c.Done():
+			default:
+				t.Error("Done not closed after Close")
+			}
+			if !errors.Is(c.Err(), ErrClosed) {
+				t.Errorf("Err after Close = %v", c.Err())
 			}
 			if err := c.Close(); err != nil {
 				t.Errorf("second Close: %v", err)

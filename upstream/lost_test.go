@@ -102,13 +102,27 @@ func TestConn_Done_ProbeWithoutStream(t *testing.T) {
 }
 
 func TestConn_OnToolsChanged(t *testing.T) {
-	for _, tc := range []struct{ name, pin string }{{"2026", ""}, {"legacy", mcp.ProtocolVersion20251125}} {
+	for _, tc := range []struct{ name, typ, pin string }{
+		{"http-2026", "http", ""}, {"http-legacy", "http", mcp.ProtocolVersion20251125},
+		{"sse-2026", "sse", ""}, {"sse-legacy", "sse", mcp.ProtocolVersion20251125},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// given a streamable-HTTP connection to an in-process server
-			ts, s := inProcessHTTP(t)
+			// given a connection to an in-process server
+			var ts *httptest.Server
+			var s *server.MCPServer
+			url := ""
+			if tc.typ == "http" {
+				ts, s = inProcessHTTP(t)
+				url = ts.URL
+			} else {
+				s = clockserver.New()
+				ts = httptest.NewServer(server.NewSSEServer(s))
+				t.Cleanup(ts.Close)
+				url = ts.URL + "/sse"
+			}
 			opts := appOpts(t)
 			opts.ProtocolVersion = tc.pin
-			c := dialT(t, "clock", domain.ServerConfig{Type: "http", URL: ts.URL}, opts)
+			c := dialT(t, "clock", domain.ServerConfig{Type: tc.typ, URL: url}, opts)
 			changed := make(chan struct{}, 4)
 			c.OnToolsChanged(func() { changed <- struct{}{} })
 			// when the server adds a tool (after its stream is open)
@@ -143,5 +157,41 @@ func TestDial_StdioCommandNotFound(t *testing.T) {
 	}
 	if _, err := exec.LookPath("/nonexistent/mcp-server"); err == nil {
 		t.Fatal("test binary exists")
+	}
+}
+
+func TestConn_Close_LeavesNoGoroutines(t *testing.T) {
+	ts, _ := inProcessHTTP(t)
+	sse := httptest.NewServer(server.NewSSEServer(clockserver.New()))
+	t.Cleanup(sse.Close)
+	for _, tc := range []struct {
+		name string
+		cfg  domain.ServerConfig
+		pin  string
+	}{
+		{"stdio", stdioCfg(clockBin), ""},
+		{"http-2026", domain.ServerConfig{Type: "http", URL: ts.URL}, ""},
+		{"http-legacy", domain.ServerConfig{Type: "http", URL: ts.URL}, mcp.ProtocolVersion20251125},
+		{"sse", domain.ServerConfig{Type: "sse", URL: sse.URL + "/sse"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			appTransport.CloseIdleConnections()
+			base := runtimeGoroutines()
+			// given a used connection
+			opts := appOpts(t)
+			opts.ProtocolVersion = tc.pin
+			c, err := Dial(ctxT(t, 10*time.Second), "clock", tc.cfg, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exercise(t, c)
+			// when it is closed
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// then none of its goroutines survive (idle keep-alive sockets aside)
+			appTransport.CloseIdleConnections()
+			waitGoroutines(t, base, 5*time.Second)
+		})
 	}
 }
