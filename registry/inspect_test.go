@@ -13,19 +13,21 @@ import (
 )
 
 func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
-	// given five app servers: a good in-process one, the example clock server over
-	// stdio and over streamable HTTP (subprocesses), a dead port and a server that
-	// never answers (initTimeout 1.5 s)
+	// given six app servers: a good in-process one, the example clock server over
+	// stdio and over streamable HTTP (subprocesses), a dead port and two servers that
+	// never answer (initTimeout 2 s each)
 	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectOff})
 	good := startMCP(t, "alpha", "beta")
-	hangURL, held := startHanging(t)
-	const hangTimeout = 1500 * time.Millisecond
+	hang1, held1 := startHanging(t)
+	hang2, held2 := startHanging(t)
+	const hangTimeout = 2 * time.Second
 	file := map[string]domain.ServerConfig{
 		"good":      httpConfig(good.URL),
 		"clock":     {Command: clockBinary(t), InitTimeoutMS: 10000},
 		"clockhttp": {Type: "http", URL: startClockHTTP(t), InitTimeoutMS: 10000},
 		"dead":      {Type: "streamable-http", URL: "http://" + deadAddr(t) + "/mcp", InitTimeoutMS: 1000},
-		"hang":      {Type: "streamable-http", URL: hangURL, InitTimeoutMS: hangTimeout.Milliseconds()},
+		"hang1":     {Type: "streamable-http", URL: hang1, InitTimeoutMS: hangTimeout.Milliseconds()},
+		"hang2":     {Type: "streamable-http", URL: hang2, InitTimeoutMS: hangTimeout.Milliseconds()},
 	}
 	if _, err := h.Svc.Reconcile(ctx(t), file); err != nil {
 		t.Fatal(err)
@@ -37,26 +39,31 @@ func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
 	// when the startup inspection runs
 	var mu sync.Mutex
 	seen := map[string]domain.InspectionOutcome{}
+	at := map[string]time.Duration{}
 	start := time.Now()
 	err := h.Svc.StartupInspect(ctx(t), 0, func(name string, out domain.InspectionOutcome) {
 		mu.Lock()
-		seen[name] = out
+		seen[name], at[name] = out, time.Since(start)
 		mu.Unlock()
 	})
 	elapsed := time.Since(start)
 
-	// then it returns once the hanging one timed out, not later
+	// then it returns once the hanging ones timed out, together, not one after the
+	// other, and the good server's result did not wait for them
 	if err != nil {
 		t.Fatal(err)
 	}
-	if elapsed < hangTimeout || elapsed > hangTimeout+3*time.Second {
-		t.Fatalf("startup inspection took %v, want about the hanging server's %v", elapsed, hangTimeout)
+	if elapsed < hangTimeout || elapsed >= 2*hangTimeout {
+		t.Fatalf("startup inspection took %v, want about one initTimeout (%v)", elapsed, hangTimeout)
+	}
+	if at["good"] >= hangTimeout {
+		t.Fatalf("the good server was recorded after %v, behind the hanging ones", at["good"])
 	}
 	if !h.Svc.IsReady() {
 		t.Fatal("not ready after startup inspection")
 	}
-	if len(seen) != 5 {
-		t.Fatalf("progress saw %d servers, want 5", len(seen))
+	if len(seen) != len(file) {
+		t.Fatalf("progress saw %d servers, want %d", len(seen), len(file))
 	}
 	// and the good ones are inspected with their tools
 	for name, want := range map[string]string{"good": "alpha", "clock": "now", "clockhttp": "echo"} {
@@ -67,14 +74,15 @@ func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
 		}
 	}
 	// and the dead and hanging ones are stubs, classified
-	for name, class := range map[string]domain.FailureClass{"dead": domain.FailureUnreachable, "hang": domain.FailureTimeout} {
+	for name, class := range map[string]domain.FailureClass{"dead": domain.FailureUnreachable,
+		"hang1": domain.FailureTimeout, "hang2": domain.FailureTimeout} {
 		st := h.state(domain.AppScope, name)
 		if !st.InspectionFailed || st.FailureClass != class {
 			t.Fatalf("%s: failed %v class %q (%s), want a %s stub", name, st.InspectionFailed, st.FailureClass, st.FailureMessage, class)
 		}
 	}
-	// and nothing of the timed-out inspection is left talking to the hanging server
-	waitFor(t, 2*time.Second, func() bool { return held.Load() == 0 }, "hanging server still holds requests")
+	// and nothing of the timed-out inspections is left talking to the hanging servers
+	waitFor(t, 2*time.Second, func() bool { return held1.Load()+held2.Load() == 0 }, "hanging servers still hold requests")
 }
 
 func TestService_Reinspect_RecoveryStory(t *testing.T) {
