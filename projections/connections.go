@@ -83,13 +83,25 @@ func (c *Connections) foldEvent(ev *rawEvent) error {
 	}
 	// The current versions are read field by field: replay speed depends on it, as
 	// connection events are most of a log.
-	connID := string(unquote(field(ev.data, "connId")))
+	var rawID, inputs []byte
+	if err := eachField(ev.data, func(k, v []byte) bool {
+		switch string(k) {
+		case "connId":
+			rawID = v
+		case "inputs":
+			inputs = v
+		}
+		return rawID == nil || (inputs == nil && ev.typ == events.TypeConnectionOpened)
+	}); err != nil {
+		return err
+	}
+	connID := string(unquote(rawID))
 	k := connKey{owner, server}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch ev.typ {
 	case events.TypeConnectionOpened:
-		ver := parseUint(field(field(field(ev.data, "inputs"), "config"), "version"))
+		ver := parseUint(field(field(inputs, "config"), "version"))
 		c.open[k] = ConnInfo{Owner: owner, Server: server, ConnID: connID, Since: ev.time(), Position: ev.pos, ConfigVersion: ver}
 	default:
 		if cur, ok := c.open[k]; ok && (connID == "" || cur.ConnID == connID) {

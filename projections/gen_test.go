@@ -25,8 +25,15 @@ type batch struct {
 // assigned as an empty store would, so decision inputs carry real versions.
 func genLog(tb testing.TB, n int, seed uint64) []batch {
 	tb.Helper()
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var out []batch
+	genLogTo(tb, n, seed, func(b batch) { out = append(out, b) })
+	return out
+}
+
+// genLogTo is genLog handing each batch to sink as it is made.
+func genLogTo(tb testing.TB, n int, seed uint64, sink func(batch)) {
+	tb.Helper()
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	pos := uint64(0)
 	id := 0
 	now := t0
@@ -36,7 +43,7 @@ func genLog(tb testing.TB, n int, seed uint64) []batch {
 			id++
 			pos++
 			now = now.Add(time.Duration(1+r.IntN(50)) * time.Millisecond)
-			env, err := events.New(f, events.Meta{ID: fmt.Sprintf("01900000-0000-7000-8000-%012x", id),
+			env, err := events.New(f, events.Meta{ID: fmt.Sprintf("0190%04x-0000-7000-8000-%012x", seed&0xffff, id),
 				Source: "mcpes://bench", Time: now, Actor: "system", Reason: "generated"})
 			if err != nil {
 				tb.Fatal(err)
@@ -44,7 +51,7 @@ func genLog(tb testing.TB, n int, seed uint64) []batch {
 			b.stream = env.Subject
 			b.evs = append(b.evs, env)
 		}
-		out = append(out, b)
+		sink(b)
 	}
 	type srv struct {
 		scope   domain.Scope
@@ -152,7 +159,6 @@ func genLog(tb testing.TB, n int, seed uint64) []batch {
 			open[k] = nc
 		}
 	}
-	return out
 }
 
 // appendAll writes the batches to st in order.

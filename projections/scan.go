@@ -167,7 +167,24 @@ func skipWS(b []byte, i int) int {
 // skipString returns the index after the string starting at b[i] == '"', or -1.
 func skipString(b []byte, i int) int {
 	i++
+	// Most strings here are short: look at a few bytes before calling IndexByte.
+	for n := 0; n < 24 && i < len(b); n++ {
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			return skipStringSlow(b, i)
+		}
+		i++
+	}
+	return skipStringSlow(b, i)
+}
+
+func skipStringSlow(b []byte, i int) int {
 	for {
+		if i >= len(b) {
+			return -1
+		}
 		j := bytes.IndexByte(b[i:], '"')
 		if j < 0 {
 			return -1
