@@ -11,7 +11,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/store"
 )
 
@@ -105,8 +104,13 @@ func (r *Relay) Name() string { return r.cfg.Name }
 // Run publishes events until ctx ends, then returns nil. Publisher and store failures
 // are retried with backoff and never skip an event; Run returns an error only when the
 // store is closed (store.ErrClosed, wrapped) or when the relay is already running
-// (ErrRunning). A batch published but not yet checkpointed when ctx ends is published
-// again by the next Run: delivery is at-least-once.
+// (ErrRunning). A batch published but not yet checkpointed when the process dies is
+// published again by the next Run: delivery is at-least-once. On a clean stop the
+// checkpoint of everything acknowledged is written before Run returns.
+//
+// Reading the next batch, publishing one and checkpointing the one before overlap: the
+// checkpoint write (an fsync) is off the publishing path, and it only ever names a
+// position whose events were all acknowledged.
 //
 // Publish calls take no context: a publisher that blocks (a GoChannel subscriber that
 // never acks) delays the stop until it returns.
@@ -121,42 +125,70 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err != nil {
 		return stopErr(err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []outgoing, 2)
+	readDone := make(chan error, 1)
+	go func() { readDone <- r.read(ctx, pos, batches) }()
+	cp := newCheckpointer(r, pos)
+	cpDone := make(chan error, 1)
+	go func() { cpDone <- cp.run(ctx) }()
+
+	var runErr error
+	for evs := range batches {
+		if err := r.publish(ctx, evs, &bo); err != nil {
+			runErr = err
+			break
+		}
+		last := evs[len(evs)-1].seq
+		r.pos.Store(last)
+		r.published.Add(uint64(len(evs)))
+		bo.reset()
+		r.clearErr()
+		cp.set(last)
+	}
+	cancel()
+	for range batches { //nolint:revive // drain so the reader can exit
+	}
+	readErr := <-readDone
+	cpErr := <-cpDone
+	for _, err := range []error{runErr, readErr, cpErr} {
+		if err := stopErr(err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read sends batches of events after pos to out until ctx ends or the store is
+// closed, waiting for commits when it is at the head. It closes out.
+func (r *Relay) read(ctx context.Context, pos uint64, out chan<- []outgoing) error {
+	defer close(out)
+	bo := backoff{min: r.cfg.MinBackoff, max: r.cfg.MaxBackoff}
 	for ctx.Err() == nil {
-		evs, err := r.cfg.Store.ReadAll(ctx, pos+1, r.cfg.BatchSize)
+		batch, err := readBatch(ctx, r.cfg.Store, pos+1, r.cfg.BatchSize)
 		if err != nil {
 			if err := r.retry(ctx, &bo, "read log", err); err != nil {
-				return stopErr(err)
+				return err
 			}
 			continue
 		}
-		if len(evs) == 0 {
+		if len(batch) == 0 {
 			if _, err := r.cfg.Store.Wait(ctx, pos); err != nil {
 				if err := r.retry(ctx, &bo, "wait for commit", err); err != nil {
-					return stopErr(err)
+					return err
 				}
 			}
 			continue
 		}
-		if err := r.publish(ctx, evs, &bo); err != nil {
-			return stopErr(err)
-		}
-		last := uint64(evs[len(evs)-1].Sequence)
-		for {
-			err := r.cfg.Store.SetCheckpoint(ctx, r.cfg.Name, last)
-			if err == nil {
-				break
-			}
-			if err := r.retry(ctx, &bo, "checkpoint", err); err != nil {
-				return stopErr(err)
-			}
-		}
-		pos = last
-		r.pos.Store(pos)
-		r.published.Add(uint64(len(evs)))
 		bo.reset()
-		r.clearErr()
+		select {
+		case out <- batch:
+			pos = batch[len(batch)-1].seq
+		case <-ctx.Done():
+		}
 	}
-	return nil
+	return ctx.Err()
 }
 
 // stopErr maps the reason Run stops to its result: nil for a cancelled context.
@@ -214,23 +246,13 @@ func (r *Relay) clearErr() {
 // publish sends one batch to every topic it touches, AllTopic first, retrying until
 // each topic accepted the batch. A topic that accepted it is not sent it again on a
 // retry of the others.
-func (r *Relay) publish(ctx context.Context, evs []events.Envelope, bo *backoff) error {
-	payloads := make([][]byte, len(evs))
-	for i, e := range evs {
-		p, err := Payload(e)
-		if err != nil {
-			// An envelope read back from the store always encodes; this is a bug, and
-			// skipping the event would break the no-loss promise, so stop.
-			return fmt.Errorf("relay %s: %w", r.cfg.Name, err)
-		}
-		payloads[i] = p
-	}
+func (r *Relay) publish(ctx context.Context, batch []outgoing, bo *backoff) error {
 	for _, topic := range Topics {
 		for {
-			msgs := make([]*message.Message, 0, len(evs))
-			for i, e := range evs {
-				if topic == AllTopic || AreaTopic(events.Area(e.Type)) == topic {
-					msgs = append(msgs, NewMessage(e, payloads[i]))
+			msgs := make([]*message.Message, 0, len(batch))
+			for i := range batch {
+				if topic == AllTopic || batch[i].area == topic {
+					msgs = append(msgs, batch[i].message())
 				}
 			}
 			if len(msgs) == 0 {

@@ -142,6 +142,13 @@ func TestRelay_Message_CarriesIDPayloadAndMetadata(t *testing.T) {
 		if m.UUID != stored[0].ID {
 			t.Errorf("uuid %s, want event id %s", m.UUID, stored[0].ID)
 		}
+		wantPayload, err := relay.Payload(stored[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Payload) != string(wantPayload) {
+			t.Errorf("payload\n%s\nwant the envelope's JSON with hash\n%s", m.Payload, wantPayload)
+		}
 		e, err := relay.DecodeMessage(m)
 		if err != nil {
 			t.Fatal(err)
