@@ -46,15 +46,27 @@ func (a *api) listConnections(w http.ResponseWriter, r *http.Request, id Identit
 		return err
 	}
 	out := ConnectionList{Owner: owner, Connections: []Connection{}}
-	if a.ConnProjection != nil {
-		for _, c := range a.ConnProjection.Open(owner) {
-			out.Connections = append(out.Connections, Connection{Owner: c.Owner, Server: c.Server,
-				ConnID: c.ConnID, ConfigVersion: c.ConfigVersion, OpenedAt: c.Since})
-		}
-	} else {
-		for _, c := range a.Manager.Repo(owner).GetLoaded() {
+	loaded := a.Manager.Repo(owner).GetLoaded()
+	if a.ConnProjection == nil {
+		for _, c := range loaded {
 			out.Connections = append(out.Connections, a.connJSON(c))
 		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+	// The log's view (which also knows connections this process did not open), with
+	// the details of the ones held here.
+	here := make(map[string]*connections.Connection, len(loaded))
+	for _, c := range loaded {
+		here[c.ConnID] = c
+	}
+	for _, c := range a.ConnProjection.Open(owner) {
+		if held, ok := here[c.ConnID]; ok {
+			out.Connections = append(out.Connections, a.connJSON(held))
+			continue
+		}
+		out.Connections = append(out.Connections, Connection{Owner: c.Owner, Server: c.Server,
+			ConnID: c.ConnID, ConfigVersion: c.ConfigVersion, OpenedAt: c.Since})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

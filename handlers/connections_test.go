@@ -75,7 +75,7 @@ func TestConnections_ListFromLogProjection(t *testing.T) {
 	s.do("GET", "/v1/connections", bobToken, nil).json(t, &list)
 
 	// then bob's connection is there, and alice sees none
-	if len(list.Connections) != 1 || list.Connections[0].Server != "clock" {
+	if len(list.Connections) != 1 || list.Connections[0].Server != "clock" || list.Connections[0].State != domain.ConnAlive {
 		t.Fatalf("bob's %+v", list)
 	}
 	s.do("GET", "/v1/connections", aliceToken, nil).json(t, &list)
