@@ -32,6 +32,10 @@ type Connection struct {
 
 	sess      Session
 	lastUsed  atomic.Int64 // unix nanoseconds
+	usedTick  atomic.Uint64
+	// checkedAt is the projection position at which the hot path last found this
+	// connection fresh and allowed (0: never).
+	checkedAt atomic.Uint64
 	state     atomic.Int32
 	stop      chan struct{} // closed when the connection is evicted: ends its watcher
 	closeOnce sync.Once
@@ -41,7 +45,8 @@ type Connection struct {
 // Session returns the upstream session, for tool calls.
 func (c *Connection) Session() Session { return c.sess }
 
-// LastUsed returns when the connection was last returned by Get.
+// LastUsed returns when the connection was last returned by Get, to within the
+// manager's tick (one second, or IdleCheck when shorter).
 func (c *Connection) LastUsed() time.Time { return time.Unix(0, c.lastUsed.Load()) }
 
 // State returns alive, or dead for a connection whose upstream died (or that was

@@ -77,7 +77,7 @@ func (r *Repository) prune() {
 		e.mu.Lock()
 		if e.conn.Load() == nil && e.call == nil && !e.ref.open && e.br.failures == 0 && !e.br.isOpen(now) {
 			e.pruned = true
-			delete(r.entries, e.name)
+			r.setEntry(e.name, nil)
 		}
 		e.mu.Unlock()
 		r.mu.Unlock()

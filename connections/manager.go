@@ -13,25 +13,18 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/store"
 )
-
-// configs is what the repository reads from the server-config projection.
-type configs interface {
-	// Effective returns the effective state and policy view of (owner, name) and the
-	// log position they were read at, without allocating.
-	Effective(owner, name string) (domain.ServerState, domain.ConfigView, uint64)
-	// Names returns the names of every server visible to owner.
-	Names(owner string) []string
-}
 
 // Manager holds the repositories of every owner. All methods are safe for concurrent
 // use.
 type Manager struct {
 	st      store.Store
-	servers configs
+	servers *projections.Servers
 	opts    Options
 
 	mu    sync.RWMutex
@@ -43,13 +36,18 @@ type Manager struct {
 	closed atomic.Bool
 	wg     sync.WaitGroup
 
-	reuses    atomic.Uint64
 	shared    atomic.Uint64
+	// tick advances every TickInterval; a reuse reads the clock only when it moved.
+	tick      atomic.Uint64
+	stop      chan struct{}
 	decMu     sync.Mutex
 	decisions map[string]uint64
 }
 
-func newManager(st store.Store, servers configs, opts Options) *Manager {
+// NewManager returns a manager whose repositories read servers (which must follow st,
+// e.g. projections.Load, or Apply registered with st.Observe) and append their
+// decisions to st. It panics on a nil store or projection.
+func NewManager(st store.Store, servers *projections.Servers, opts Options) *Manager {
 	if st == nil {
 		panic("connections: nil store")
 	}
@@ -63,8 +61,26 @@ func newManager(st store.Store, servers configs, opts Options) *Manager {
 	if opts.Classify == nil {
 		opts.Classify = defaultClassify
 	}
-	return &Manager{st: st, servers: servers, opts: opts,
+	m := &Manager{st: st, servers: servers, opts: opts, stop: make(chan struct{}),
 		repos: map[string]*Repository{}, decisions: map[string]uint64{}}
+	if m.begin() {
+		go m.ticker()
+	}
+	return m
+}
+
+func (m *Manager) ticker() {
+	defer m.end()
+	t := time.NewTicker(min(time.Second, m.opts.IdleCheck))
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.tick.Add(1)
+		}
+	}
 }
 
 // Repo returns owner's repository ("" for the shared app-level one), creating it on
@@ -96,6 +112,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	if already {
 		return nil
 	}
+	close(m.stop)
 	var errs []error
 	for _, r := range m.repositories() {
 		r.stopIdle()
@@ -156,7 +173,7 @@ type Stats struct {
 
 // Stats returns a snapshot of the counters.
 func (m *Manager) Stats() Stats {
-	s := Stats{Reuses: m.reuses.Load(), Shared: m.shared.Load()}
+	s := Stats{Reuses: m.Reuses(), Shared: m.shared.Load()}
 	m.decMu.Lock()
 	s.Decisions = maps.Clone(m.decisions)
 	m.decMu.Unlock()
@@ -180,4 +197,22 @@ func (m *Manager) Stats() Stats {
 }
 
 // Reuses returns the number of Gets answered by an alive, fresh connection.
-func (m *Manager) Reuses() uint64 { return m.reuses.Load() }
+func (m *Manager) Reuses() uint64 {
+	var n uint64
+	for _, r := range m.repositories() {
+		n += r.reuses.Load()
+	}
+	return n
+}
+
+// names lists the servers visible to owner (shadowed private ones excluded).
+func (m *Manager) names(owner string) []string {
+	list := m.servers.List(owner)
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		if !e.Shadowed {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}

@@ -19,8 +19,11 @@ type Repository struct {
 	m     *Manager
 	owner string
 
-	mu      sync.RWMutex
-	entries map[string]*entry
+	// entries is copy-on-write: the hot path reads it without a lock; mu serialises
+	// the writers (a new server name, a pruned one).
+	mu      sync.Mutex
+	entries atomic.Pointer[map[string]*entry]
+	reuses  atomic.Uint64
 
 	idleStop chan struct{}
 	idleOnce sync.Once
@@ -50,7 +53,8 @@ type connectCall struct {
 }
 
 func newRepository(m *Manager, owner string) *Repository {
-	r := &Repository{m: m, owner: owner, entries: map[string]*entry{}, idleStop: make(chan struct{})}
+	r := &Repository{m: m, owner: owner, idleStop: make(chan struct{})}
+	r.entries.Store(&map[string]*entry{})
 	if m.begin() {
 		go r.janitor()
 	}
@@ -60,11 +64,21 @@ func newRepository(m *Manager, owner string) *Repository {
 // Owner returns the repository's owner ("" for the shared one).
 func (r *Repository) Owner() string { return r.owner }
 
-func (r *Repository) lookup(name string) *entry {
-	r.mu.RLock()
-	e := r.entries[name]
-	r.mu.RUnlock()
-	return e
+func (r *Repository) lookup(name string) *entry { return (*r.entries.Load())[name] }
+
+// setEntry adds (e != nil) or deletes the entry of name; r.mu held.
+func (r *Repository) setEntry(name string, e *entry) {
+	old := *r.entries.Load()
+	m := make(map[string]*entry, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	if e != nil {
+		m[name] = e
+	} else {
+		delete(m, name)
+	}
+	r.entries.Store(&m)
 }
 
 // lockEntry returns name's entry, created if needed, with its mutex held.
@@ -73,9 +87,9 @@ func (r *Repository) lockEntry(name string) *entry {
 		e := r.lookup(name)
 		if e == nil {
 			r.mu.Lock()
-			if e = r.entries[name]; e == nil {
+			if e = r.lookup(name); e == nil {
 				e = &entry{name: name}
-				r.entries[name] = e
+				r.setEntry(name, e)
 			}
 			r.mu.Unlock()
 		}
@@ -88,10 +102,9 @@ func (r *Repository) lockEntry(name string) *entry {
 }
 
 func (r *Repository) snapshot() []*entry {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]*entry, 0, len(r.entries))
-	for _, e := range r.entries {
+	m := *r.entries.Load()
+	out := make([]*entry, 0, len(m))
+	for _, e := range m {
 		out = append(out, e)
 	}
 	return out
@@ -113,12 +126,18 @@ func (r *Repository) snapshot() []*entry {
 func (r *Repository) Get(ctx context.Context, name string) (*Connection, error) {
 	if e := r.lookup(name); e != nil && !r.m.closed.Load() {
 		if c := e.conn.Load(); c != nil && c.alive() {
-			_, view, _ := r.m.servers.Effective(r.owner, name)
-			in := domain.DecisionInputs{Owner: r.owner, Server: name, Config: view,
+			// The projection has not moved since this connection was last found
+			// fresh: every input of the decision is what it was, so is the decision.
+			if pos := r.m.servers.Position(); pos != 0 && c.checkedAt.Load() == pos {
+				r.used(c)
+				return c, nil
+			}
+			_, view, pos := r.m.servers.Effective(r.owner, name)
+			in := domain.DecisionInputs{Owner: r.owner, Server: name, Position: pos, Config: view,
 				ExistingVersion: c.ConfigVersion, ExistingState: domain.ConnAlive}
 			if domain.DecideGet(in).Action == domain.ActionReuse {
-				c.touch(r.m.opts.Clock())
-				r.m.reuses.Add(1)
+				c.checkedAt.Store(pos)
+				r.used(c)
 				return c, nil
 			}
 		}
@@ -142,8 +161,7 @@ func (r *Repository) getSlow(ctx context.Context, name string) (*Connection, err
 	if d.Action == domain.ActionReuse {
 		c := e.conn.Load()
 		e.mu.Unlock()
-		c.touch(now)
-		r.m.reuses.Add(1)
+		r.used(c)
 		return c, nil
 	}
 	if d.Evict != "" {
@@ -170,6 +188,16 @@ func (r *Repository) getSlow(ctx context.Context, name string) (*Connection, err
 	e.mu.Unlock()
 	go r.connect(originOf(ctx), e, call, st, in, d.Evict)
 	return r.await(ctx, call)
+}
+
+// used counts a reuse of c and refreshes its last use, reading the clock at most
+// once per manager tick (so LastUsed is exact to within a tick).
+func (r *Repository) used(c *Connection) {
+	r.reuses.Add(1)
+	if tick := r.m.tick.Load(); c.usedTick.Load() != tick {
+		c.usedTick.Store(tick)
+		c.touch(r.m.opts.Clock())
+	}
 }
 
 func (r *Repository) await(ctx context.Context, call *connectCall) (*Connection, error) {
@@ -370,7 +398,7 @@ func (r *Repository) GetMany(ctx context.Context, names []string) (map[string]*C
 
 // GetAll is GetMany over every server visible to this owner in the projection.
 func (r *Repository) GetAll(ctx context.Context) (map[string]*Connection, map[string]error) {
-	return r.GetMany(ctx, r.m.servers.Names(r.owner))
+	return r.GetMany(ctx, r.m.names(r.owner))
 }
 
 // GetLoaded returns the alive connections already open, sorted by server name. It
