@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -234,5 +233,3 @@ func scopeOf(owner string) domain.Scope {
 	}
 	return domain.UserScope(owner)
 }
-
-var errNoIdentity = errors.New("request reached a handler without an identity")
