@@ -13,8 +13,10 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mcpes/mcpes/domain"
@@ -224,12 +226,23 @@ func compareGolden(tb testing.TB, path string, got golden) {
 // recorded inputs must give the recorded action, rule and eviction.
 func checkDecisions(tb testing.TB, st store.Store, recorded []events.Envelope) {
 	tb.Helper()
-	ctx := context.Background()
-	checked := 0
+	problems, checked, err := decisionProblems(context.Background(), st, recorded)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, p := range problems {
+		tb.Error(p)
+	}
+	if checked == 0 {
+		tb.Fatal("no decisions in the fixture")
+	}
+}
+
+func decisionProblems(ctx context.Context, st store.Store, recorded []events.Envelope) (problems []string, checked int, err error) {
 	for _, e := range recorded {
 		fact, err := events.Decode(e)
 		if err != nil {
-			tb.Fatalf("decode %d: %v", e.Sequence, err)
+			return nil, 0, fmt.Errorf("decode %d: %w", e.Sequence, err)
 		}
 		var in domain.DecisionInputs
 		var check func(d domain.Decision) bool
@@ -256,18 +269,46 @@ func checkDecisions(tb testing.TB, st store.Store, recorded []events.Envelope) {
 		}
 		past, err := projections.AsOf(ctx, st, in.Position)
 		if err != nil {
-			tb.Fatal(err)
+			return nil, 0, err
 		}
 		_, view, pos := past.Effective(in.Owner, in.Server)
 		if view != in.Config || pos != in.Position {
-			tb.Errorf("event %d (%s): projection as of %d says %+v, the decision read %+v", e.Sequence, e.Type, in.Position, view, in.Config)
+			problems = append(problems, fmt.Sprintf("event %d (%s): projection as of %d says %+v, the decision read %+v",
+				e.Sequence, e.Type, in.Position, view, in.Config))
 		}
 		if d := domain.DecideGet(in); !check(d) {
-			tb.Errorf("event %d (%s): DecideGet gives %+v, which does not match the record", e.Sequence, e.Type, d)
+			problems = append(problems, fmt.Sprintf("event %d (%s): DecideGet gives %+v, which does not match the record", e.Sequence, e.Type, d))
 		}
 		checked++
 	}
-	if checked == 0 {
-		tb.Fatal("no decisions in the fixture")
+	return problems, checked, nil
+}
+
+func TestDecisionCheck_DetectsAMismatch(t *testing.T) {
+	// given the startup log, stored faithfully
+	recorded := readFixture(t, fixturePath("startup_server_down"))
+	st := openStore(t, "memory")
+	appendRecorded(t, st, recorded)
+	tampered := map[string]func(map[string]any){
+		"rule":   func(d map[string]any) { d["rule"] = string(domain.RuleStartupDisabled) },
+		"config": func(d map[string]any) { d["inputs"].(map[string]any)["config"].(map[string]any)["inspectionFailed"] = false },
+	}
+	for name, change := range tampered {
+		t.Run(name, func(t *testing.T) {
+			// when one recorded refusal is changed
+			evs := slices.Clone(recorded)
+			i := slices.IndexFunc(evs, func(e events.Envelope) bool { return e.Type == events.TypeConnectionRefused })
+			var data map[string]any
+			if err := json.Unmarshal(evs[i].Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			change(data)
+			evs[i].Data, _ = json.Marshal(data)
+			// then the check reports it
+			problems, _, err := decisionProblems(context.Background(), st, evs)
+			if err != nil || len(problems) == 0 {
+				t.Fatalf("tampered decision not detected (err %v)", err)
+			}
+		})
 	}
 }
