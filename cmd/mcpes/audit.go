@@ -109,7 +109,10 @@ func newExportCmd(e *env) *cobra.Command {
 			if f.Until, err = parseTime("until", until); err != nil {
 				return err
 			}
-			f.Owner, f.Server, f.Types = owner, server, types
+			f.Owner, f.Server = owner, server
+			for _, t := range types {
+				f.Types = append(f.Types, fullType(t))
+			}
 			st, closeFn, err := e.readStore(cmd.Context())
 			if err != nil {
 				return err

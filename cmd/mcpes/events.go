@@ -127,7 +127,7 @@ func (e *env) onlineEvents(ctx context.Context, w *bufio.Writer, o eventsOpts) e
 	}
 	q := url.Values{}
 	for _, t := range o.types {
-		q.Add("type", t)
+		q.Add("type", fullType(t))
 	}
 	if o.subject != "" {
 		q.Set("subject", o.subject)
@@ -169,6 +169,15 @@ func (e *env) onlineEvents(ctx context.Context, w *bufio.Writer, o eventsOpts) e
 			return nil
 		}
 	}
+}
+
+// fullType turns the short form of an event type ("connection.evicted") into the
+// pattern the API's filter takes ("mcpes.connection.evicted.*", every version).
+func fullType(t string) string {
+	if strings.HasPrefix(t, "mcpes.") || strings.HasSuffix(t, "*") {
+		return t
+	}
+	return "mcpes." + t + ".*"
 }
 
 // sequenceOf reads the sequence extension of one CloudEvents JSON line.
