@@ -243,31 +243,47 @@ func (r *Relay) clearErr() {
 	r.mu.Unlock()
 }
 
-// publish sends one batch to every topic it touches, AllTopic first, retrying until
-// each topic accepted the batch. A topic that accepted it is not sent it again on a
-// retry of the others.
+// publish sends one batch to every topic it touches, retrying until each topic
+// accepted it. Topics are independent streams, so they are published concurrently
+// (order is kept within each topic, where each Publish waits for its acks); a topic
+// that accepted the batch is not sent it again while another one retries.
 func (r *Relay) publish(ctx context.Context, batch []outgoing, bo *backoff) error {
-	for _, topic := range Topics {
-		for {
-			msgs := make([]*message.Message, 0, len(batch))
-			for i := range batch {
-				if topic == AllTopic || batch[i].area == topic {
-					msgs = append(msgs, batch[i].message())
-				}
-			}
-			if len(msgs) == 0 {
-				break
-			}
-			err := r.cfg.Publisher.Publish(topic, msgs...)
-			if err == nil {
-				break
-			}
-			if err := r.retry(ctx, bo, "publish to "+topic, err); err != nil {
-				return err
+	var wg sync.WaitGroup
+	errs := make([]error, len(Topics))
+	for i, topic := range Topics[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tbo := backoff{min: bo.min, max: bo.max}
+			errs[i+1] = r.publishTopic(ctx, topic, batch, &tbo)
+		}()
+	}
+	errs[0] = r.publishTopic(ctx, AllTopic, batch, bo)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// publishTopic publishes the events of batch that belong to topic, retrying with
+// backoff until the publisher accepts them or ctx ends.
+func (r *Relay) publishTopic(ctx context.Context, topic string, batch []outgoing, bo *backoff) error {
+	for {
+		msgs := make([]*message.Message, 0, len(batch))
+		for i := range batch {
+			if topic == AllTopic || batch[i].area == topic {
+				msgs = append(msgs, batch[i].message())
 			}
 		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		err := r.cfg.Publisher.Publish(topic, msgs...)
+		if err == nil {
+			return nil
+		}
+		if err := r.retry(ctx, bo, "publish to "+topic, err); err != nil {
+			return err
+		}
 	}
-	return nil
 }
 
 // Lag is how far a relay is behind the log.
