@@ -161,6 +161,8 @@ const maxLinger = time.Millisecond
 func (s *Store) writer() {
 	defer close(s.writerEnd)
 	batch := make([]*request, 0, 64)
+	var lastReqs int             // requests in the last batch: the callers likely to come back
+	var lastCommit time.Duration // how long the last commit took
 	for {
 		var first *request
 		select {
@@ -171,9 +173,11 @@ func (s *Store) writer() {
 		s.pending.Add(-1)
 		batch = append(batch[:0], first)
 		n := len(first.evs)
-		// Take what is pending; while callers are still encoding requests they have
-		// announced, give them the CPU and wait for them a little (at most maxLinger),
-		// as a commit costs an fsync pair whatever its size. A lone appender never waits.
+		// Take what is pending. As a commit costs an fsync pair whatever its size, wait
+		// a little (at most maxLinger, or half a commit) for callers that announced a
+		// request and are still encoding it, and for as many callers as the last batch
+		// had, which closed-loop appenders bring back at once. A lone appender never
+		// waits.
 		deadline := time.Time{}
 		for n < s.opts.MaxBatch {
 			select {
@@ -184,17 +188,20 @@ func (s *Store) writer() {
 				continue
 			default:
 			}
-			if s.pending.Load() <= 0 {
+			if s.pending.Load() <= 0 && len(batch) >= lastReqs {
 				break
 			}
 			if deadline.IsZero() {
-				deadline = time.Now().Add(maxLinger)
+				deadline = time.Now().Add(min(maxLinger, lastCommit/2))
 			} else if time.Now().After(deadline) {
 				break
 			}
 			runtime.Gosched()
 		}
+		lastReqs = len(batch)
+		start := time.Now()
 		s.commit(batch)
+		lastCommit = time.Since(start)
 		clear(batch)
 	}
 }
@@ -231,7 +238,7 @@ func (s *Store) commit(batch []*request) {
 		if len(st.sealed) == 0 {
 			return nil
 		}
-		if s.recentN+len(st.entries) >= s.opts.IndexEvery {
+		if len(s.recent.times)+len(st.entries) >= s.opts.IndexEvery {
 			var err error
 			if arena, err = s.flushIndex(b, &st, arena); err != nil {
 				return err
@@ -305,6 +312,10 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 			r.res.Positions[i], kind[i] = pos, stored
 			continue
 		}
+		if pos, ok := s.recent.ids[id]; ok {
+			r.res.Positions[i], kind[i] = pos, stored
+			continue
+		}
 		if v := b.ids.Get([]byte(id)); v != nil {
 			r.res.Positions[i], kind[i] = u64(v), stored
 			continue
@@ -322,6 +333,9 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		nfresh++
 	}
 	version, known := st.versions[r.stream]
+	if !known {
+		version, known = s.recent.version(r.stream)
+	}
 	if !known {
 		if v := b.streams.Get([]byte(r.stream)); v != nil {
 			version = u64(v)
@@ -350,33 +364,18 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		arena, rec, sum = p.appendRecord(arena, st.pos, version, st.prev)
 		pk := len(arena)
 		arena = binary.BigEndian.AppendUint64(arena, st.pos)
-		ik := len(arena)
-		arena = append(arena, p.env.ID...)
-		sk := len(arena)
-		t := p.env.Time.UnixNano()
-		if st.pos == 1 || t > st.tmax {
+		if err := b.log.Put(arena[pk:len(arena):len(arena)], rec); err != nil {
+			return arena, err
+		}
+		if t := p.env.Time.UnixNano(); st.pos == 1 || t > st.tmax {
 			st.tmax = t
-		}
-		tk := len(arena)
-		arena = binary.BigEndian.AppendUint64(arena, timeKey(st.tmax))
-		arena = binary.BigEndian.AppendUint64(arena, st.pos)
-		end := len(arena)
-		posKey := arena[pk:ik:ik]
-		if err := b.log.Put(posKey, rec); err != nil {
-			return arena, err
-		}
-		if err := b.ids.Put(arena[ik:sk:sk], posKey); err != nil {
-			return arena, err
-		}
-		if err := b.time.Put(arena[tk:end:end], nil); err != nil {
-			return arena, err
 		}
 		env := p.env
 		env.Sequence, env.StreamVersion = events.Sequence(st.pos), version
 		env.PrevHash, env.Hash = hex.EncodeToString(st.prev[:]), hex.EncodeToString(sum[:])
 		st.sealed = append(st.sealed, env)
 		st.ids[env.ID] = st.pos
-		st.entries = append(st.entries, stagedEntry{r.stream, streamEntry{version, st.pos}})
+		st.entries = append(st.entries, stagedEntry{stream: r.stream, id: env.ID, tmax: st.tmax, streamEntry: streamEntry{version, st.pos}})
 		st.prev = sum
 		r.res.Positions[i] = st.pos
 	}
@@ -387,10 +386,5 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 	}
 	st.versions[r.stream] = version
 	r.res.StreamVersion = version
-	vk := len(arena)
-	arena = binary.BigEndian.AppendUint64(arena, version)
-	if err := b.streams.Put([]byte(r.stream), arena[vk:vk+8:vk+8]); err != nil {
-		return arena, err
-	}
 	return arena, nil
 }

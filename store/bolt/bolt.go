@@ -5,10 +5,14 @@
 // Layout (bucket: key -> value), all integers big-endian:
 //
 //	log:         position -> record (events.EncodeRecord)
-//	stream:      stream 0x00 version -> position, up to meta "indexed" (see index.go)
+//	stream:      stream 0x00 version -> position
 //	streams:     stream -> version (the head of each stream)
 //	ids:         event id -> position (idempotency, for ever)
 //	time:        running-max event time (unix nanos, sign flipped) | position -> nil
+//
+// The stream, streams, ids and time buckets cover positions up to meta "indexed";
+// the entries after it are held in memory (see index.go).
+//
 //	checkpoints: name -> position
 //	snapshots:   name -> position | data
 //	secrets:     ref -> value
@@ -107,8 +111,7 @@ type Store struct {
 	observers []store.Observer
 	notify    chan struct{} // closed and replaced on every commit
 	indexed   uint64        // the stream bucket covers positions <= indexed
-	recent    map[string][]streamEntry
-	recentN   int
+	recent    recentIndex   // index entries of positions after indexed
 	commits   uint64
 	appended  uint64
 

@@ -14,10 +14,11 @@ import (
 
 // Check verifies the store's internal invariants in one read transaction: positions
 // gap-free from 1, the hash chain, every record decoding with its own position, stream
-// versions contiguous from 1 per stream, every index entry (stream, streams, ids,
-// time) resolving to the record it names and every record indexed, and the head meta
-// matching the last record. It is meant for tests and `mcpes verify`; it reads the
-// whole file. Returns an error wrapping ErrInconsistent that lists the first problems.
+// versions contiguous from 1 per stream, and the indexes (stream, streams, ids, time
+// in the file up to meta "indexed", in memory after it) holding exactly one correct
+// entry per record, and the head meta matching the last record. It is meant for tests
+// and `mcpes verify`; it reads the whole file. Returns an error wrapping
+// ErrInconsistent that lists the first problems.
 func (s *Store) Check(ctx context.Context) error {
 	var problems []string
 	add := func(format string, args ...any) {
@@ -27,13 +28,19 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		s.mu.RLock()
-		recent := make(map[string][]streamEntry, len(s.recent))
-		for k, v := range s.recent {
-			recent[k] = append([]streamEntry(nil), v...)
+		recent := newRecent()
+		for _, e := range s.recent.times {
+			recent.times = append(recent.times, e)
+		}
+		for k, v := range s.recent.streams {
+			recent.streams[k] = append([]streamEntry(nil), v...)
+		}
+		for k, v := range s.recent.ids {
+			recent.ids[k] = v
 		}
 		indexed := s.indexed
 		s.mu.RUnlock()
-		return check(ctx, tx, add, indexed, recent)
+		return check(ctx, tx, add, indexed, &recent)
 	})
 	if err != nil {
 		return fmt.Errorf("check %s: %w", s.path, err)
@@ -58,23 +65,27 @@ func (s *Store) fileHead() uint64 {
 	return head
 }
 
-func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed uint64, recent map[string][]streamEntry) error {
+// fact is what Check learns about one record from the log.
+type fact struct {
+	stream  string
+	version uint64
+	id      string
+	tmax    int64
+}
+
+func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed uint64, recent *recentIndex) error {
 	for _, name := range allBuckets {
 		if tx.Bucket(name) == nil {
 			add("bucket %q missing", name)
 			return nil
 		}
 	}
-	type at struct {
-		stream  string
-		version uint64
-	}
 	var (
 		last     uint64
 		prev     = events.ZeroHash
 		versions = map[string]uint64{}
-		ids      = map[string]uint64{}
-		byPos    = map[uint64]at{}
+		seen     = map[string]uint64{}
+		facts    = []fact{{}} // facts[pos]
 		tmax     int64
 	)
 	c := tx.Bucket(bktLog).Cursor()
@@ -86,6 +97,7 @@ func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed u
 		pos := u64(k)
 		if pos != last+1 {
 			add("log: position %d follows %d", pos, last)
+			return nil // the rest would only repeat this
 		}
 		last = pos
 		hash, err := events.CheckRecord(prev, v)
@@ -96,6 +108,7 @@ func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed u
 		e, err := events.DecodeRecord(v)
 		if err != nil {
 			add("log %d: %v", pos, err)
+			facts = append(facts, fact{})
 			continue
 		}
 		if uint64(e.Sequence) != pos {
@@ -105,14 +118,14 @@ func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed u
 		if e.StreamVersion != versions[e.Subject] {
 			add("log %d: stream %s version %d, want %d", pos, e.Subject, e.StreamVersion, versions[e.Subject])
 		}
-		if old, dup := ids[e.ID]; dup {
+		if old, dup := seen[e.ID]; dup {
 			add("log %d: id %s already at %d", pos, e.ID, old)
 		}
-		ids[e.ID] = pos
-		byPos[pos] = at{e.Subject, e.StreamVersion}
+		seen[e.ID] = pos
 		if t := e.Time.UnixNano(); pos == 1 || t > tmax {
 			tmax = t
 		}
+		facts = append(facts, fact{e.Subject, e.StreamVersion, e.ID, tmax})
 		if pos%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -132,40 +145,57 @@ func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed u
 	}
 	if v := tx.Bucket(bktMeta).Get(keyIndexed); (v == nil && indexed != 0) || (v != nil && u64(v) != indexed) || indexed > last {
 		add("meta indexed %x, store says %d, last record %d", v, indexed, last)
+		return nil
 	}
-	n := 0
-	for stream, entries := range recent {
-		for _, e := range entries {
-			n++
-			if a, ok := byPos[e.pos]; !ok || e.pos <= indexed || a.stream != stream || a.version != e.version {
-				add("recent index: %s@%d -> %d (indexed up to %d), which is %s@%d", stream, e.version, e.pos, indexed, a.stream, a.version)
-			}
-		}
-	}
-	if n != int(last-min(indexed, last)) {
-		add("recent index: %d entries for positions %d..%d", n, indexed+1, last)
-	}
-	checkIndexes(tx, add, last, indexed, ids, versions, func(pos uint64) (string, uint64, bool) {
-		a, ok := byPos[pos]
-		return a.stream, a.version, ok
-	})
+	checkRecent(add, indexed, last, facts, recent)
+	checkFileIndexes(tx, add, indexed, facts)
 	return nil
 }
 
-func checkIndexes(tx *bolt.Tx, add func(string, ...any), last, indexed uint64, ids map[string]uint64,
-	versions map[string]uint64, at func(uint64) (string, uint64, bool)) {
+// checkRecent compares the in-memory entries with the records after indexed.
+func checkRecent(add func(string, ...any), indexed, last uint64, facts []fact, r *recentIndex) {
+	n := 0
+	for stream, es := range r.streams {
+		for i, e := range es {
+			n++
+			if e.pos <= indexed || e.pos > last || facts[e.pos].stream != stream || facts[e.pos].version != e.version {
+				add("recent stream index: %s@%d -> %d (indexed up to %d)", stream, e.version, e.pos, indexed)
+			} else if i > 0 && es[i-1].version+1 != e.version {
+				add("recent stream index: %s@%d after @%d", stream, e.version, es[i-1].version)
+			}
+		}
+	}
+	want := int(last - indexed)
+	if n != want || len(r.ids) != want || len(r.times) != want {
+		add("recent index: %d stream, %d id, %d time entries for positions %d..%d", n, len(r.ids), len(r.times), indexed+1, last)
+	}
+	for id, pos := range r.ids {
+		if pos <= indexed || pos > last || facts[pos].id != id {
+			add("recent ids: %s -> %d", id, pos)
+		}
+	}
+	for i, e := range r.times {
+		if pos := indexed + uint64(i) + 1; e.pos != pos || pos > last || facts[pos].tmax != e.tmax {
+			add("recent time index: entry %d is position %d at %d", i, e.pos, e.tmax)
+		}
+	}
+}
+
+// checkFileIndexes compares the index buckets with the records up to indexed.
+func checkFileIndexes(tx *bolt.Tx, add func(string, ...any), indexed uint64, facts []fact) {
 	n := 0
 	_ = tx.Bucket(bktIDs).ForEach(func(k, v []byte) error {
 		n++
-		if want, ok := ids[string(k)]; !ok || len(v) != 8 || u64(v) != want {
-			add("ids: %s -> %x, log has it at %d", k, v, want)
+		if len(v) != 8 || u64(v) == 0 || u64(v) > indexed || facts[u64(v)].id != string(k) {
+			add("ids: %s -> %x (indexed up to %d)", k, v, indexed)
 		}
 		return nil
 	})
-	if n != len(ids) {
-		add("ids: %d entries for %d events", n, len(ids))
+	if n != int(indexed) {
+		add("ids: %d entries, indexed up to %d", n, indexed)
 	}
 	n = 0
+	heads := map[string]uint64{}
 	_ = tx.Bucket(bktStream).ForEach(func(k, v []byte) error {
 		n++
 		i := bytes.IndexByte(k, 0)
@@ -173,27 +203,31 @@ func checkIndexes(tx *bolt.Tx, add func(string, ...any), last, indexed uint64, i
 			add("stream index: bad entry %q", k)
 			return nil
 		}
-		stream, version := string(k[:i]), binary.BigEndian.Uint64(k[i+1:])
-		if s, ver, ok := at(u64(v)); !ok || s != stream || ver != version || u64(v) > indexed {
-			add("stream index: %s@%d -> %d (indexed up to %d), which is %s@%d", stream, version, u64(v), indexed, s, ver)
+		stream, version, pos := string(k[:i]), binary.BigEndian.Uint64(k[i+1:]), u64(v)
+		if pos == 0 || pos > indexed || facts[pos].stream != stream || facts[pos].version != version {
+			add("stream index: %s@%d -> %d (indexed up to %d)", stream, version, pos, indexed)
+			return nil
 		}
+		if version != heads[stream]+1 {
+			add("stream index: %s@%d after @%d", stream, version, heads[stream])
+		}
+		heads[stream] = version
 		return nil
 	})
-	if n != int(min(indexed, last)) {
+	if n != int(indexed) {
 		add("stream index: %d entries, indexed up to %d", n, indexed)
 	}
 	n = 0
 	_ = tx.Bucket(bktStreams).ForEach(func(k, v []byte) error {
 		n++
-		if len(v) != 8 || u64(v) != versions[string(k)] {
-			add("streams: %s at %x, log says %d", k, v, versions[string(k)])
+		if len(v) != 8 || u64(v) != heads[string(k)] {
+			add("streams: %s at %x, index says %d", k, v, heads[string(k)])
 		}
 		return nil
 	})
-	if n != len(versions) {
-		add("streams: %d heads for %d streams", n, len(versions))
+	if n != len(heads) {
+		add("streams: %d heads for %d streams", n, len(heads))
 	}
-	var prevTime, prevPos uint64
 	n = 0
 	_ = tx.Bucket(bktTime).ForEach(func(k, v []byte) error {
 		n++
@@ -201,14 +235,12 @@ func checkIndexes(tx *bolt.Tx, add func(string, ...any), last, indexed uint64, i
 			add("time index: bad key %x", k)
 			return nil
 		}
-		t, pos := u64(k), u64(k[8:])
-		if pos != prevPos+1 || t < prevTime {
-			add("time index: position %d at %d after %d at %d", pos, t, prevPos, prevTime)
+		if pos := u64(k[8:]); pos != uint64(n) || pos > indexed || timeKey(facts[pos].tmax) != u64(k) {
+			add("time index: entry %d is position %d at %x", n, pos, k[:8])
 		}
-		prevTime, prevPos = t, pos
 		return nil
 	})
-	if n != int(last) {
-		add("time index: %d entries for %d events", n, last)
+	if n != int(indexed) {
+		add("time index: %d entries, indexed up to %d", n, indexed)
 	}
 }

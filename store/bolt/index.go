@@ -13,12 +13,12 @@ import (
 	"github.com/mcpes/mcpes/store"
 )
 
-// The stream index (stream|version -> position) is written to the file in bulk, not
-// at every commit: concurrent appends to many streams would otherwise dirty one index
-// page per stream per commit, several times the pages of the log itself. Entries of
-// positions after meta "indexed" live in memory (Store.recent) and are rebuilt from
-// the log at open; every indexFlushEvery events they are written in the commit's
-// own transaction. Reads merge the two.
+// The per-event indexes (stream, ids, time, and the stream heads in streams) are
+// written to the file in bulk, not at every commit: concurrent appends to many
+// streams would otherwise dirty several index pages per commit, more than the log
+// itself. Entries of positions after meta "indexed" live in memory (recentIndex) and
+// are rebuilt from the log at open; once IndexEvery of them are pending they are
+// written in a commit's own transaction. Reads and the writer's checks merge the two.
 const indexFlushEvery = 4096
 
 var keyIndexed = []byte("indexed")
@@ -28,9 +28,38 @@ type streamEntry struct {
 	version, pos uint64
 }
 
+// stagedEntry is what one appended event adds to the indexes.
 type stagedEntry struct {
 	stream string
+	id     string
+	tmax   int64 // running maximum of event times at this position
 	streamEntry
+}
+
+// recentIndex holds the index entries of positions after Store.indexed. Only the
+// writer changes it, under Store.mu.
+type recentIndex struct {
+	streams map[string][]streamEntry
+	ids     map[string]uint64
+	times   []stagedEntry // in position order; stream and id unused
+}
+
+func newRecent() recentIndex {
+	return recentIndex{streams: map[string][]streamEntry{}, ids: map[string]uint64{}}
+}
+
+func (r *recentIndex) add(e stagedEntry) {
+	r.streams[e.stream] = append(r.streams[e.stream], e.streamEntry)
+	r.ids[e.id] = e.pos
+	r.times = append(r.times, stagedEntry{tmax: e.tmax, streamEntry: e.streamEntry})
+}
+
+// version returns the stream's version from the recent entries, if it has any.
+func (r *recentIndex) version(stream string) (uint64, bool) {
+	if es := r.streams[stream]; len(es) > 0 {
+		return es[len(es)-1].version, true
+	}
+	return 0, false
 }
 
 func streamKey(dst []byte, stream string, version uint64) []byte {
@@ -42,47 +71,84 @@ func streamKey(dst []byte, stream string, version uint64) []byte {
 // loadRecent reads meta "indexed" and rebuilds the in-memory entries after it. A
 // record that does not decode is logged and left out.
 func (s *Store) loadRecent(tx *bolt.Tx) error {
-	s.recent, s.recentN, s.indexed = map[string][]streamEntry{}, 0, 0
+	s.recent, s.indexed = newRecent(), 0
 	if v := tx.Bucket(bktMeta).Get(keyIndexed); v != nil {
 		if len(v) != 8 {
 			return fmt.Errorf("%w: indexed meta of %d bytes", ErrInconsistent, len(v))
 		}
 		s.indexed = u64(v)
 	}
+	var tmax int64
+	if k, _ := tx.Bucket(bktTime).Cursor().Last(); len(k) == 16 {
+		tmax = int64(u64(k) ^ (1 << 63))
+	}
 	c := tx.Bucket(bktLog).Cursor()
 	for k, v := c.Seek(putU64(s.indexed + 1)); k != nil; k, v = c.Next() {
 		e, err := decodeAt(u64(k), v)
 		if err != nil {
 			// Open anyway, so that Verify and Check can say what is wrong.
-			s.opts.Logger.Error("event store: record does not decode; stream reads will miss it", "path", s.path, "err", err)
+			s.opts.Logger.Error("event store: record does not decode; reads will miss it", "path", s.path, "err", err)
 			continue
 		}
-		s.recent[e.Subject] = append(s.recent[e.Subject], streamEntry{e.StreamVersion, u64(k)})
-		s.recentN++
+		pos := u64(k)
+		if t := e.Time.UnixNano(); pos == 1 || t > tmax {
+			tmax = t
+		}
+		s.recent.add(stagedEntry{stream: e.Subject, id: e.ID, tmax: tmax, streamEntry: streamEntry{e.StreamVersion, pos}})
 	}
 	return nil
 }
 
-// flushIndex writes the in-memory entries and those of the batch to the stream
-// bucket and moves meta "indexed" to the batch's last position. It runs on the
+// flushIndex writes the in-memory entries and those of the batch to the index
+// buckets and moves meta "indexed" to the batch's last position. It runs on the
 // writer goroutine, the only one that changes s.recent.
 func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, error) {
-	put := func(stream string, e streamEntry) error {
-		k := len(arena)
-		arena = streamKey(arena, stream, e.version)
-		v := len(arena)
-		arena = binary.BigEndian.AppendUint64(arena, e.pos)
-		return b.stream.Put(arena[k:v:v], arena[v:len(arena):len(arena)])
+	all := newRecent()
+	for _, e := range s.recent.times {
+		all.times = append(all.times, e)
 	}
-	for stream, entries := range s.recent {
-		for _, e := range entries {
-			if err := put(stream, e); err != nil {
+	for stream, es := range s.recent.streams {
+		all.streams[stream] = append(all.streams[stream], es...)
+	}
+	for _, e := range st.entries {
+		all.streams[e.stream] = append(all.streams[e.stream], e.streamEntry)
+		all.times = append(all.times, e)
+	}
+	cut := func(start int) []byte { return arena[start:len(arena):len(arena)] }
+	for stream, es := range all.streams {
+		for _, e := range es {
+			k := len(arena)
+			arena = streamKey(arena, stream, e.version)
+			v := len(arena)
+			arena = binary.BigEndian.AppendUint64(arena, e.pos)
+			if err := b.stream.Put(arena[k:v:v], cut(v)); err != nil {
 				return arena, err
 			}
 		}
+		v := len(arena)
+		arena = binary.BigEndian.AppendUint64(arena, es[len(es)-1].version)
+		if err := b.streams.Put([]byte(stream), cut(v)); err != nil {
+			return arena, err
+		}
+	}
+	putID := func(id string, pos uint64) error {
+		v := len(arena)
+		arena = binary.BigEndian.AppendUint64(arena, pos)
+		return b.ids.Put([]byte(id), cut(v))
+	}
+	for id, pos := range s.recent.ids {
+		if err := putID(id, pos); err != nil {
+			return arena, err
+		}
 	}
 	for _, e := range st.entries {
-		if err := put(e.stream, e.streamEntry); err != nil {
+		if err := putID(e.id, e.pos); err != nil {
+			return arena, err
+		}
+	}
+	for _, e := range all.times {
+		k := binary.BigEndian.AppendUint64(nil, timeKey(e.tmax))
+		if err := b.time.Put(binary.BigEndian.AppendUint64(k, e.pos), nil); err != nil {
 			return arena, err
 		}
 	}
@@ -93,13 +159,12 @@ func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, e
 // publishIndex moves a committed batch's entries into memory; called under s.mu.
 func (s *Store) publishIndex(st *batchState) {
 	if st.flushed {
-		s.recent, s.recentN, s.indexed = map[string][]streamEntry{}, 0, st.pos
+		s.recent, s.indexed = newRecent(), st.pos
 		return
 	}
 	for _, e := range st.entries {
-		s.recent[e.stream] = append(s.recent[e.stream], e.streamEntry)
+		s.recent.add(e)
 	}
-	s.recentN += len(st.entries)
 }
 
 // ReadStream implements store.Store. A limit <= 0 means no limit. Returns an error
@@ -142,7 +207,7 @@ func (s *Store) readStream(tx *bolt.Tx, stream string, from uint64, limit int) (
 		return nil, true, nil
 	}
 	var recent []streamEntry
-	for _, e := range s.recent[stream] {
+	for _, e := range s.recent.streams[stream] {
 		if e.version >= from && e.pos <= txHead {
 			recent = append(recent, e)
 		}

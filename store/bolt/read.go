@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -107,10 +108,23 @@ func (s *Store) Head(ctx context.Context) (uint64, [32]byte, error) {
 // index holds the running maximum of event times, so the answer is the longest prefix
 // of the log in which no event is later than t.
 func (s *Store) PositionAt(ctx context.Context, t time.Time) (uint64, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	n := t.UnixNano()
+	s.mu.RLock()
+	if times := s.recent.times; len(times) > 0 && n >= times[0].tmax {
+		i := sort.Search(len(times), func(i int) bool { return times[i].tmax > n })
+		pos := times[i-1].pos
+		s.mu.RUnlock()
+		return pos, ctx.Err()
+	}
+	s.mu.RUnlock()
+	// Not in memory: the answer is at or before "indexed", which the file covers.
 	var pos uint64
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bktTime).Cursor()
-		key := binary.BigEndian.AppendUint64(nil, timeKey(t.UnixNano()))
+		key := binary.BigEndian.AppendUint64(nil, timeKey(n))
 		key = binary.BigEndian.AppendUint64(key, ^uint64(0))
 		k, _ := c.Seek(key)
 		if k == nil {
@@ -128,7 +142,15 @@ func (s *Store) PositionAt(ctx context.Context, t time.Time) (uint64, error) {
 
 // StreamVersion implements store.Store.
 func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error) {
-	var v uint64
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	s.mu.RLock()
+	v, ok := s.recent.version(stream)
+	s.mu.RUnlock()
+	if ok {
+		return v, ctx.Err()
+	}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bktStreams).Get([]byte(stream)); b != nil {
 			v = u64(b)
