@@ -43,7 +43,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/mcpes", "./examples/servers/clock")
+	args := []string{"build", "-o", dir + "/"}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/mcpes", "./examples/servers/clock")...)
 	build.Dir = repoRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build mcpes: %v\n%s", err, out)
@@ -148,7 +152,9 @@ func startService(tb testing.TB, o serveOpts) *service {
 			_ = s.cmd.Process.Kill()
 			<-s.done
 		}
-		if tb.Failed() {
+		if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
+			tb.Errorf("data race in mcpes serve:\n%s", s.logs.String())
+		} else if tb.Failed() {
 			tb.Logf("mcpes serve logs:\n%s", s.logs.String())
 		}
 	})
