@@ -10,9 +10,9 @@ import (
 
 // Connection states held in Connection.state.
 const (
-	stateAlive int32 = iota
-	stateDead        // the upstream died (Done closed); still in its entry until evicted
-	stateClosed      // evicted; no longer in its entry
+	stateAlive  int32 = iota
+	stateDead         // the upstream died (Done closed); still in its entry until evicted
+	stateClosed       // evicted; no longer in its entry
 )
 
 // Connection is one open upstream connection held by a repository. Its fields are
@@ -30,9 +30,9 @@ type Connection struct {
 	ConfigVersion uint64
 	OpenedAt      time.Time
 
-	sess      Session
-	lastUsed  atomic.Int64 // unix nanoseconds
-	usedTick  atomic.Uint64
+	sess     Session
+	lastUsed atomic.Int64 // unix nanoseconds
+	usedTick atomic.Uint64
 	// checkedAt is the projection position at which the hot path last found this
 	// connection fresh and allowed (0: never).
 	checkedAt atomic.Uint64

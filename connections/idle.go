@@ -73,13 +73,11 @@ func (r *Repository) prune() {
 		if e.conn.Load() != nil || e.connecting.Load() {
 			continue
 		}
-		r.mu.Lock()
 		e.mu.Lock()
 		if e.conn.Load() == nil && e.call == nil && !e.ref.open && e.br.failures == 0 && !e.br.isOpen(now) {
 			e.pruned = true
-			r.setEntry(e.name, nil)
+			r.entries.CompareAndDelete(e.name, e)
 		}
 		e.mu.Unlock()
-		r.mu.Unlock()
 	}
 }

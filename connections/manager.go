@@ -36,7 +36,7 @@ type Manager struct {
 	closed atomic.Bool
 	wg     sync.WaitGroup
 
-	shared    atomic.Uint64
+	shared atomic.Uint64
 	// tick advances every TickInterval; a reuse reads the clock only when it moved.
 	tick      atomic.Uint64
 	stop      chan struct{}

@@ -85,6 +85,9 @@ func (r *Repository) refuse(ctx context.Context, e *entry, in domain.DecisionInp
 	if err := r.append(ctx, e, o, domain.ConnectionRefused{Inputs: in, Rule: rule, Count: 1}, string(rule)); err != nil {
 		return err
 	}
+	if r.m.closed.Load() {
+		return nil // no window outlives the manager
+	}
 	rf.gen++
 	*rf = refusals{open: true, in: in, rule: rule, origin: o, gen: rf.gen}
 	gen := rf.gen

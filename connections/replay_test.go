@@ -85,7 +85,7 @@ func busyWorkload(tb testing.TB, e *env, seed uint64) {
 	around("carol", "a", func() { e.put(domain.AppScope, "a", changed) }) // stale for everyone connected
 	around("", "b", func() { e.put(domain.AppScope, "b", nostart) })      // disallowed for the shared repository
 	around("bob", "p", func() { e.remove(domain.UserScope("bob"), "p") }) // removed while connected
-	flaky.ts.CloseClientConnections() // the upstream goes away
+	flaky.ts.CloseClientConnections()                                     // the upstream goes away
 	flaky.ts.Close()
 	step()
 	e.put(domain.UserScope("bob"), "p", httpConfig(good.URL)) // back again

@@ -19,10 +19,8 @@ type Repository struct {
 	m     *Manager
 	owner string
 
-	// entries is copy-on-write: the hot path reads it without a lock; mu serialises
-	// the writers (a new server name, a pruned one).
-	mu      sync.Mutex
-	entries atomic.Pointer[map[string]*entry]
+	// entries maps server names to *entry; the hot path reads it without a lock.
+	entries sync.Map
 	reuses  atomic.Uint64
 
 	idleStop chan struct{}
@@ -54,7 +52,6 @@ type connectCall struct {
 
 func newRepository(m *Manager, owner string) *Repository {
 	r := &Repository{m: m, owner: owner, idleStop: make(chan struct{})}
-	r.entries.Store(&map[string]*entry{})
 	if m.begin() {
 		go r.janitor()
 	}
@@ -64,21 +61,11 @@ func newRepository(m *Manager, owner string) *Repository {
 // Owner returns the repository's owner ("" for the shared one).
 func (r *Repository) Owner() string { return r.owner }
 
-func (r *Repository) lookup(name string) *entry { return (*r.entries.Load())[name] }
-
-// setEntry adds (e != nil) or deletes the entry of name; r.mu held.
-func (r *Repository) setEntry(name string, e *entry) {
-	old := *r.entries.Load()
-	m := make(map[string]*entry, len(old)+1)
-	for k, v := range old {
-		m[k] = v
+func (r *Repository) lookup(name string) *entry {
+	if v, ok := r.entries.Load(name); ok {
+		return v.(*entry)
 	}
-	if e != nil {
-		m[name] = e
-	} else {
-		delete(m, name)
-	}
-	r.entries.Store(&m)
+	return nil
 }
 
 // lockEntry returns name's entry, created if needed, with its mutex held.
@@ -86,12 +73,8 @@ func (r *Repository) lockEntry(name string) *entry {
 	for {
 		e := r.lookup(name)
 		if e == nil {
-			r.mu.Lock()
-			if e = r.lookup(name); e == nil {
-				e = &entry{name: name}
-				r.setEntry(name, e)
-			}
-			r.mu.Unlock()
+			v, _ := r.entries.LoadOrStore(name, &entry{name: name})
+			e = v.(*entry)
 		}
 		e.mu.Lock()
 		if !e.pruned {
@@ -102,11 +85,11 @@ func (r *Repository) lockEntry(name string) *entry {
 }
 
 func (r *Repository) snapshot() []*entry {
-	m := *r.entries.Load()
-	out := make([]*entry, 0, len(m))
-	for _, e := range m {
-		out = append(out, e)
-	}
+	var out []*entry
+	r.entries.Range(func(_, v any) bool {
+		out = append(out, v.(*entry))
+		return true
+	})
 	return out
 }
 
