@@ -56,6 +56,7 @@ func TestCLI_CommandsAgainstAService(t *testing.T) {
 	// owner commands act for the token's owner
 	step(alice, "server notes registered", 0, "servers", "put", "notes", "-f", notes)
 	waitInspected(t, svc, "notes", aliceToken)
+	step(alice, "server notes unchanged", 0, "servers", "put", "notes", "-f", notes)
 	step(alice, "notes", 0, "servers", "list")
 	res := step(alice, "", 0, "servers", "list", "--json")
 	var list map[string]any

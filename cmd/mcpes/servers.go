@@ -159,8 +159,10 @@ func newServersPutCmd(e *env) *cobra.Command {
 			}
 			var ans map[string]any
 			_ = json.Unmarshal(raw, &ans)
-			if v, ok := ans["changed"].(bool); ok && !v && status != 201 {
+			if ch, ok := ans["changed"].([]any); ok && len(ch) == 0 && status != 201 {
 				verb = "unchanged"
+			} else if ok && status != 201 {
+				verb = "changed (" + cell(ch) + ")"
 			}
 			fmt.Fprintf(e.stdout, "server %s %s\n", args[0], verb)
 			return nil
@@ -238,5 +240,3 @@ func newReinspectCmd(e *env) *cobra.Command {
 	c.Flags().StringVar(&owner, "owner", "", "owner whose server to reinspect (admin only)")
 	return c
 }
-
-var _ = url.Values{}
