@@ -182,6 +182,8 @@ type mcpServer struct {
 	ts         *httptest.Server
 	handshakes atomic.Int64
 	delay      atomic.Int64 // nanoseconds to hold each handshake
+	// gate, when set before the first request, holds every handshake until closed.
+	gate chan struct{}
 }
 
 func newMCPServer(tb testing.TB) *mcpServer {
@@ -199,6 +201,12 @@ func newMCPServer(tb testing.TB) *mcpServer {
 				s.handshakes.Add(1)
 				if d := s.delay.Load(); d > 0 {
 					time.Sleep(time.Duration(d))
+				}
+				if s.gate != nil {
+					select {
+					case <-s.gate:
+					case <-r.Context().Done():
+					}
 				}
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))

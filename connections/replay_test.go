@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/store"
+	"github.com/mcpes/mcpes/store/bolt"
 )
 
 // busyWorkload runs several owners' repositories concurrently while configs change,
@@ -100,8 +102,12 @@ func busyWorkload(tb testing.TB, e *env, seed uint64) {
 }
 
 func TestReplayDecisions_BusyMixedWorkload_NoMismatch(t *testing.T) {
-	// given a busy mixed workload, closed
-	e := newEnv(t, func(o *Options) {
+	// given a busy mixed workload on a durable bbolt log, closed
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "log.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOn(t, st, func(o *Options) {
 		o.BackoffBase = 30 * time.Millisecond
 		o.BackoffMax = 100 * time.Millisecond
 		o.RefusalWindow = 10 * time.Millisecond

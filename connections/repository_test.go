@@ -421,3 +421,20 @@ func TestRepository_CallerGivesUp_ConnectCompletesForOthers(t *testing.T) {
 	}
 	wantKinds(t, e, "", "slow", "opened")
 }
+
+func TestNewManager_PanicsOnNilDependencies(t *testing.T) {
+	e := newEnv(t, nil)
+	for name, f := range map[string]func(){
+		"store":      func() { NewManager(nil, e.servers, Options{}) },
+		"projection": func() { NewManager(e.st, nil, Options{}) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("nil %s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}

@@ -91,7 +91,7 @@ func TestRepository_FailingUserDoesNotBlockAnother(t *testing.T) {
 	// given bob's private server "x" hangs in the handshake, alice's "x" works, and an
 	// app server "y" is dead
 	hang := newMCPServer(t)
-	hang.delay.Store(int64(2 * time.Second))
+	hang.gate = make(chan struct{})
 	good := newMCPServer(t)
 	e := newEnv(t, nil)
 	e.put(domain.UserScope("bob"), "x", httpConfig(hang.URL))
@@ -131,6 +131,7 @@ func TestRepository_FailingUserDoesNotBlockAnother(t *testing.T) {
 	if e.dialsOf("y") != 2 {
 		t.Fatalf("%d dials of y, want one per owner", e.dialsOf("y"))
 	}
+	close(hang.gate)
 	<-bobDone
 }
 
@@ -138,8 +139,8 @@ func TestRepository_IdleConnectionsEvictedOneByOne(t *testing.T) {
 	// given a user repository with a short idle timeout and two connections
 	srv := newMCPServer(t)
 	e := newEnv(t, func(o *Options) {
-		o.IdleTimeout = 150 * time.Millisecond
-		o.IdleCheck = 10 * time.Millisecond
+		o.IdleTimeout = 400 * time.Millisecond
+		o.IdleCheck = 20 * time.Millisecond
 	})
 	for _, n := range []string{"used", "idle"} {
 		e.put(domain.AppScope, n, httpConfig(srv.URL))
@@ -155,7 +156,7 @@ func TestRepository_IdleConnectionsEvictedOneByOne(t *testing.T) {
 	}
 
 	// when only one is used for a while
-	deadline := time.Now().Add(600 * time.Millisecond)
+	deadline := time.Now().Add(1200 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if _, err := alice.Get(ctxT(t), "used"); err != nil {
 			t.Fatal(err)
@@ -175,7 +176,7 @@ func TestRepository_IdleConnectionsEvictedOneByOne(t *testing.T) {
 func TestRepository_RepeatedRefusalsAreCoalesced(t *testing.T) {
 	// given a server the shared repository may not connect
 	srv := newMCPServer(t)
-	e := newEnv(t, func(o *Options) { o.RefusalWindow = 50 * time.Millisecond })
+	e := newEnv(t, func(o *Options) { o.RefusalWindow = 200 * time.Millisecond })
 	no := false
 	cfg := httpConfig(srv.URL)
 	cfg.Startup = &no
@@ -189,7 +190,6 @@ func TestRepository_RepeatedRefusalsAreCoalesced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(120 * time.Millisecond)
 	yes := true
 	cfg.Startup, cfg.RequiresOAuth = nil, &yes
 	e.put(domain.AppScope, "s", cfg)
