@@ -1,9 +1,9 @@
 package projections
 
 import (
+	"context"
 	"flag"
 	"fmt"
-	"context"
 	"path/filepath"
 	"sync"
 	"testing"

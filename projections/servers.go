@@ -44,9 +44,18 @@ type entry struct {
 	state domain.ServerState
 }
 
+// slot is a map value: the policy view of the state inline, so View reads one map
+// slot and nothing else, and the full state behind a pointer.
+type slot struct {
+	view domain.ConfigView
+	e    *entry
+}
+
+func slotOf(st domain.ServerState) slot { return slot{view: st.View(), e: &entry{state: st}} }
+
 type shard struct {
 	mu sync.RWMutex
-	m  map[key]*entry
+	m  map[key]slot
 	_  [32]byte // keep neighbouring shards' lock words on separate cache lines
 }
 
@@ -69,7 +78,7 @@ type Servers struct {
 func NewServers() *Servers {
 	s := &Servers{names: map[key]map[string]struct{}{}}
 	for i := range s.shards {
-		s.shards[i].m = map[key]*entry{}
+		s.shards[i].m = map[key]slot{}
 	}
 	s.fold = s.foldEvent
 	return s
@@ -133,16 +142,15 @@ func (s *Servers) foldEvent(ev *rawEvent) error {
 	sh := s.shardFor(name)
 	sh.mu.Lock()
 	var st domain.ServerState
-	old := sh.m[k]
-	if old != nil {
-		st = old.state
+	if old, ok := sh.m[k]; ok {
+		st = old.e.state
 	}
 	if st.Scope == "" {
 		st.Scope, st.Name = scope, name
 	}
 	existed := st.Exists
 	st = st.Apply(fact, ev.pos, ev.time())
-	sh.m[k] = &entry{state: st}
+	sh.m[k] = slotOf(st)
 	s.pos.Store(ev.pos)
 	sh.mu.Unlock()
 
@@ -183,12 +191,12 @@ func (s *Servers) index(k key, exists bool) {
 func (s *Servers) State(scope domain.Scope, name string) (domain.ServerState, bool) {
 	sh := s.shardFor(name)
 	sh.mu.RLock()
-	e := sh.m[keyOf(scope, name)]
+	sl, ok := sh.m[keyOf(scope, name)]
 	sh.mu.RUnlock()
-	if e == nil {
+	if !ok {
 		return domain.ServerState{}, false
 	}
-	return e.state, true
+	return sl.e.state, true
 }
 
 // Effective returns the effective config of (owner, name) — the app server of that
@@ -197,31 +205,43 @@ func (s *Servers) State(scope domain.Scope, name string) (domain.ServerState, bo
 // are consistent with. It is the connection repository's hot path: no allocation, one
 // read lock. A missing server gives a zero state and a view with Found false.
 func (s *Servers) Effective(owner, name string) (domain.ServerState, domain.ConfigView, uint64) {
+	app, priv, pos := s.lookup(owner, name)
+	switch {
+	case app.view.Found:
+		v := app.view
+		v.Shadowed = priv.view.Found
+		return app.e.state, v, pos
+	case priv.view.Found:
+		return priv.e.state, priv.view, pos
+	}
+	return domain.ServerState{}, domain.ConfigView{}, pos
+}
+
+// View is Effective without the state: the policy inputs of (owner, name) and the
+// position they are consistent with. It reads one or two map slots and nothing else.
+func (s *Servers) View(owner, name string) (domain.ConfigView, uint64) {
+	app, priv, pos := s.lookup(owner, name)
+	switch {
+	case app.view.Found:
+		v := app.view
+		v.Shadowed = priv.view.Found
+		return v, pos
+	case priv.view.Found:
+		return priv.view, pos
+	}
+	return domain.ConfigView{}, pos
+}
+
+func (s *Servers) lookup(owner, name string) (app, priv slot, pos uint64) {
 	sh := s.shardFor(name)
 	sh.mu.RLock()
-	app := sh.m[key{name: name}]
-	var priv *entry
+	app = sh.m[key{name: name}]
 	if owner != "" {
 		priv = sh.m[key{user: true, owner: owner, name: name}]
 	}
-	pos := s.pos.Load()
+	pos = s.pos.Load()
 	sh.mu.RUnlock()
-	var a, p *domain.ServerState
-	if app != nil && app.state.Exists {
-		a = &app.state
-	}
-	if priv != nil && priv.state.Exists {
-		p = &priv.state
-	}
-	switch {
-	case a != nil:
-		v := a.View()
-		v.Shadowed = p != nil
-		return *a, v, pos
-	case p != nil:
-		return *p, p.View(), pos
-	}
-	return domain.ServerState{}, domain.ConfigView{}, pos
+	return app, priv, pos
 }
 
 // Tools returns the tool catalogue of the last successful inspection of a server
@@ -341,8 +361,8 @@ func (s *Servers) States() []domain.ServerState {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.m {
-			out = append(out, e.state)
+		for _, sl := range sh.m {
+			out = append(out, sl.e.state)
 		}
 		sh.mu.RUnlock()
 	}
