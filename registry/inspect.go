@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -106,7 +105,7 @@ func (s *Service) runInspector(st domain.ServerState) domain.InspectionOutcome {
 	ctx, cancel := context.WithTimeout(s.bgCtx, timeout)
 	defer cancel()
 	req := InspectRequest{Scope: st.Scope, Name: st.Name, Config: st.Config.Clone(),
-		Secret: s.secretResolver(ctx, st.Scope)}
+		Secret: s.secretResolver(ctx)}
 	if st.Scope.IsApp() {
 		req.LookupEnv = s.opts.LookupEnv
 	} else {
@@ -308,24 +307,14 @@ func (s *Service) reinspect(actor string, scope domain.Scope, name string) (Rein
 	return res, nil
 }
 
-// secretResolver resolves secret references from the store. In the app scope a
-// sealed value may itself hold ${VAR} placeholders ("Bearer ${TOKEN}": only a value
-// that is exactly one placeholder stays unsealed), so the resolved value is expanded
-// from the environment too; user scopes never read the environment.
-func (s *Service) secretResolver(ctx context.Context, scope domain.Scope) func(string) (string, error) {
+// secretResolver resolves secret references from the store. Placeholders inside a
+// resolved app-scope value ("Bearer ${TOKEN}") are upstream's to expand.
+func (s *Service) secretResolver(ctx context.Context) func(string) (string, error) {
 	return func(ref string) (string, error) {
 		b, err := s.store.Secret(ctx, ref)
 		if err != nil {
 			return "", fmt.Errorf("secret %s: %w", ref, err)
 		}
-		v := string(b)
-		if !scope.IsApp() || !strings.Contains(v, "${") {
-			return v, nil
-		}
-		exp, err := domain.ExpandVars(domain.ServerConfig{Headers: map[string]string{"v": v}}, s.opts.LookupEnv)
-		if err != nil {
-			return "", fmt.Errorf("secret %s: %w", ref, err)
-		}
-		return exp.Headers["v"], nil
+		return string(b), nil
 	}
 }
