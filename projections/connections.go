@@ -233,6 +233,9 @@ func (c *Connections) loadSnapshot(ctx context.Context, st store.Store) error {
 	if snap.Format != ConnectionsFormat || snap.Position != pos {
 		return fmt.Errorf("snapshot format %d at %d, want format %d at %d", snap.Format, snap.Position, ConnectionsFormat, pos)
 	}
+	if err := checkSnapshotHash(ctx, st, snap.snapshotHeader); err != nil {
+		return err
+	}
 	for _, ci := range snap.Open {
 		c.open[connKey{ci.Owner, ci.Server}] = ci
 	}

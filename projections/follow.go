@@ -46,6 +46,8 @@ type follower struct {
 	st       store.Store
 	log      *slog.Logger
 	catching atomic.Bool
+	// warnedGap is set once a gap was skipped for want of a store.
+	warnedGap bool
 	// fold applies one event; called with wmu held and ev.pos == pos+1. It must store
 	// pos (it may leave that to the caller when it changed nothing).
 	fold func(ev *rawEvent) error
@@ -73,6 +75,17 @@ func (f *follower) applyEnvelopes(evs []events.Envelope) {
 		hash, _ := events.ParseHash(e.Hash)
 		ev := rawFromEnvelope(e)
 		if p != f.pos.Load()+1 {
+			if f.st == nil {
+				// Not made by Load: there is no log to read the gap from. Say so once and
+				// follow from here rather than hold every later event for ever.
+				if !f.warnedGap {
+					f.warnedGap = true
+					f.logger().Warn("projection has no store to fill a gap from; events skipped",
+						"from", f.pos.Load()+1, "to", p-1)
+				}
+				f.applyOne(&ev, hash)
+				continue
+			}
 			f.addPending(pendingEvent{ev: ev, hash: hash})
 			continue
 		}

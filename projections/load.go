@@ -82,6 +82,9 @@ func (s *Servers) loadSnapshot(ctx context.Context, st store.Store) error {
 	if pos > head {
 		return fmt.Errorf("snapshot at %d is beyond the log head %d", pos, head)
 	}
+	if err := checkSnapshotHash(ctx, st, snap.snapshotHeader); err != nil {
+		return err
+	}
 	for _, state := range snap.Servers {
 		k := keyOf(state.Scope, state.Name)
 		s.shardFor(state.Name).m[k] = slotOf(state)
@@ -90,6 +93,34 @@ func (s *Servers) loadSnapshot(ctx context.Context, st store.Store) error {
 		}
 	}
 	return s.restore(snap.snapshotHeader)
+}
+
+// checkSnapshotHash makes sure the log still has, at the snapshot's position, the
+// event the snapshot was taken after: a snapshot of another log is discarded.
+func checkSnapshotHash(ctx context.Context, st store.Store, h snapshotHeader) error {
+	if h.Position == 0 {
+		return nil
+	}
+	want, err := events.ParseHash(h.Hash)
+	if err != nil {
+		return err
+	}
+	var got [32]byte
+	found := false
+	err = st.ReadRecords(ctx, h.Position, func(pos uint64, rec []byte) error {
+		if pos == h.Position {
+			got, _, err = events.SplitRecord(rec)
+			found = err == nil
+		}
+		return errStopScan
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return err
+	}
+	if !found || got != want {
+		return fmt.Errorf("snapshot at %d does not match the log's event there", h.Position)
+	}
+	return nil
 }
 
 // Snapshot stores the projection's state under ServersSnapshot, at its position.

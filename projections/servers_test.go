@@ -382,3 +382,54 @@ func envelopeFor(tb testing.TB, fact any, n int) events.Envelope {
 	w := &logWriter{tb: tb, n: n - 1}
 	return w.envelope(fact)
 }
+
+func TestLoad_SnapshotOfAnotherLogIsDiscarded(t *testing.T) {
+	ctx := context.Background()
+	// given a snapshot taken on log A, stored in log B of the same length
+	stA, wA := newLog(t)
+	mixedLog(t, wA)
+	pA, err := Load(ctx, stA, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pA.Snapshot(ctx, stA); err != nil {
+		t.Fatal(err)
+	}
+	pos, data, err := stA.LoadSnapshot(ctx, ServersSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stB, wB := newLog(t)
+	wB.n = 1000 // other ids and times: other hashes
+	for range pos {
+		wB.add(registered(domain.AppScope, "other", "https://other.example.com/mcp"))
+	}
+	if err := stB.SaveSnapshot(ctx, ServersSnapshot, pos, data); err != nil {
+		t.Fatal(err)
+	}
+	// when B is loaded, then A's servers do not leak into it
+	pB, err := Load(ctx, stB, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameStates(t, pB, rebuild(t, stB))
+	if _, v, _ := pB.Effective("", "a"); v.Found {
+		t.Fatal("server from the other log's snapshot is visible")
+	}
+}
+
+func TestServers_Apply_WithoutStoreFollowsAfterAGap(t *testing.T) {
+	st, w := newLog(t)
+	mixedLog(t, w)
+	all, err := st.ReadAll(context.Background(), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// given a projection not made by Load, when it is given only the last two events
+	p := NewServers()
+	p.Apply(all[len(all)-2:])
+	// then it follows from there instead of waiting for ever
+	if p.Position() != uint64(len(all)) || len(p.pending) != 0 {
+		t.Fatalf("position %d, pending %d", p.Position(), len(p.pending))
+	}
+}
