@@ -326,12 +326,15 @@ func writeConfig(tb testing.TB, body string) string {
 
 // baseConfig is a config with tokens for admin, alice and bob, the clock over stdio,
 // and loopback allowed for owner URLs.
-func baseConfig() string {
+func baseConfig() string { return baseConfigWith("") }
+
+// baseConfigWith is baseConfig with more mcpServers entries (indented by two spaces).
+func baseConfigWith(servers string) string {
 	return fmt.Sprintf(`mcpServers:
   clock:
     command: %s
     initTimeout: 20000
-mcpSettings:
+`+servers+`mcpSettings:
   allowedDomains: ["127.0.0.1"]
 auth:
   tokens:
