@@ -2,7 +2,11 @@ package registry_test
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,4 +341,53 @@ func TestService_Close_CancelsRunningInspections(t *testing.T) {
 	if got := h.streamTypes(t, domain.AppScope, "slow"); !slices.Equal(got, []string{events.TypeServerRegistered}) {
 		t.Fatalf("stream = %v", got)
 	}
+}
+
+func TestService_Inspect_TimedOutStdioServerLeavesNoProcess(t *testing.T) {
+	// given an app stdio server that never speaks (a sleep with an argument no other
+	// process has) and a 1 s initTimeout
+	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectOff})
+	marker := fmt.Sprintf("%d.%03d", 900+os.Getpid()%100, time.Now().Nanosecond()%1000)
+	cfg := domain.ServerConfig{Command: "sleep", Args: []string{marker}, InitTimeoutMS: 1000}
+	if _, err := h.Svc.Put(ctx(t), "admin", domain.AppScope, "mute", cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	// when it is inspected
+	out, err := h.Svc.Inspect(ctx(t), domain.AppScope, "mute")
+
+	// then the inspection times out, the server is a stub, and its process is gone
+	if err != nil || out.OK || out.Class != domain.FailureTimeout {
+		t.Fatalf("inspect = %+v, %v; want a timeout", out, err)
+	}
+	if st := h.state(domain.AppScope, "mute"); !st.InspectionFailed {
+		t.Fatalf("state = %+v", st)
+	}
+	waitFor(t, 3*time.Second, func() bool { return !processWithArg(t, marker) }, "the timed-out server's process survived")
+}
+
+// processWithArg reports whether a live process has arg in its command line.
+func processWithArg(tb testing.TB, arg string) bool {
+	tb.Helper()
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		tb.Skip("no /proc")
+	}
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		for _, a := range strings.Split(string(b), "\x00") {
+			if a == arg {
+				stat, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+				// A zombie has exited; only its parent's bookkeeping is left.
+				if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+					continue
+				}
+				return true
+			}
+		}
+	}
+	return false
 }
