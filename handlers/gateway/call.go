@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/store"
+	"github.com/mcpes/mcpes/upstream"
+)
+
+// Tool-call outcomes recorded in tool.called.
+const (
+	OutcomeOK        = "ok"
+	OutcomeToolError = "tool_error"
+	OutcomeError     = "error"
+)
+
+// upstreamOf gets a connection to srv through the owner's repository (recording the
+// decisions as the owner's) and returns its MCP session. ctx must already carry the
+// per-server timeout.
+func (o *ownerServer) upstreamOf(ctx context.Context, srv string) (*upstream.Conn, error) {
+	conn, err := o.repo.Get(connections.WithActor(ctx, o.actor), srv)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", srv, err)
+	}
+	up := conn.Upstream()
+	if up == nil {
+		return nil, fmt.Errorf("server %s: %w", srv, ErrNotRouted)
+	}
+	o.g.hookToolsChanged(conn, up)
+	return up, nil
+}
+
+// timeoutOf returns the per-request timeout of the owner's effective config of srv.
+func (o *ownerServer) timeoutOf(srv string) time.Duration {
+	st, _, _ := o.g.d.Servers.Effective(o.owner, srv)
+	return time.Duration(st.Config.Timeout()) * time.Millisecond
+}
+
+// explain turns a failure into the error the client sees, naming a timeout as such.
+func explain(ctx context.Context, srv string, timeout time.Duration, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("server %s did not answer within its timeout (%v): %w", srv, timeout, err)
+	}
+	return err
+}
+
+// callTool routes tool of srv: the owner's repository Get, then tools/call upstream
+// under srv's timeout with the client's cancellation, forwarding progress when the
+// client sent a progress token. A tool-level error comes back as a result with
+// IsError; a failure to connect or a protocol error as an error (a JSON-RPC error to
+// the client).
+func (o *ownerServer) callTool(srv, tool string) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		start := o.g.d.Clock()
+		timeout := o.timeoutOf(srv)
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		res, err := o.call(cctx, ctx, srv, tool, req)
+		if err != nil {
+			err = explain(cctx, srv, timeout, err)
+		}
+		if o.g.d.AuditToolCalls == AuditMetadata || o.g.d.AuditToolCalls == AuditFull {
+			o.g.audit(ctx, o, srv, tool, req.Params.Arguments, res, err, o.g.d.Clock().Sub(start))
+		}
+		return res, err
+	}
+}
+
+func (o *ownerServer) call(ctx, reqCtx context.Context, srv, tool string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	up, err := o.upstreamOf(ctx, srv)
+	if err != nil {
+		return nil, err
+	}
+	var progress func(upstream.Progress)
+	if req.Params.Meta != nil && req.Params.Meta.ProgressToken != nil {
+		if s := server.ServerFromContext(reqCtx); s != nil {
+			token := req.Params.Meta.ProgressToken
+			progress = func(p upstream.Progress) {
+				params := map[string]any{"progressToken": token, "progress": p.Progress}
+				if p.Total != 0 {
+					params["total"] = p.Total
+				}
+				if p.Message != "" {
+					params["message"] = p.Message
+				}
+				_ = s.SendNotificationToClient(reqCtx, string(mcp.MethodNotificationProgress), params)
+			}
+		}
+	}
+	return up.CallTool(ctx, tool, req.Params.Arguments, progress)
+}
+
+func (o *ownerServer) getPrompt(srv, prompt string) server.PromptHandlerFunc {
+	return func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		timeout := o.timeoutOf(srv)
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		up, err := o.upstreamOf(cctx, srv)
+		if err != nil {
+			return nil, explain(cctx, srv, timeout, err)
+		}
+		res, err := up.GetPrompt(cctx, prompt, req.Params.Arguments)
+		if err != nil {
+			return nil, explain(cctx, srv, timeout, err)
+		}
+		return res, nil
+	}
+}
+
+func (o *ownerServer) readResource(srv, uri string) server.ResourceHandlerFunc {
+	return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		timeout := o.timeoutOf(srv)
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		up, err := o.upstreamOf(cctx, srv)
+		if err != nil {
+			return nil, explain(cctx, srv, timeout, err)
+		}
+		res, err := up.ReadResource(cctx, uri)
+		if err != nil {
+			return nil, explain(cctx, srv, timeout, err)
+		}
+		out := make([]mcp.ResourceContents, 0, len(res.Contents))
+		for _, c := range res.Contents {
+			switch t := c.(type) {
+			case mcp.TextResourceContents:
+				t.URI = ResourceURI(srv, t.URI)
+				c = t
+			case mcp.BlobResourceContents:
+				t.URI = ResourceURI(srv, t.URI)
+				c = t
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	}
+}
+
+// hookToolsChanged asks, once per connection, for a re-inspection when the upstream
+// announces notifications/tools/list_changed, so the offer follows its catalogue.
+func (g *Gateway) hookToolsChanged(c *connections.Connection, up *upstream.Conn) {
+	if g.d.Inspector == nil {
+		return
+	}
+	if _, seen := g.hooked.LoadOrStore(c.ConnID, struct{}{}); seen {
+		return
+	}
+	scope, name := c.ConfigScope, c.Server
+	up.OnToolsChanged(func() { g.reinspect(scope, name) })
+	go func() {
+		<-up.Done()
+		g.hooked.Delete(c.ConnID)
+	}()
+}
+
+// ArgsDigest is the hex SHA-256 of the canonical JSON of tool-call arguments (object
+// keys sorted, no insignificant white space, as encoding/json writes a decoded
+// value); absent arguments digest as "null".
+func ArgsDigest(args any) (string, []byte) {
+	b, err := json.Marshal(args)
+	if err != nil {
+		b = []byte("null")
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), b
+}
+
+// audit records a tool.called event on the owner's connection stream. A failure to
+// record is logged: the call's answer does not depend on it.
+func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, args any,
+	res *mcp.CallToolResult, err error, d time.Duration) {
+	outcome := OutcomeOK
+	switch {
+	case err != nil:
+		outcome = OutcomeError
+	case res != nil && res.IsError:
+		outcome = OutcomeToolError
+	}
+	digest, canon := ArgsDigest(args)
+	fact := domain.ToolCalled{Owner: o.owner, Server: srv, Tool: tool, Outcome: outcome,
+		DurationMS: d.Milliseconds(), ArgsDigest: digest}
+	if g.d.AuditToolCalls == AuditFull {
+		fact.Arguments = canon
+	}
+	env, eerr := events.New(fact, events.Meta{ID: g.d.NewID(), Source: g.d.Source, Time: g.d.Clock(),
+		Actor: o.actor, Reason: outcome})
+	if eerr == nil {
+		_, eerr = g.d.Store.Append(context.WithoutCancel(ctx), domain.ConnStream(o.owner, srv), store.AnyVersion, env)
+	}
+	if eerr != nil {
+		g.d.Logger.Error("gateway: record tool call", "owner", o.owner, "server", srv, "tool", tool, "err", eerr)
+	}
+}

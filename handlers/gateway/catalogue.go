@@ -1,0 +1,236 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/domain"
+)
+
+// Separator joins a server name and a tool or prompt name.
+const Separator = "__"
+
+// ResourceScheme prefixes the URIs of aggregated resources: mcpes://<server>/<uri>.
+const ResourceScheme = "mcpes://"
+
+// ToolName returns the name the gateway offers tool of server under.
+func ToolName(server, tool string) string { return server + Separator + tool }
+
+// SplitName splits an offered tool or prompt name into server and upstream name.
+// ok is false when name has no separator or an empty part.
+func SplitName(name string) (server, upstreamName string, ok bool) {
+	server, upstreamName, ok = strings.Cut(name, Separator)
+	return server, upstreamName, ok && server != "" && upstreamName != ""
+}
+
+// ResourceURI returns the URI the gateway offers resource uri of server under.
+func ResourceURI(server, uri string) string { return ResourceScheme + server + "/" + uri }
+
+// SplitResourceURI splits an offered resource URI into server and upstream URI.
+func SplitResourceURI(u string) (server, uri string, ok bool) {
+	rest, ok := strings.CutPrefix(u, ResourceScheme)
+	if !ok {
+		return "", "", false
+	}
+	server, uri, ok = strings.Cut(rest, "/")
+	return server, uri, ok && server != "" && uri != ""
+}
+
+// ownerServer is one owner's MCP server and the offer it was last given.
+type ownerServer struct {
+	g     *Gateway
+	owner string
+	actor string
+	repo  *connections.Repository
+	mcp   *server.MCPServer
+	http  *server.StreamableHTTPServer
+
+	mu        sync.Mutex // serialises sync
+	tools     map[string]offered
+	prompts   map[string]offered
+	resources map[string]offered
+}
+
+// offered is one entry of an offer: where it routes and what it looked like (to see
+// changes).
+type offered struct {
+	server, name string
+	fingerprint  string
+}
+
+func newOwnerServer(g *Gateway, owner string) *ownerServer {
+	o := &ownerServer{g: g, owner: owner, actor: "admin", repo: g.d.Manager.Repo(owner),
+		tools: map[string]offered{}, prompts: map[string]offered{}, resources: map[string]offered{}}
+	if owner != "" {
+		o.actor = "owner:" + owner
+	}
+	o.mcp, o.http = g.newMCPServer()
+	return o
+}
+
+// catalogue is what an owner may be offered now.
+type catalogue struct {
+	tools     map[string]server.ServerTool
+	toolFP    map[string]offered
+	prompts   map[string]server.ServerPrompt
+	promptFP  map[string]offered
+	resources map[string]server.ServerResource
+	resFP     map[string]offered
+}
+
+// build reads the projection: every server visible to the owner that its repository
+// may connect (domain.MayConnect on the owner's view), with the catalogue of its last
+// successful inspection.
+func (o *ownerServer) build() catalogue {
+	c := catalogue{tools: map[string]server.ServerTool{}, toolFP: map[string]offered{},
+		prompts: map[string]server.ServerPrompt{}, promptFP: map[string]offered{},
+		resources: map[string]server.ServerResource{}, resFP: map[string]offered{}}
+	sv := o.g.d.Servers
+	for _, e := range sv.List(o.owner) {
+		if e.Shadowed {
+			continue
+		}
+		if ok, _ := domain.MayConnect(o.owner, e.View); !ok {
+			continue
+		}
+		st, ok := sv.State(e.Scope, e.Name)
+		if !ok || st.LastSuccess == nil {
+			continue
+		}
+		ins := st.LastSuccess
+		for _, t := range ins.Tools {
+			name := ToolName(e.Name, t.Name)
+			tool := mcp.Tool{Name: name, Title: t.Title, Description: t.Description}
+			if len(t.InputSchema) > 0 {
+				tool.RawInputSchema = json.RawMessage(t.InputSchema)
+			} else {
+				tool.InputSchema = mcp.ToolInputSchema{Type: "object"}
+			}
+			if err := mcp.ValidateParamHeaderAnnotations(&tool); err != nil {
+				o.g.d.Logger.Warn("gateway: tool left out", "owner", o.owner, "tool", name, "err", err)
+				continue
+			}
+			c.tools[name] = server.ServerTool{Tool: tool, Handler: o.callTool(e.Name, t.Name)}
+			c.toolFP[name] = offered{server: e.Name, name: t.Name,
+				fingerprint: t.Title + "\x00" + t.Description + "\x00" + string(compact(t.InputSchema))}
+		}
+		for _, p := range ins.Prompts {
+			name := ToolName(e.Name, p.Name)
+			c.prompts[name] = server.ServerPrompt{
+				Prompt:  mcp.Prompt{Name: name, Description: p.Description},
+				Handler: o.getPrompt(e.Name, p.Name)}
+			c.promptFP[name] = offered{server: e.Name, name: p.Name, fingerprint: p.Description}
+		}
+		for _, r := range ins.Resources {
+			uri := ResourceURI(e.Name, r.URI)
+			c.resources[uri] = server.ServerResource{
+				Resource: mcp.Resource{URI: uri, Name: r.Name, MIMEType: r.MIMEType},
+				Handler:  o.readResource(e.Name, r.URI)}
+			c.resFP[uri] = offered{server: e.Name, name: r.URI, fingerprint: r.Name + "\x00" + r.MIMEType}
+		}
+	}
+	return c
+}
+
+func compact(b []byte) []byte {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return b
+	}
+	return buf.Bytes()
+}
+
+// diff returns the names to delete (gone or changed) and to add (new or changed).
+func diff(old, now map[string]offered) (del, add []string) {
+	for k, v := range old {
+		if n, ok := now[k]; !ok || n != v {
+			del = append(del, k)
+		}
+	}
+	for k, v := range now {
+		if p, ok := old[k]; !ok || p != v {
+			add = append(add, k)
+		}
+	}
+	slices.Sort(del)
+	slices.Sort(add)
+	return del, add
+}
+
+// sync brings the owner's MCP server in line with the projection. Each kind that
+// changed is deleted and added in at most two calls, each of which notifies the
+// connected clients (list_changed).
+func (o *ownerServer) sync() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.build()
+
+	del, add := diff(o.tools, c.toolFP)
+	if len(del) > 0 {
+		o.mcp.DeleteTools(del...)
+	}
+	if len(add) > 0 {
+		ts := make([]server.ServerTool, len(add))
+		for i, n := range add {
+			ts[i] = c.tools[n]
+		}
+		o.mcp.AddTools(ts...)
+	}
+	o.tools = c.toolFP
+
+	del, add = diff(o.prompts, c.promptFP)
+	if len(del) > 0 {
+		o.mcp.DeletePrompts(del...)
+	}
+	if len(add) > 0 {
+		ps := make([]server.ServerPrompt, len(add))
+		for i, n := range add {
+			ps[i] = c.prompts[n]
+		}
+		o.mcp.AddPrompts(ps...)
+	}
+	o.prompts = c.promptFP
+
+	del, add = diff(o.resources, c.resFP)
+	if len(del) > 0 {
+		o.mcp.DeleteResources(del...)
+	}
+	if len(add) > 0 {
+		rs := make([]server.ServerResource, len(add))
+		for i, n := range add {
+			rs[i] = c.resources[n]
+		}
+		o.mcp.AddResources(rs...)
+	}
+	o.resources = c.resFP
+	if len(o.tools) > 0 || len(o.prompts) > 0 || len(o.resources) > 0 {
+		o.g.d.Logger.Debug("gateway offer", "owner", o.owner, "tools", len(o.tools),
+			"prompts", len(o.prompts), "resources", len(o.resources))
+	}
+}
+
+// ToolNames returns the tool names offered to owner now (sorted; nil when the
+// owner's server was not created yet).
+func (g *Gateway) ToolNames(owner string) []string {
+	g.mu.RLock()
+	o := g.owners[owner]
+	g.mu.RUnlock()
+	if o == nil {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]string, 0, len(o.tools))
+	for k := range o.tools {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

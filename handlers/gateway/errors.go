@@ -1,0 +1,19 @@
+package gateway
+
+import "errors"
+
+// Sentinel errors. Tool, prompt and resource handlers return them wrapped; mcp-go
+// turns a handler error into a JSON-RPC error response carrying its message.
+var (
+	// ErrUnknownName is returned for a prefixed tool, prompt or resource name that
+	// does not split into a server and a name.
+	ErrUnknownName = errors.New("gateway: unknown name")
+	// ErrNotRouted is returned when the owner's repository handed out a connection
+	// that has no MCP session to call (a foreign DialFunc).
+	ErrNotRouted = errors.New("gateway: connection cannot carry MCP calls")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("gateway: closed")
+	// ErrForbiddenOrigin is answered (403) for a request whose Origin or Host header
+	// is not allowed.
+	ErrForbiddenOrigin = errors.New("gateway: origin not allowed")
+)

@@ -1,0 +1,357 @@
+// Package gateway is mcpes's /mcp endpoint: one streamable-HTTP MCP server per owner
+// that offers the tools, prompts and resources of every server that owner's
+// connection repository may connect, and routes each call through that repository, so
+// every connect, stale eviction and refusal behind a call is recorded.
+//
+// Naming. A tool or prompt `t` of server `s` is offered as `s__t` (server names may
+// not contain "__", so the first "__" splits the two). A resource `u` of server `s`
+// is offered as `mcpes://s/u` (the upstream URI appended verbatim after the server
+// name and a slash; server names contain no "/"), and the contents read back carry
+// the prefixed URI.
+//
+// Listing never waits on an upstream: the offer is built from the server-config
+// projection's catalogue of each server's last successful inspection, and rebuilt
+// whenever the projection says a server changed (registered, changed, removed,
+// inspected, inspection failed). Clients get notifications/tools/list_changed (and
+// the prompts and resources equivalents) when an owner's offer changes. When
+// Deps.Inspector is set, a recorded connection.lost triggers a re-inspection of that
+// server, so a dead upstream's tools drop out (its inspection fails, the repository
+// may no longer connect it) and come back after a successful reinspect.
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/handlers"
+	"github.com/mcpes/mcpes/projections"
+	"github.com/mcpes/mcpes/store"
+)
+
+// Tool-call audit levels (Deps.AuditToolCalls, the config's audit.toolCalls).
+const (
+	AuditOff      = "off"
+	AuditMetadata = "metadata" // tool.called with an argument digest, never the arguments
+	AuditFull     = "full"     // tool.called with the arguments too
+)
+
+// DefaultMaxBodyBytes bounds request bodies unless Deps.MaxBodyBytes says otherwise.
+const DefaultMaxBodyBytes = 4 << 20
+
+// DefaultSessionIdleTTL ends MCP sessions unused for longer.
+const DefaultSessionIdleTTL = 30 * time.Minute
+
+// ConnManager hands out the connection repository of an owner
+// (*connections.Manager implements it).
+type ConnManager interface {
+	Repo(owner string) *connections.Repository
+}
+
+// Inspector re-inspects a server (*registry.Service implements it).
+type Inspector interface {
+	Inspect(ctx context.Context, scope domain.Scope, name string) (domain.InspectionOutcome, error)
+}
+
+// Deps are what the gateway is built on.
+type Deps struct {
+	// Store receives tool.called events and is observed for connection.lost.
+	// Required.
+	Store store.Store
+	// Servers is the server-config projection following Store. Required.
+	Servers *projections.Servers
+	// Manager gives each owner's connection repository. Required.
+	Manager ConnManager
+	// Inspector, when set, is asked to re-inspect a server after one of its
+	// connections was recorded lost.
+	Inspector Inspector
+	// Owner says which owner's repository serves a request ("" = the shared one).
+	// Default: the identity the handlers.Auth middleware stored — an owner token's
+	// owner, the admin's shared repository; a request without one is refused (401).
+	Owner func(r *http.Request) (owner string, ok bool)
+	// AuditToolCalls is AuditOff (default), AuditMetadata or AuditFull.
+	AuditToolCalls string
+	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed besides
+	// loopback ones. A request with any other Origin header is refused (403).
+	AllowedOrigins []string
+	// AllowedHosts, when not empty, are the Host header values (host or host:port)
+	// accepted on non-loopback listeners. Loopback listeners accept loopback Hosts
+	// only (mcp-go's DNS-rebinding protection).
+	AllowedHosts []string
+	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// SessionIdleTTL ends idle MCP sessions (default DefaultSessionIdleTTL).
+	SessionIdleTTL time.Duration
+	// Source is the CloudEvents source of tool.called events (default mcpes://local).
+	Source string
+	// Clock returns now (default time.Now); NewID returns an event id (default UUIDv7).
+	Clock func() time.Time
+	NewID func() string
+	// Logger receives operational logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Gateway is the /mcp handler. Its methods are safe for concurrent use.
+type Gateway struct {
+	d Deps
+
+	mu     sync.RWMutex
+	owners map[string]*ownerServer
+
+	dirtyMu  sync.Mutex
+	dirtyAll bool
+	dirty    map[string]bool
+	wake     chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	life   sync.Mutex
+	closed atomic.Bool
+	wg     sync.WaitGroup
+
+	inspectMu  sync.Mutex
+	inspecting map[string]bool
+	hooked     sync.Map // connection id -> struct{}: upstream list_changed hooked
+}
+
+// New returns the gateway. It registers a change hook on Deps.Servers and an observer
+// on Deps.Store, which stay registered (and do nothing) after Close. It panics when a
+// required dependency is nil.
+func New(d Deps) *Gateway {
+	switch {
+	case d.Store == nil:
+		panic("gateway: nil Store")
+	case d.Servers == nil:
+		panic("gateway: nil Servers")
+	case d.Manager == nil:
+		panic("gateway: nil Manager")
+	}
+	if d.Owner == nil {
+		d.Owner = ownerFromIdentity
+	}
+	if d.AuditToolCalls == "" {
+		d.AuditToolCalls = AuditOff
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if d.SessionIdleTTL <= 0 {
+		d.SessionIdleTTL = DefaultSessionIdleTTL
+	}
+	if d.Source == "" {
+		d.Source = "mcpes://local"
+	}
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	if d.NewID == nil {
+		d.NewID = newID
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	g := &Gateway{d: d, owners: map[string]*ownerServer{}, dirty: map[string]bool{},
+		wake: make(chan struct{}, 1), inspecting: map[string]bool{}}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	d.Servers.OnChange(g.changed)
+	d.Store.Observe(g.observe)
+	g.wg.Add(1)
+	go g.resync()
+	return g
+}
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+func ownerFromIdentity(r *http.Request) (string, bool) {
+	id, ok := handlers.IdentityFrom(r.Context())
+	if !ok {
+		return "", false
+	}
+	if id.Admin {
+		return "", true
+	}
+	return id.Owner, true
+}
+
+// ServeHTTP checks the request (Origin, Host, body size), finds the calling owner and
+// hands the request to that owner's MCP server.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.closed.Load() {
+		http.Error(w, ErrClosed.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if !g.admit(w, r) {
+		return
+	}
+	owner, ok := g.d.Owner(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	o := g.ownerServer(owner)
+	if o == nil {
+		http.Error(w, ErrClosed.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	o.http.ServeHTTP(w, r)
+}
+
+// ownerServer returns owner's MCP server, created (and its offer built) on first use;
+// nil after Close.
+func (g *Gateway) ownerServer(owner string) *ownerServer {
+	g.mu.RLock()
+	o := g.owners[owner]
+	g.mu.RUnlock()
+	if o != nil {
+		return o
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed.Load() {
+		return nil
+	}
+	if o = g.owners[owner]; o != nil {
+		return o
+	}
+	o = newOwnerServer(g, owner)
+	o.sync()
+	g.owners[owner] = o
+	return o
+}
+
+// Owners returns the owners whose MCP server was created so far.
+func (g *Gateway) Owners() []string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]string, 0, len(g.owners))
+	for k := range g.owners {
+		out = append(out, k)
+	}
+	return out
+}
+
+// changed is the projection's change hook (on the store's commit path): it marks the
+// owners whose offer may have changed and wakes the resync loop.
+func (g *Gateway) changed(scope domain.Scope, _ string) {
+	if g.closed.Load() {
+		return
+	}
+	g.dirtyMu.Lock()
+	if scope.IsApp() {
+		g.dirtyAll = true
+	} else {
+		g.dirty[scope.Owner()] = true
+	}
+	g.dirtyMu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resync rebuilds the offers of the owners marked dirty, until Close.
+func (g *Gateway) resync() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-g.wake:
+		}
+		g.dirtyMu.Lock()
+		all, dirty := g.dirtyAll, g.dirty
+		g.dirtyAll, g.dirty = false, map[string]bool{}
+		g.dirtyMu.Unlock()
+		g.mu.RLock()
+		var todo []*ownerServer
+		for owner, o := range g.owners {
+			if all || dirty[owner] {
+				todo = append(todo, o)
+			}
+		}
+		g.mu.RUnlock()
+		for _, o := range todo {
+			o.sync()
+		}
+	}
+}
+
+// Sync rebuilds every owner's offer now (the change hook does it in the background;
+// tests and callers that just changed the projection may want it at once).
+func (g *Gateway) Sync() {
+	g.mu.RLock()
+	todo := make([]*ownerServer, 0, len(g.owners))
+	for _, o := range g.owners {
+		todo = append(todo, o)
+	}
+	g.mu.RUnlock()
+	for _, o := range todo {
+		o.sync()
+	}
+}
+
+// Close stops the background work, ends every MCP session and waits for the
+// re-inspections it started, or for ctx. Later requests get 503. Idempotent.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.life.Lock()
+	already := g.closed.Swap(true)
+	g.life.Unlock()
+	if already {
+		return nil
+	}
+	g.cancel()
+	g.mu.Lock()
+	owners := g.owners
+	g.mu.Unlock()
+	for _, o := range owners {
+		_ = o.http.Shutdown(ctx) // ends the sessions and the idle sweeper
+	}
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// begin registers a background goroutine; false once closed.
+func (g *Gateway) begin() bool {
+	g.life.Lock()
+	defer g.life.Unlock()
+	if g.closed.Load() {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
+// newMCPServer builds one owner's mcp-go server and its streamable-HTTP handler.
+func (g *Gateway) newMCPServer() (*server.MCPServer, *server.StreamableHTTPServer) {
+	s := server.NewMCPServer("mcpes", "1",
+		server.WithToolCapabilities(true),
+		server.WithPromptCapabilities(true),
+		server.WithResourceCapabilities(false, true),
+		server.WithRecovery(),
+		server.WithInstructions("mcpes gateway: the tools of every MCP server you may use, named <server>__<tool>."))
+	h := server.NewStreamableHTTPServer(s,
+		server.WithSessionIdleTTL(g.d.SessionIdleTTL),
+		server.WithStreamableHTTPLogger(g.d.Logger))
+	return s, h
+}
