@@ -45,7 +45,8 @@ const replayPage = 1024
 // inputs; for idle, explicit and shutdown evictions and for losses (facts, not policy)
 // it checks that the connection existed. The log is read twice: once to learn which
 // (position, owner, server) views are needed, once to fold the projection through
-// them. progress, when not nil, is called with events done and the total.
+// them. progress, when not nil, is called now and then with the events read so far
+// and the total, both counting the two passes (the total is twice upTo).
 // Returns the store's read error or an error for an undecodable event; mismatches are
 // in the report, not errors.
 func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress func(done, total uint64)) (ReplayReport, error) {
