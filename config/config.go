@@ -32,6 +32,8 @@ const (
 const (
 	ToolCallsOff      = "off"
 	ToolCallsMetadata = "metadata"
+	// ToolCallsFull records the arguments too; only when the operator asks for it.
+	ToolCallsFull = "full"
 )
 
 // Token roles (auth.tokens[].role).
@@ -99,7 +101,8 @@ type Breaker struct {
 
 // Audit says what optional facts are recorded.
 type Audit struct {
-	// ToolCalls is "off" (default) or "metadata" (tool.called events without arguments).
+	// ToolCalls is "off" (default), "metadata" (tool.called events with a digest of
+	// the arguments, never the arguments) or "full" (the arguments too).
 	ToolCalls string `json:"toolCalls"`
 }
 
@@ -218,8 +221,8 @@ func (c *Config) settingProblems() []Problem {
 	if c.Connections.Breaker.OpenDuration < 0 {
 		add("connections.breaker.openDuration", "must not be negative")
 	}
-	if c.Audit.ToolCalls != ToolCallsOff && c.Audit.ToolCalls != ToolCallsMetadata {
-		add("audit.toolCalls", "want off or metadata, got %q", c.Audit.ToolCalls)
+	if !slices.Contains([]string{ToolCallsOff, ToolCallsMetadata, ToolCallsFull}, c.Audit.ToolCalls) {
+		add("audit.toolCalls", "want off, metadata or full, got %q", c.Audit.ToolCalls)
 	}
 	if c.PubSub != "" && !validNATSURL(c.PubSub) {
 		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)
