@@ -216,3 +216,12 @@ func mustJSON(tb testing.TB, v any) string {
 	}
 	return string(b)
 }
+
+// TestMain removes the clock binary built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if clockBuild.path != "" {
+		_ = os.RemoveAll(filepath.Dir(clockBuild.path))
+	}
+	os.Exit(code)
+}
