@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -161,7 +160,7 @@ const maxLinger = time.Millisecond
 func (s *Store) writer() {
 	defer close(s.writerEnd)
 	batch := make([]*request, 0, 64)
-	var lastReqs int             // requests in the last batch: the callers likely to come back
+	var lastReqs int             // callers likely to come back: recent batch sizes
 	var lastCommit time.Duration // how long the last commit took
 	for {
 		var first *request
@@ -196,9 +195,11 @@ func (s *Store) writer() {
 			} else if time.Now().After(deadline) {
 				break
 			}
-			runtime.Gosched()
+			time.Sleep(50 * time.Microsecond)
 		}
-		lastReqs = len(batch)
+		// Expect as many callers as the larger of this batch and a decaying memory of
+		// earlier ones, so that two half-size batches merge into one.
+		lastReqs = max(len(batch), lastReqs*7/8)
 		start := time.Now()
 		s.commit(batch)
 		lastCommit = time.Since(start)
