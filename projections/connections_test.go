@@ -72,3 +72,42 @@ func TestConnections_LoadFromSnapshotEqualsReplay(t *testing.T) {
 		t.Fatalf("open: %+v", full.All())
 	}
 }
+
+func TestLoadAll_SnapshotsAtDifferentPositions(t *testing.T) {
+	ctx := context.Background()
+	// given a servers snapshot, more events, a connections snapshot, more events
+	st, w := newLog(t)
+	mixedLog(t, w)
+	s, c, err := LoadAll(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Snapshot(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	w.add(opened("carol", "b", 4, 20, "c-carol"))
+	w.add(registered(domain.UserScope("carol"), "own", "https://own.example.com/mcp"))
+	if err := c.Snapshot(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	w.add(domain.ConnectionLost{Owner: "carol", Server: "b", ConnID: "c-carol"})
+	w.add(domain.ServerRemoved{Scope: domain.AppScope, Name: "c"})
+
+	// when loading both in one pass
+	ls, lc, err := LoadAll(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// then both equal a rebuild from scratch
+	rs, rc, err := Rebuild(ctx, st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameStates(t, ls, rs)
+	a, _ := json.Marshal(lc.All())
+	b, _ := json.Marshal(rc.All())
+	if string(a) != string(b) || ls.Position() != rs.Position() || lc.Position() != rs.Position() {
+		t.Fatalf("connections differ or positions (%d, %d, %d):\n%s\n%s", ls.Position(), lc.Position(), rs.Position(), a, b)
+	}
+}

@@ -178,3 +178,46 @@ func Rebuild(ctx context.Context, st store.Store, until uint64) (*Servers, *Conn
 	}
 	return s, c, nil
 }
+
+// LoadAll is Load and LoadConnections in one pass over the tail: both snapshots are
+// loaded, both projections observe st, and the log after the older snapshot is read
+// and chain-checked once for both. Returns the errors Load returns.
+func LoadAll(ctx context.Context, st store.Store, opts Options) (*Servers, *Connections, error) {
+	s, c := NewServers(), NewConnections()
+	log := opts.logger()
+	if !opts.NoSnapshot {
+		if err := s.loadSnapshot(ctx, st); err != nil {
+			log.Warn("servers snapshot discarded, rebuilding from the log", "err", err)
+			s = NewServers()
+		}
+		if err := c.loadSnapshot(ctx, st); err != nil {
+			log.Warn("connections snapshot discarded, rebuilding from the log", "err", err)
+			c = NewConnections()
+		}
+	}
+	s.startLoading(st, log)
+	c.startLoading(st, log)
+	st.Observe(s.Apply)
+	st.Observe(c.Apply)
+	behind := &s.follower
+	if c.Position() < s.Position() {
+		behind = &c.follower
+	}
+	behind.wmu.Lock()
+	from, prev := behind.pos.Load()+1, behind.lastHash
+	behind.wmu.Unlock()
+	err := scanChecked(ctx, st, from, prev, 0, func(pos uint64, hash [32]byte, canon []byte) error {
+		return foldCanonical(pos, hash, canon, &s.follower, &c.follower)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load projections: %w", err)
+	}
+	// Fill any gap left by events observed during the scan, and end loading.
+	if err := s.replay(ctx, st, 0); err != nil {
+		return nil, nil, fmt.Errorf("load servers projection: %w", err)
+	}
+	if err := c.replay(ctx, st, 0); err != nil {
+		return nil, nil, fmt.Errorf("load connections projection: %w", err)
+	}
+	return s, c, nil
+}
