@@ -35,3 +35,24 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseServer feeds arbitrary bytes to the one-server parser of `servers put -f`.
+func FuzzParseServer(f *testing.F) {
+	f.Add([]byte("type: streamable-http\nurl: http://127.0.0.1:9/mcp\nheaders: {X: y}\n"))
+	f.Add([]byte(`{"command":"x","args":["a"],"env":{"A":"b"},"startup":false}`))
+	f.Add([]byte("timeout: soon\n"))
+	f.Add([]byte("[1, 2]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, _, err := config.ParseServer(data, "fuzz.yaml")
+		if err != nil {
+			var ce *config.Error
+			if !errors.As(err, &ce) && !errors.Is(err, config.ErrTooLarge) {
+				t.Fatalf("err=%T %v", err, err)
+			}
+			return
+		}
+		if _, err := cfg.MarshalJSON(); err != nil {
+			t.Fatalf("parsed config does not encode: %v", err)
+		}
+	})
+}
