@@ -36,10 +36,13 @@ type Connection struct {
 	// checkedAt is the projection position at which the hot path last found this
 	// connection fresh and allowed (0: never).
 	checkedAt atomic.Uint64
-	state     atomic.Int32
-	stop      chan struct{} // closed when the connection is evicted: ends its watcher
-	closeOnce sync.Once
-	stopOnce  sync.Once
+	// checkedGen is 1 + the change count of the server's name (Manager.changes) read
+	// before that check (0: never).
+	checkedGen atomic.Uint64
+	state      atomic.Int32
+	stop       chan struct{} // closed when the connection is evicted: ends its watcher
+	closeOnce  sync.Once
+	stopOnce   sync.Once
 }
 
 // Session returns the upstream session, for tool calls.

@@ -37,6 +37,9 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	shared atomic.Uint64
+	// gens counts, per server name, the server events the projection applied since
+	// the manager started (*atomic.Uint64), fed by the projection's OnChange hook.
+	gens sync.Map
 	// tick advances every TickInterval; a reuse reads the clock only when it moved.
 	tick      atomic.Uint64
 	stop      chan struct{}
@@ -63,10 +66,21 @@ func NewManager(st store.Store, servers *projections.Servers, opts Options) *Man
 	}
 	m := &Manager{st: st, servers: servers, opts: opts, stop: make(chan struct{}),
 		repos: map[string]*Repository{}, decisions: map[string]uint64{}}
+	servers.OnChange(func(_ domain.Scope, name string) { m.changeCounter(name).Add(1) })
 	if m.begin() {
 		go m.ticker()
 	}
 	return m
+}
+
+// changeCounter returns the counter of the server events of name that the projection
+// applied since the manager started.
+func (m *Manager) changeCounter(name string) *atomic.Uint64 {
+	v, ok := m.gens.Load(name)
+	if !ok {
+		v, _ = m.gens.LoadOrStore(name, new(atomic.Uint64))
+	}
+	return v.(*atomic.Uint64)
 }
 
 func (m *Manager) ticker() {

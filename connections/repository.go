@@ -32,6 +32,7 @@ type Repository struct {
 // server (and so the order of its decision events).
 type entry struct {
 	name       string
+	gen        *atomic.Uint64 // the manager's change counter of name
 	conn       atomic.Pointer[Connection]
 	connecting atomic.Bool
 
@@ -73,7 +74,7 @@ func (r *Repository) lockEntry(name string) *entry {
 	for {
 		e := r.lookup(name)
 		if e == nil {
-			v, _ := r.entries.LoadOrStore(name, &entry{name: name})
+			v, _ := r.entries.LoadOrStore(name, &entry{name: name, gen: r.m.changeCounter(name)})
 			e = v.(*entry)
 		}
 		e.mu.Lock()
@@ -115,11 +116,20 @@ func (r *Repository) Get(ctx context.Context, name string) (*Connection, error) 
 				r.used(c)
 				return c, nil
 			}
+			// The log moved, but no event of a server of this name was applied since
+			// the connection was last found fresh (the projection's change hook
+			// counts them): the decision stands.
+			gen := e.gen.Load()
+			if c.checkedGen.Load() == gen+1 {
+				r.used(c)
+				return c, nil
+			}
 			_, view, pos := r.m.servers.Effective(r.owner, name)
 			in := domain.DecisionInputs{Owner: r.owner, Server: name, Position: pos, Config: view,
 				ExistingVersion: c.ConfigVersion, ExistingState: domain.ConnAlive}
 			if domain.DecideGet(in).Action == domain.ActionReuse {
 				c.checkedAt.Store(pos)
+				c.checkedGen.Store(gen + 1)
 				r.used(c)
 				return c, nil
 			}

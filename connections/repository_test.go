@@ -81,6 +81,12 @@ func TestRepository_Get_StaleConfigReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// when another server is registered (the log moves), then it is still reused
+	e.put(domain.AppScope, "unrelated", httpConfig(srv.URL))
+	if again, err := repo.Get(ctxT(t), "clock"); err != nil || again != old {
+		t.Fatalf("after an unrelated event: %v, same %v", err, again == old)
+	}
+
 	// when its config changes and the server is asked for again
 	cfg := httpConfig(srv.URL)
 	cfg.TimeoutMS = 1234
