@@ -17,6 +17,7 @@ import (
 	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/handlers"
+	"github.com/mcpes/mcpes/handlers/gateway"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/relay"
@@ -40,6 +41,7 @@ type Main struct {
 	conns    *projections.Connections
 	registry *registry.Service
 	manager  *connections.Manager
+	gateway  *gateway.Gateway
 	relay    *relay.Relay
 	inproc   *relay.InProcess
 	natsPub  *relay.NATSPublisher
@@ -137,10 +139,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	streams, streamsCancel := context.WithCancel(context.Background())
 	m.streamsCancel = streamsCancel
+	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager,
+		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: "mcpes://" + nodeID, Logger: log})
 	api := handlers.New(handlers.Deps{
 		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
-		Ready: func() (bool, any) { return m.registry.IsReady(), nil },
+		Ready:   func() (bool, any) { return m.registry.IsReady(), nil },
+		Gateway: m.gateway,
 	})
 	m.http = &http.Server{Handler: endStreams(streams, api), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -271,6 +276,11 @@ func (m *Main) shutdown(ctx context.Context) error {
 			_ = m.http.Close()
 		}
 		cancel()
+	}
+	if m.gateway != nil {
+		if err := m.gateway.Close(ctx); err != nil {
+			log.Warn("close gateway", "err", err)
+		}
 	}
 	if m.registry != nil {
 		_ = m.registry.Close()

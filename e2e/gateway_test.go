@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+func TestGateway_OwnerSeesPrefixedToolsAndCallsThrough(t *testing.T) {
+	// given the app clock and alice's private clock over HTTP
+	clockURL, _ := startClockHTTP(t)
+	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})
+	svc.waitReady()
+	svc.mustCall(201, "PUT", "/v1/servers/mine", aliceToken, []byte(`{"type":"streamable-http","url":"`+clockURL+`"}`))
+	waitInspected(t, svc, "mine", aliceToken)
+
+	// when alice uses /mcp with her token
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.NewStreamableHttpClient(svc.url+"/mcp",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + aliceToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var in mcp.InitializeRequest
+	in.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "0"}
+	if _, err := c.Initialize(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	// then she sees both servers' tools, prefixed, and a call goes through her repository
+	var names []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = names[:0]
+		for _, tl := range tools.Tools {
+			names = append(names, tl.Name)
+		}
+		if slices.Contains(names, "clock__echo") && slices.Contains(names, "mine__echo") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.Contains(names, "clock__echo") || !slices.Contains(names, "mine__echo") {
+		t.Fatalf("tools = %v", names)
+	}
+	var call mcp.CallToolRequest
+	call.Params.Name, call.Params.Arguments = "mine__echo", map[string]any{"text": "hello through mcpes"}
+	res, err := c.CallTool(ctx, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IsError || len(res.Content) == 0 || !strings.Contains(mcp.GetTextFromContent(res.Content[0]), "hello through mcpes") {
+		t.Fatalf("call result = %+v", res)
+	}
+	if b := svc.mustCall(200, "GET", "/v1/events?limit=10000", aliceToken, nil); !strings.Contains(string(b), `"subject":"conn/alice/mine"`) ||
+		!strings.Contains(string(b), "mcpes.connection.opened.v1") {
+		t.Errorf("the gateway's connect was not recorded in alice's stream")
+	}
+	// and bob does not see alice's server
+	cb, err := client.NewStreamableHttpClient(svc.url+"/mcp",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bobToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	if err := cb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cb.Initialize(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	tools, err := cb.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range tools.Tools {
+		if strings.HasPrefix(tl.Name, "mine__") {
+			t.Errorf("bob sees %s", tl.Name)
+		}
+	}
+}
