@@ -49,8 +49,8 @@ func benchEvents(tb testing.TB, n, streams int) ([]events.Envelope, [][]byte) {
 // goroutine takes up to 256 pending pre-encoded records, writes them in one fsync'd
 // Update keyed by position (no hashing, no indexes), and acknowledges each.
 type baseline struct {
-	db   *bbolt.DB
-	reqs chan baselineReq
+	db      *bbolt.DB
+	reqs    chan baselineReq
 	stop    chan struct{}
 	seq     uint64
 	commits atomic.Int64
