@@ -99,7 +99,25 @@ func (o *ownerServer) call(ctx, reqCtx context.Context, srv, tool string, req mc
 			}
 		}
 	}
-	return up.CallTool(ctx, tool, req.Params.Arguments, progress)
+	res, err := up.CallTool(ctx, tool, req.Params.Arguments, progress)
+	if res != nil {
+		cleanResult(&res.Result)
+	}
+	return res, err
+}
+
+// cleanResult drops what belongs to the upstream hop rather than to the answer: the
+// result type of the upstream's protocol era (mcp-go sets the client's own) and the
+// upstream's server info in _meta. Other _meta fields pass through.
+func cleanResult(r *mcp.Result) {
+	r.ResultType = ""
+	if r.Meta == nil {
+		return
+	}
+	delete(r.Meta.AdditionalFields, mcp.MetaKeyServerInfo)
+	if r.Meta.ProgressToken == nil && len(r.Meta.AdditionalFields) == 0 {
+		r.Meta = nil
+	}
 }
 
 func (o *ownerServer) getPrompt(srv, prompt string) server.PromptHandlerFunc {
@@ -115,6 +133,7 @@ func (o *ownerServer) getPrompt(srv, prompt string) server.PromptHandlerFunc {
 		if err != nil {
 			return nil, explain(cctx, srv, timeout, err)
 		}
+		cleanResult(&res.Result)
 		return res, nil
 	}
 }
