@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"crypto/sha256"
+	"hash"
 	"context"
 	"errors"
 	"fmt"
@@ -38,7 +40,7 @@ func scanChecked(ctx context.Context, st store.Store, from uint64, prev [32]byte
 	full := make(chan *chunk, 4)
 	free := make(chan *chunk, 6)
 	for range cap(free) {
-		free <- &chunk{arena: make([]byte, 0, chunkSize*1024), items: make([]chunkItem, 0, chunkSize)}
+		free <- &chunk{} // buffers grow on first use: a short tail allocates little
 	}
 	foldErr := make(chan error, 1)
 	go func() {
@@ -59,6 +61,7 @@ func scanChecked(ctx context.Context, st store.Store, from uint64, prev [32]byte
 	}()
 
 	cur := <-free
+	link := newLinker()
 	from = max(from, 1)
 	last := from - 1
 	readErr := st.ReadRecords(ctx, from, func(pos uint64, rec []byte) error {
@@ -68,7 +71,7 @@ func scanChecked(ctx context.Context, st store.Store, from uint64, prev [32]byte
 		if pos != last+1 {
 			return fmt.Errorf("%w: record %d follows %d", events.ErrCorrupt, pos, last)
 		}
-		hash, err := events.CheckRecord(prev, rec)
+		hash, err := link.check(prev, rec)
 		if err != nil {
 			return fmt.Errorf("position %d: %w", pos, err)
 		}
@@ -119,4 +122,30 @@ func foldCanonical(pos uint64, hash [32]byte, canonical []byte, fs ...*follower)
 		}
 	}
 	return nil
+}
+
+// linker is events.CheckRecord with one reused hasher, so a long scan does not
+// allocate a digest per record.
+type linker struct {
+	h   hash.Hash
+	sum []byte
+}
+
+func newLinker() *linker { return &linker{h: sha256.New(), sum: make([]byte, 0, sha256.Size)} }
+
+// check returns the record's hash when it chains to prev: SHA-256(prev || canonical)
+// equals the stored hash. Otherwise it returns an error wrapping events.ErrCorrupt.
+func (l *linker) check(prev [32]byte, rec []byte) ([32]byte, error) {
+	stored, canon, err := events.SplitRecord(rec)
+	if err != nil {
+		return stored, err
+	}
+	l.h.Reset()
+	l.h.Write(prev[:])
+	l.h.Write(canon)
+	l.sum = l.h.Sum(l.sum[:0])
+	if [32]byte(l.sum) != stored {
+		return stored, fmt.Errorf("%w: hash does not match content and previous hash", events.ErrCorrupt)
+	}
+	return stored, nil
 }

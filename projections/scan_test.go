@@ -89,3 +89,24 @@ func FuzzScanEnvelope(f *testing.F) {
 		}
 	})
 }
+
+func TestLinker_AgreesWithCheckRecord(t *testing.T) {
+	env := envelopeFor(t, registered(domain.AppScope, "a", "https://a/mcp"), 1)
+	_, canon, hash, _ := events.Seal(env, 1, 1, events.ZeroHash)
+	good := events.EncodeRecord(canon, hash)
+	l := newLinker()
+	for i := range len(good) {
+		rec := bytes.Clone(good)
+		if i > 0 {
+			rec[i] ^= 0x40
+		}
+		h1, err1 := events.CheckRecord(events.ZeroHash, rec)
+		h2, err2 := l.check(events.ZeroHash, rec)
+		if (err1 == nil) != (err2 == nil) || (err1 == nil && h1 != h2) {
+			t.Fatalf("byte %d: CheckRecord %v, linker %v", i, err1, err2)
+		}
+		if i > 0 && err2 == nil {
+			t.Fatalf("byte %d flipped and accepted", i)
+		}
+	}
+}
