@@ -338,8 +338,8 @@ func (r *Repository) Has(ctx context.Context, name string) bool {
 		ok, _ := domain.MayConnect(r.owner, view)
 		return ok
 	}
-	if ok, _ := domain.MayConnect(r.owner, view); ok {
-		return true
+	if ok, _ := domain.MayConnect(r.owner, view); ok || r.m.closed.Load() {
+		return ok
 	}
 	e = r.lockEntry(name)
 	defer e.mu.Unlock()
