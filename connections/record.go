@@ -51,7 +51,9 @@ func kindOf(fact any) string {
 	return fmt.Sprintf("%T", fact)
 }
 
-// refusals coalesces identical refusals of one entry: the first is appended at once
+// refusals coalesces identical refusals of one entry (same rule, same inputs, same
+// actor; the correlation id is kept only when every repeat shares it): the first is
+// appended at once
 // and opens a window; identical ones inside the window are only counted and appended
 // as one event with that count when the window closes (the window then stays open
 // while repeats keep coming) or before any other decision of the entry. Inputs are
@@ -75,13 +77,18 @@ func sameRefusal(a, b domain.DecisionInputs) bool {
 // refuse (e.mu held) records a refusal, coalesced.
 func (r *Repository) refuse(ctx context.Context, e *entry, in domain.DecisionInputs, rule domain.Rule) error {
 	rf := &e.ref
-	if rf.open && rf.rule == rule && sameRefusal(rf.in, in) {
+	o := originOf(ctx)
+	if rf.open && rf.rule == rule && rf.origin.actor == o.actor && sameRefusal(rf.in, in) {
+		if rf.pending == 0 {
+			rf.origin.correlation = o.correlation
+		} else if rf.origin.correlation != o.correlation {
+			rf.origin.correlation = "" // the repeats came from several requests
+		}
 		rf.pending++
 		rf.in = in
 		return nil
 	}
 	r.flushRefusals(ctx, e, false)
-	o := originOf(ctx)
 	if err := r.append(ctx, e, o, domain.ConnectionRefused{Inputs: in, Rule: rule, Count: 1}, string(rule)); err != nil {
 		return err
 	}
