@@ -51,14 +51,13 @@ func kindOf(fact any) string {
 	return fmt.Sprintf("%T", fact)
 }
 
-// refusals coalesces identical refusals of one entry (same rule, same inputs, same
-// actor; the correlation id is kept only when every repeat shares it): the first is
-// appended at once
+// refusals coalesces identical refusals of one entry: the first is appended at once
 // and opens a window; identical ones inside the window are only counted and appended
 // as one event with that count when the window closes (the window then stays open
-// while repeats keep coming) or before any other decision of the entry. Inputs are
-// identical when they differ at most in the log position read (the projection's
-// position moves with every event, the config view and the rule do not).
+// while repeats keep coming) or before any other decision of the entry. Refusals are
+// identical when rule, actor and inputs are, the inputs differing at most in the log
+// position read (the projection's position moves with every event, the config view
+// and the rule do not); the correlation id is kept only when every repeat shares it.
 type refusals struct {
 	open    bool
 	in      domain.DecisionInputs // the latest repeat's inputs
