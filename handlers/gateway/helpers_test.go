@@ -226,7 +226,9 @@ func goClient(tb testing.TB, url, token, pin string) *client.Client {
 	c := client.NewClient(tr, copts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.Start(ctx); err != nil {
+	// Start's context bounds the client's GET listening stream: it must outlive
+	// this function.
+	if err := c.Start(context.Background()); err != nil {
 		tb.Fatalf("start client: %v", err)
 	}
 	var in mcp.InitializeRequest

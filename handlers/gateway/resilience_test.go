@@ -1,0 +1,164 @@
+package gateway_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
+)
+
+func TestKillUpstream_ToolsDropOutAndComeBack(t *testing.T) {
+	// given two clocks in their own processes, "flaky" and "steady", as app servers
+	e := newEnv(t)
+	flaky := startClock(t, "127.0.0.1:0")
+	steady := startClock(t, "127.0.0.1:0")
+	e.put(domain.AppScope, "flaky", httpCfg(flaky.URL))
+	e.put(domain.AppScope, "steady", httpCfg(steady.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// and a modern client listening for list_changed and a 2025-11-25 client with its
+	// GET stream, both for alice
+	modern := goClient(t, e.URL(), aliceToken, "")
+	legacy := goClient(t, e.URL(), aliceToken, mcp.ProtocolVersion20251125)
+	var modernChanged, legacyChanged atomic.Int32
+	modern.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationToolsListChanged) {
+			modernChanged.Add(1)
+		}
+	})
+	legacy.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationToolsListChanged) {
+			legacyChanged.Add(1)
+		}
+	})
+	stop, err := modern.ListenAsync(ctx, mcp.SubscriptionFilter{ToolsListChanged: true}, func(error) {})
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	defer stop()
+	for _, c := range []*clientT{{modern, "modern"}, {legacy, "legacy"}} {
+		if res, err := callTool(ctx, c.c, "flaky__echo", map[string]any{"text": "before"}); err != nil || text(res) != "before" {
+			t.Fatalf("%s flaky before: %+v %v", c.name, res, err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the listen stream settle
+	m0, l0 := modernChanged.Load(), legacyChanged.Load()
+
+	// when flaky's process is killed mid-session
+	flaky.kill()
+
+	// then its tools drop out of the list, and both clients are told
+	waitFor(t, 15*time.Second, "flaky's tools to drop out", func() bool {
+		return !hasPrefix(toolNames(t, modern), "flaky__")
+	})
+	if hasPrefix(toolNames(t, legacy), "flaky__") || !hasPrefix(toolNames(t, legacy), "steady__") {
+		t.Fatalf("legacy client sees %v", toolNames(t, legacy))
+	}
+	waitFor(t, 5*time.Second, "list_changed on both clients", func() bool {
+		return modernChanged.Load() > m0 && legacyChanged.Load() > l0
+	})
+	// and calls to the other server keep working
+	for _, c := range []*clientT{{modern, "modern"}, {legacy, "legacy"}} {
+		if res, err := callTool(ctx, c.c, "steady__echo", map[string]any{"text": "still"}); err != nil || text(res) != "still" {
+			t.Fatalf("%s steady during outage: %+v %v", c.name, res, err)
+		}
+	}
+	// and a call to the withdrawn tool is an error, not a hang
+	if _, err := callTool(ctx, modern, "flaky__echo", map[string]any{"text": "x"}); err == nil {
+		t.Fatal("call to a withdrawn tool succeeded")
+	}
+
+	// when flaky comes back on its address and is reinspected
+	m1, l1 := modernChanged.Load(), legacyChanged.Load()
+	startClock(t, flaky.hostPort())
+	res, err := e.reg.Reinspect(ctx, "admin", domain.AppScope, "flaky")
+	if err != nil || !res.OK {
+		t.Fatalf("reinspect: %+v %v", res, err)
+	}
+	// then its tools are back, the clients are told, and calls work again
+	waitFor(t, 10*time.Second, "flaky's tools to come back", func() bool {
+		return hasPrefix(toolNames(t, modern), "flaky__")
+	})
+	defer func() { t.Logf("changed: modern %d (m1 %d) legacy %d (l1 %d)", modernChanged.Load(), m1, legacyChanged.Load(), l1) }()
+	waitFor(t, 5*time.Second, "list_changed after reinspect", func() bool {
+		return modernChanged.Load() > m1 && legacyChanged.Load() > l1
+	})
+	for _, c := range []*clientT{{modern, "modern"}, {legacy, "legacy"}} {
+		if res, err := callTool(ctx, c.c, "flaky__echo", map[string]any{"text": "after"}); err != nil || text(res) != "after" {
+			t.Fatalf("%s flaky after: %+v %v", c.name, res, err)
+		}
+	}
+
+	// and the audit trail explains every connect and eviction that happened
+	checkAuditTrail(t, e, []string{events.TypeConnectionOpened, events.TypeConnectionLost})
+}
+
+type clientT struct {
+	c    *client.Client
+	name string
+}
+
+// checkAuditTrail replays every recorded decision (zero mismatches), checks that
+// each decision event carries its inputs and each loss its connection, and that the
+// types in want were recorded at least once.
+func checkAuditTrail(tb testing.TB, e *env, want []string) {
+	tb.Helper()
+	ctx := context.Background()
+	rep, err := connections.ReplayDecisions(ctx, e.st, 0, nil)
+	if err != nil {
+		tb.Fatalf("replay decisions: %v", err)
+	}
+	if len(rep.Mismatches) != 0 {
+		tb.Fatalf("replay mismatches: %v", rep.Mismatches)
+	}
+	all, err := e.st.ReadAll(ctx, 1, 1<<20)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, env := range all {
+		if !strings.HasPrefix(env.Subject, "conn/") {
+			continue
+		}
+		seen[env.Type]++
+		fact, err := events.Decode(env)
+		if err != nil {
+			tb.Fatalf("decode %s: %v", env.Type, err)
+		}
+		var in *domain.DecisionInputs
+		switch f := fact.(type) {
+		case domain.ConnectionOpened:
+			in = &f.Inputs
+		case domain.ConnectionOpenFailed:
+			in = &f.Inputs
+		case domain.ConnectionRefused:
+			in = &f.Inputs
+		case domain.ConnectionEvicted:
+			in = &f.Inputs
+		case domain.ConnectionLost:
+			if f.ConnID == "" || f.Server == "" {
+				tb.Fatalf("loss without its connection at %d: %+v", env.Sequence, f)
+			}
+		}
+		if in != nil && (in.Server == "" || in.Position == 0 || (!in.Config.Found && in.ExistingState == "")) {
+			tb.Fatalf("%s at %d lacks its inputs: %+v", env.Type, env.Sequence, *in)
+		}
+	}
+	if rep.Decisions == 0 {
+		tb.Fatal("no decision was replayed")
+	}
+	for _, w := range want {
+		if seen[w] == 0 {
+			tb.Fatalf("no %s recorded; seen %v", w, seen)
+		}
+	}
+}
