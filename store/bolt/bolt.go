@@ -120,7 +120,7 @@ type Store struct {
 
 // Open opens (creating when absent and not read-only) the store at path. Returns an
 // error wrapping ErrLocked when another process holds the file, ErrNotStore for a
-// read-only open of a file without the store's buckets.
+// bbolt file that is not an event store.
 func Open(path string, opts Options) (*Store, error) {
 	opts.setDefaults()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
@@ -139,6 +139,14 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, path: path, opts: opts, notify: make(chan struct{})}
 	if !opts.ReadOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
+			if tx.Bucket(bktMeta) == nil {
+				foreign := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+					return fmt.Errorf("%w: it has a bucket %q and no meta", ErrNotStore, name)
+				})
+				if foreign != nil {
+					return foreign
+				}
+			}
 			for _, name := range allBuckets {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err

@@ -219,6 +219,10 @@ func TestOpen_NotAStore(t *testing.T) {
 	if _, err := bolt.Open(path, bolt.Options{ReadOnly: true}); !errors.Is(err, bolt.ErrNotStore) {
 		t.Fatalf("read-only open of a foreign file: %v, want ErrNotStore", err)
 	}
+	// and a writable open does not adopt it either
+	if _, err := bolt.Open(path, bolt.Options{}); !errors.Is(err, bolt.ErrNotStore) {
+		t.Fatalf("open of a foreign file: %v, want ErrNotStore", err)
+	}
 	// and a missing file cannot be opened read-only
 	if _, err := bolt.Open(filepath.Join(t.TempDir(), "missing.db"), bolt.Options{ReadOnly: true}); err == nil {
 		t.Fatal("read-only open of a missing file succeeded")

@@ -290,13 +290,12 @@ func (s *Store) Wait(ctx context.Context, after uint64) (uint64, error) {
 	}
 }
 
-// Observe implements store.Store.
+// Observe implements store.Store. It may be called from an observer; fn then sees
+// the commits after the one being delivered.
 func (s *Store) Observe(fn store.Observer) {
 	if fn == nil {
 		panic("memory: nil observer")
 	}
-	s.appendMu.Lock() // no commit is half-notified while the list changes
-	defer s.appendMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observers = append(slices.Clip(s.observers), fn)
