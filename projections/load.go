@@ -87,7 +87,7 @@ func (s *Servers) loadSnapshot(ctx context.Context, st store.Store) error {
 	}
 	for _, state := range snap.Servers {
 		k := keyOf(state.Scope, state.Name)
-		s.shardFor(state.Name).m[k] = slotOf(state)
+		s.shardFor(state.Name).set(k, slotOf(state))
 		if state.Exists {
 			s.index(k, true)
 		}

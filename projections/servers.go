@@ -24,6 +24,26 @@ type key struct {
 	name  string
 }
 
+// userKey identifies a private server in a shard's user table.
+type userKey struct{ owner, name string }
+
+func (sh *shard) get(k key) (slot, bool) {
+	if k.user {
+		sl, ok := sh.user[userKey{k.owner, k.name}]
+		return sl, ok
+	}
+	sl, ok := sh.app[k.name]
+	return sl, ok
+}
+
+func (sh *shard) set(k key, sl slot) {
+	if k.user {
+		sh.user[userKey{k.owner, k.name}] = sl
+		return
+	}
+	sh.app[k.name] = sl
+}
+
 func keyOf(scope domain.Scope, name string) key {
 	if scope.IsApp() {
 		return key{name: name}
@@ -55,7 +75,11 @@ func slotOf(st domain.ServerState) slot { return slot{view: st.View(), e: &entry
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[key]slot
+	// app holds the app-scope servers by name and user the private ones by (owner,
+	// name): the app table stays small and cache-resident, so Effective does at most
+	// one lookup in the large table.
+	app  map[string]slot
+	user map[userKey]slot
 	_  [32]byte // keep neighbouring shards' lock words on separate cache lines
 }
 
@@ -78,7 +102,8 @@ type Servers struct {
 func NewServers() *Servers {
 	s := &Servers{names: map[key]map[string]struct{}{}}
 	for i := range s.shards {
-		s.shards[i].m = map[key]slot{}
+		s.shards[i].app = map[string]slot{}
+		s.shards[i].user = map[userKey]slot{}
 	}
 	s.fold = s.foldEvent
 	return s
@@ -142,7 +167,7 @@ func (s *Servers) foldEvent(ev *rawEvent) error {
 	sh := s.shardFor(name)
 	sh.mu.Lock()
 	var st domain.ServerState
-	if old, ok := sh.m[k]; ok {
+	if old, ok := sh.get(k); ok {
 		st = old.e.state
 	}
 	if st.Scope == "" {
@@ -150,7 +175,7 @@ func (s *Servers) foldEvent(ev *rawEvent) error {
 	}
 	existed := st.Exists
 	st = st.Apply(fact, ev.pos, ev.time())
-	sh.m[k] = slotOf(st)
+	sh.set(k, slotOf(st))
 	s.pos.Store(ev.pos)
 	sh.mu.Unlock()
 
@@ -191,7 +216,7 @@ func (s *Servers) index(k key, exists bool) {
 func (s *Servers) State(scope domain.Scope, name string) (domain.ServerState, bool) {
 	sh := s.shardFor(name)
 	sh.mu.RLock()
-	sl, ok := sh.m[keyOf(scope, name)]
+	sl, ok := sh.get(keyOf(scope, name))
 	sh.mu.RUnlock()
 	if !ok {
 		return domain.ServerState{}, false
@@ -235,9 +260,9 @@ func (s *Servers) View(owner, name string) (domain.ConfigView, uint64) {
 func (s *Servers) lookup(owner, name string) (app, priv slot, pos uint64) {
 	sh := s.shardFor(name)
 	sh.mu.RLock()
-	app = sh.m[key{name: name}]
+	app = sh.app[name]
 	if owner != "" {
-		priv = sh.m[key{user: true, owner: owner, name: name}]
+		priv = sh.user[userKey{owner, name}]
 	}
 	pos = s.pos.Load()
 	sh.mu.RUnlock()
@@ -361,7 +386,10 @@ func (s *Servers) States() []domain.ServerState {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, sl := range sh.m {
+		for _, sl := range sh.app {
+			out = append(out, sl.e.state)
+		}
+		for _, sl := range sh.user {
 			out = append(out, sl.e.state)
 		}
 		sh.mu.RUnlock()
