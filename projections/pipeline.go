@@ -1,11 +1,11 @@
 package projections
 
 import (
-	"crypto/sha256"
-	"hash"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/store"

@@ -80,7 +80,7 @@ type shard struct {
 	// one lookup in the large table.
 	app  map[string]slot
 	user map[userKey]slot
-	_  [32]byte // keep neighbouring shards' lock words on separate cache lines
+	_    [32]byte // keep neighbouring shards' lock words on separate cache lines
 }
 
 // Servers is the server-config projection: the folded state of every server stream,
