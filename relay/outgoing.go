@@ -81,8 +81,8 @@ func fromRecord(pos uint64, rec []byte) (outgoing, error) {
 	if err != nil {
 		return outgoing{}, fmt.Errorf("record %d: %w", pos, err)
 	}
-	var h recordHead
-	if err := json.Unmarshal(canon, &h); err != nil {
+	h, err := parseHead(canon)
+	if err != nil {
 		return outgoing{}, fmt.Errorf("record %d: %w: %v", pos, events.ErrCorrupt, err)
 	}
 	if uint64(h.Sequence) != pos || h.ID == "" || len(canon) < 2 || canon[len(canon)-1] != '}' {
@@ -95,4 +95,17 @@ func fromRecord(pos uint64, rec []byte) (outgoing, error) {
 	p = append(p, `"}`...)
 	return outgoing{seq: pos, id: h.ID, typ: h.Type, subject: h.Subject, corr: h.CorrelationID,
 		area: AreaTopic(events.Area(h.Type)), payload: p}, nil
+}
+
+// parseHead reads canon's head fields with the fast scanner, or with encoding/json
+// when the scanner cannot (which also reports malformed JSON). The scanner checks the
+// object's structure but not every scalar: records are the store's own json.Marshal
+// output, and their bytes are guarded by the hash chain (mcpes verify).
+func parseHead(canon []byte) (recordHead, error) {
+	if h, ok := scanHead(canon); ok {
+		return h, nil
+	}
+	var h recordHead
+	err := json.Unmarshal(canon, &h)
+	return h, err
 }
