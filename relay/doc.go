@@ -1,11 +1,17 @@
 // Package relay publishes the event log to Watermill: the log is the outbox.
 //
-// A Relay reads the store from its checkpoint, publishes every event through a
-// watermill message.Publisher, and moves its checkpoint only after the publisher
-// acknowledged the whole batch. It is woken by commits (store.Store.Wait), batches,
-// and retries a failing publisher with exponential backoff and jitter, never skipping
-// an event. Delivery is therefore at-least-once and in log order per topic; a
-// subscriber dedupes by event id (or by sequence, which only grows within a topic).
+// A Relay reads the store from its checkpoint (store.Store.Checkpoint under its name,
+// e.g. "relay:nats"), publishes every event through a watermill message.Publisher, and
+// moves its checkpoint only after the publisher acknowledged the whole batch (256
+// events by default; one checkpoint write per batch, off the publishing path). It is
+// woken by commits (store.Store.Wait, no polling) and retries a failing publisher or
+// store with exponential backoff and jitter, never skipping an event. Delivery is
+// therefore at-least-once and in log order per topic; a subscriber dedupes by event id
+// or by sequence, which only grows within a topic (Dedupe does both).
+//
+// Relay.Lag reports how far the relay is behind (events: head - published; seconds:
+// age of the oldest unpublished event) and Relay.Stats its counters and the error it
+// is retrying, for metrics and readiness.
 //
 // # Topics
 //
@@ -44,6 +50,16 @@
 //
 // NATS JetStream: NewNATSPublisher creates or updates one durable, file-backed stream
 // per topic at start (the publisher itself never provisions, which would cost a round
-// trip per publish) and publishes with the event id as the JetStream message id.
-// FollowNATS is the independent consumer behind `mcpes events --follow --from nats://`.
+// trip per publish; after a failed publish the streams are ensured again once, in case
+// the server came back empty) and publishes through watermill-nats with the event id
+// as the JetStream message id, so a batch published again after a crash is dropped by
+// the server inside the duplicate window. Each message waits for its acknowledgement
+// before the next one of the same topic is sent: pipelining would let a message lost
+// in a reconnect be stored after later ones, which breaks the order subscribers rely
+// on. The topics of a batch are published concurrently.
+//
+// FollowNATS is the independent consumer behind `mcpes events --follow --from
+// nats://HOST:PORT [--durable NAME]`: a durable or ephemeral JetStream pull consumer
+// (nats.go's jetstream API, which exposes the stream sequence it needs) that keeps log
+// order across NATS restarts by fetching any message the server skipped, and dedupes.
 package relay

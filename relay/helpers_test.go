@@ -240,3 +240,5 @@ func follow(tb testing.TB, url, durable string, f relay.Filter, c *collector) (s
 	tb.Cleanup(func() { _ = stop() })
 	return stop
 }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
