@@ -64,7 +64,9 @@ func TestFilter_MatchAndTopic(t *testing.T) {
 
 func TestDedupe_DropsRepeatsAndOldSequences(t *testing.T) {
 	d := relay.NewDedupe(2, 3)
-	ev := func(id string, seq uint64) events.Envelope { return events.Envelope{ID: id, Sequence: events.Sequence(seq)} }
+	ev := func(id string, seq uint64) events.Envelope {
+		return events.Envelope{ID: id, Sequence: events.Sequence(seq)}
+	}
 	steps := []struct {
 		e    events.Envelope
 		want bool
