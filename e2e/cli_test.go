@@ -14,6 +14,7 @@ import (
 )
 
 func TestCLI_CommandsAgainstAService(t *testing.T) {
+	t.Parallel()
 	// given a running service with tokens
 	clockURL, _ := startClockHTTP(t)
 	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})

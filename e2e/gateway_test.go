@@ -13,6 +13,7 @@ import (
 )
 
 func TestGateway_OwnerSeesPrefixedToolsAndCallsThrough(t *testing.T) {
+	t.Parallel()
 	// given the app clock and alice's private clock over HTTP
 	clockURL, _ := startClockHTTP(t)
 	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})

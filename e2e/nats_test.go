@@ -88,6 +88,7 @@ func (f *follower) snapshot() ([]string, []string) {
 }
 
 func TestNATS_SIGKILLMidStream_FollowerGetsEveryEvent(t *testing.T) {
+	t.Parallel()
 	// given mcpes publishing to an embedded NATS JetStream and a durable follower
 	natsURL := startNATS(t)
 	cfg := writeConfig(t, baseConfig())

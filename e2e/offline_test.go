@@ -13,6 +13,7 @@ import (
 )
 
 func TestOfflineVerify_PassesAfterStopAndNamesAFlippedByte(t *testing.T) {
+	t.Parallel()
 	// given a stopped service whose log holds a server with a unique marker
 	const marker = "tamper-marker-QQQQQQ"
 	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})
@@ -63,6 +64,7 @@ func TestOfflineVerify_PassesAfterStopAndNamesAFlippedByte(t *testing.T) {
 }
 
 func TestOfflineData_InUseByARunningService(t *testing.T) {
+	t.Parallel()
 	// given a running service
 	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})
 	// when an offline command opens its data directory
@@ -82,6 +84,7 @@ func TestOfflineData_InUseByARunningService(t *testing.T) {
 }
 
 func TestSIGTERM_RecordsShutdownEvictionsAndSnapshot(t *testing.T) {
+	t.Parallel()
 	// given open connections: the shared repository's and alice's
 	clockURL, _ := startClockHTTP(t)
 	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})

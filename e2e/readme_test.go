@@ -74,6 +74,7 @@ func readmeCommands(tb testing.TB) []readmeCommand {
 // says each shows. Only paths and ports differ: bin/ is a temporary directory, the
 // data directory is temporary, and the ports 7300 and 7399 are free ones.
 func TestREADME_WalkThrough(t *testing.T) {
+	t.Parallel()
 	cmds := readmeCommands(t)
 	if len(cmds) < 20 {
 		t.Fatalf("found only %d README commands", len(cmds))

@@ -34,6 +34,7 @@ func serverNames(tb testing.TB, body []byte) []string {
 }
 
 func TestRestart_KeepsEverythingAndWritesNoConfigEvents(t *testing.T) {
+	t.Parallel()
 	// given a service with the config file's server and one owner server put through the API
 	cfg := writeConfig(t, baseConfig())
 	clockURL, _ := startClockHTTP(t)
@@ -72,6 +73,7 @@ func TestRestart_KeepsEverythingAndWritesNoConfigEvents(t *testing.T) {
 }
 
 func TestIsolation_OwnersSeeOnlyTheirOwn(t *testing.T) {
+	t.Parallel()
 	// given alice's private server (and the app clock)
 	clockURL, _ := startClockHTTP(t)
 	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})
@@ -128,6 +130,7 @@ func TestIsolation_OwnersSeeOnlyTheirOwn(t *testing.T) {
 }
 
 func TestRefusals_BadInputWritesNoEvent(t *testing.T) {
+	t.Parallel()
 	t.Run("malformed config file", func(t *testing.T) {
 		// given a config file with two bad servers
 		bad := writeConfig(t, "mcpServers:\n  a:\n    type: carrier-pigeon\n  b:\n    url: ftp://x/\nlisten: [1]\n")
@@ -187,6 +190,7 @@ func TestRefusals_BadInputWritesNoEvent(t *testing.T) {
 }
 
 func TestCLI_UsageErrorsExit2(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"bogus"}, {"servers", "list", "--bogus"}, {"servers", "put"}, {"explain", "--server", "x"},
 		{"replay", "--until", "yesterday"}} {
 		if res := runCLI(t, nil, "", args...); res.code != 2 {

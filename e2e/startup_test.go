@@ -43,6 +43,7 @@ func hangingServer(tb testing.TB) string {
 }
 
 func TestStartup_HealthzAtOnceReadyzAfterInspection(t *testing.T) {
+	t.Parallel()
 	// given a config whose second server hangs on initialize (initTimeout 3s)
 	hang := hangingServer(t)
 	cfg := writeConfig(t, baseConfigWith(fmt.Sprintf(`  hanging:
@@ -73,6 +74,7 @@ func TestStartup_HealthzAtOnceReadyzAfterInspection(t *testing.T) {
 }
 
 func TestServe_RefusesNonLoopbackWithoutTokens(t *testing.T) {
+	t.Parallel()
 	res := runCLI(t, []string{"MCPES_ADMIN_TOKEN="}, "", "serve", "--config", writeConfig(t, "mcpServers: {}\n"),
 		"--data", t.TempDir(), "--listen", fmt.Sprintf("0.0.0.0:%d", freePort(t)))
 	if res.code != 1 || !strings.Contains(res.stderr, "not loopback") {
@@ -81,6 +83,7 @@ func TestServe_RefusesNonLoopbackWithoutTokens(t *testing.T) {
 }
 
 func TestSecrets_NeverInLogsOrEvents(t *testing.T) {
+	t.Parallel()
 	// given a server put with a secret header and env value
 	const secret = "topsecret-value-1234"
 	clockURL, _ := startClockHTTP(t)
