@@ -1,0 +1,369 @@
+// Command gateway measures tool-call latency of the clock example's echo tool over
+// N calls (p50, p99), four ways in one run:
+//
+//   - direct:        the client talks to the clock serving streamable HTTP (-http);
+//   - mcpes:         through mcpes /mcp (the real service parts in process: bbolt
+//     store, projections, registry, connection manager, API + gateway, on a loopback
+//     listener), the clock registered as an app server at the same HTTP endpoint;
+//   - supergateway:  `supergateway --stdio CLOCK --outputTransport streamableHttp
+//     --stateful`, wrapping its own clock over stdio;
+//   - mcp-proxy:     `mcp-proxy --server stream -- CLOCK`, wrapping its own clock over
+//     stdio.
+//
+// Every row uses the same mcp-go client over streamable HTTP with keep-alive, pinned
+// to protocol 2025-11-25 (the peers do not speak 2026-07-28); -modern adds direct and
+// mcpes rows on 2026-07-28. The npm peers come from testdata/npm (run `npm ci` there);
+// a missing one is reported and skipped.
+//
+//	go run ./bench/gateway [-n 1000] [-warmup 200] [-modern]
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/handlers"
+	"github.com/mcpes/mcpes/handlers/gateway"
+	"github.com/mcpes/mcpes/projections"
+	"github.com/mcpes/mcpes/registry"
+	"github.com/mcpes/mcpes/store/bolt"
+	"github.com/mcpes/mcpes/upstream"
+)
+
+const ownerToken = "bench-owner-token"
+
+// upstreamPin is the protocol version mcpes's connection to the clock is pinned to.
+var upstreamPin string
+
+func main() {
+	n := flag.Int("n", 1000, "measured calls per row")
+	warmup := flag.Int("warmup", 200, "unmeasured calls before each row")
+	modern := flag.Bool("modern", false, "also measure direct and mcpes on protocol 2026-07-28")
+	upPin := flag.String("upstream", "", "protocol mcpes speaks to the upstream: \"\" (mcp-go's default, 2026-07-28 first) or 2025-11-25")
+	flag.Parse()
+	upstreamPin = *upPin
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := run(*n, *warmup, *modern); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type row struct {
+	name     string
+	p50, p99 time.Duration
+	err      error
+}
+
+func run(n, warmup int, modern bool) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "bench-gateway")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	clockBin := filepath.Join(tmp, "clock")
+	if out, err := exec.Command("go", "build", "-o", clockBin, "./examples/servers/clock").CombinedOutput(); err != nil {
+		return fmt.Errorf("build clock: %v: %s", err, out)
+	}
+
+	clock, clockURL, err := startClock(clockBin)
+	if err != nil {
+		return err
+	}
+	defer stop(clock)
+
+	mcpesURL, closeMcpes, err := startMcpes(tmp, clockURL)
+	if err != nil {
+		return err
+	}
+	defer closeMcpes()
+
+	legacy := mcp.ProtocolVersion20251125
+	var rows []row
+	measure := func(name, url, token, tool, pin string) {
+		r := row{name: name}
+		r.p50, r.p99, r.err = bench(url, token, tool, pin, n, warmup)
+		rows = append(rows, r)
+	}
+	measure("direct (clock -http)", clockURL, "", "echo", legacy)
+	measure("mcpes /mcp", mcpesURL, ownerToken, "clock__echo", legacy)
+
+	npmDir := filepath.Join(root, "testdata", "npm")
+	if url, cmd, err := startPeer(npmDir, "supergateway", func(port int) []string {
+		return []string{"--stdio", clockBin, "--outputTransport", "streamableHttp", "--stateful",
+			"--port", strconv.Itoa(port), "--logLevel", "none"}
+	}); err != nil {
+		rows = append(rows, row{name: "supergateway --stateful", err: err})
+	} else {
+		measure("supergateway --stateful", url, "", "echo", legacy)
+		stop(cmd)
+	}
+	if url, cmd, err := startPeer(npmDir, "mcp-proxy", func(port int) []string {
+		return []string{"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--server", "stream", "--", clockBin}
+	}); err != nil {
+		rows = append(rows, row{name: "mcp-proxy", err: err})
+	} else {
+		measure("mcp-proxy", url, "", "echo", legacy)
+		stop(cmd)
+	}
+	if modern {
+		measure("direct, 2026-07-28", clockURL, "", "echo", "")
+		measure("mcpes /mcp, 2026-07-28", mcpesURL, ownerToken, "clock__echo", "")
+	}
+	print(rows, n)
+	return nil
+}
+
+func print(rows []row, n int) {
+	up := upstreamPin
+	if up == "" {
+		up = "mcp-go default (2026-07-28)"
+	}
+	fmt.Printf("tool-call latency, clock echo, %d calls per row (client pinned to 2025-11-25 unless noted; mcpes to upstream: %s)\n\n", n, up)
+	fmt.Printf("| %-26s | %9s | %9s | %13s | %13s |\n", "path", "p50", "p99", "added p50", "added p99")
+	fmt.Printf("|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 28), strings.Repeat("-", 11), strings.Repeat("-", 11),
+		strings.Repeat("-", 15), strings.Repeat("-", 15))
+	var base, baseModern row
+	for _, r := range rows {
+		if r.err != nil {
+			fmt.Printf("| %-26s | error: %v\n", r.name, r.err)
+			continue
+		}
+		ref := base
+		switch {
+		case strings.HasPrefix(r.name, "direct, "):
+			baseModern = r
+			ref = r
+		case strings.HasPrefix(r.name, "direct"):
+			base = r
+			ref = r
+		case strings.Contains(r.name, "2026-07-28"):
+			ref = baseModern
+		}
+		fmt.Printf("| %-26s | %9s | %9s | %13s | %13s |\n", r.name, ms(r.p50), ms(r.p99),
+			ms(r.p50-ref.p50), ms(r.p99-ref.p99))
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
+
+// bench connects one client and times n sequential calls after warmup ones.
+func bench(url, token, tool, pin string, n, warmup int) (p50, p99 time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var opts []transport.StreamableHTTPCOption
+	if token != "" {
+		opts = append(opts, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
+	}
+	tr, err := transport.NewStreamableHTTP(url, opts...)
+	if err != nil {
+		return 0, 0, err
+	}
+	var copts []client.ClientOption
+	if pin != "" {
+		copts = append(copts, client.WithProtocolVersion(pin))
+	}
+	c := client.NewClient(tr, copts...)
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		return 0, 0, err
+	}
+	var in mcp.InitializeRequest
+	in.Params.ClientInfo = mcp.Implementation{Name: "bench", Version: "0"}
+	in.Params.ProtocolVersion = pin
+	if _, err := c.Initialize(ctx, in); err != nil {
+		return 0, 0, fmt.Errorf("initialize: %w", err)
+	}
+	var req mcp.CallToolRequest
+	req.Params.Name, req.Params.Arguments = tool, map[string]any{"text": "ping"}
+	call := func() error {
+		res, err := c.CallTool(ctx, req)
+		if err != nil {
+			return err
+		}
+		if res.IsError || len(res.Content) == 0 || mcp.GetTextFromContent(res.Content[0]) != "ping" {
+			return fmt.Errorf("unexpected result %+v", res)
+		}
+		return nil
+	}
+	for range warmup {
+		if err := call(); err != nil {
+			return 0, 0, err
+		}
+	}
+	d := make([]time.Duration, n)
+	for i := range d {
+		start := time.Now()
+		if err := call(); err != nil {
+			return 0, 0, err
+		}
+		d[i] = time.Since(start)
+	}
+	slices.Sort(d)
+	return d[n/2], d[min(n-1, n*99/100)], nil
+}
+
+// startClock runs the clock on a free loopback port and returns its /mcp URL.
+func startClock(bin string) (*exec.Cmd, string, error) {
+	cmd := exec.Command(bin, "-http", "127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		stop(cmd)
+		return nil, "", errors.New("clock printed nothing")
+	}
+	url, ok := strings.CutPrefix(sc.Text(), "listening on ")
+	if !ok {
+		stop(cmd)
+		return nil, "", fmt.Errorf("clock said %q", sc.Text())
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return cmd, url, nil
+}
+
+// startMcpes wires the service's parts in process on a loopback listener, registers
+// the clock's HTTP endpoint as the app server "clock" and returns the /mcp URL.
+func startMcpes(dir, clockURL string) (string, func(), error) {
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(dir, "mcpes.db"), bolt.Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	servers, err := projections.Load(ctx, st, projections.Options{NoSnapshot: true})
+	if err != nil {
+		return "", nil, err
+	}
+	reg, err := registry.New(st, servers, &upstream.Guard{}, registry.Options{InspectOnPut: registry.InspectSync, NodeID: "bench"})
+	if err != nil {
+		return "", nil, err
+	}
+	mgr := connections.NewManager(st, servers, connections.Options{Source: "mcpes://bench",
+		Upstream: upstream.Options{ProtocolVersion: upstreamPin}})
+	gw := gateway.New(gateway.Deps{Store: st, Servers: servers, Manager: mgr, Inspector: reg})
+	auth, err := handlers.NewAuth([]handlers.TokenConfig{
+		{SHA256: handlers.HashToken(ownerToken), Role: handlers.RoleOwner, Owner: "bench"}}, "")
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := reg.Put(ctx, "admin", domain.AppScope, "clock",
+		domain.ServerConfig{Type: "streamable-http", URL: clockURL}); err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: handlers.New(handlers.Deps{Store: st, Servers: servers, Registry: reg,
+		Manager: mgr, Auth: auth, Gateway: gw}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	closeAll := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(cctx)
+		_ = gw.Close(cctx)
+		_ = mgr.Close(cctx)
+		_ = reg.Close()
+		_ = st.Close()
+	}
+	return "http://" + ln.Addr().String() + "/mcp", closeAll, nil
+}
+
+// startPeer starts an npm gateway with node on a free port and waits until it
+// accepts connections.
+func startPeer(npmDir, bin string, args func(port int) []string) (string, *exec.Cmd, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return "", nil, fmt.Errorf("node not found: %w", err)
+	}
+	entry, err := filepath.EvalSymlinks(filepath.Join(npmDir, "node_modules", ".bin", bin))
+	if err != nil {
+		return "", nil, fmt.Errorf("%s not installed (npm ci in %s): %w", bin, npmDir, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(node, append([]string{entry}, args(port)...)...)
+	cmd.Dir = npmDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return "http://" + addr + "/mcp", cmd, nil
+		}
+		if time.Now().After(deadline) {
+			stop(cmd)
+			return "", nil, fmt.Errorf("%s not listening on %s", bin, addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop kills a started process (and its process group) and reaps it.
+func stop(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	} else {
+		_ = cmd.Process.Kill()
+	}
+	_ = cmd.Wait()
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
