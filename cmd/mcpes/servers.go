@@ -49,6 +49,9 @@ func newServersCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "servers",
 		Short: "List, register, change and remove MCP server configs",
+		Example: `  mcpes servers list --owner alice
+  mcpes servers put notes -f notes.yaml --owner alice
+  mcpes servers rm notes --owner alice`,
 	}
 	c.AddCommand(newServersListCmd(e), newServersPutCmd(e), newServersRmCmd(e))
 	return c

@@ -11,7 +11,8 @@ import (
 )
 
 func newTokenCmd(e *env) *cobra.Command {
-	c := &cobra.Command{Use: "token", Short: "Access token helpers"}
+	c := &cobra.Command{Use: "token", Short: "Access token helpers",
+		Example: "  echo \"$MY_TOKEN\" | mcpes token hash"}
 	c.AddCommand(&cobra.Command{
 		Use:   "hash",
 		Short: "Read a token on stdin and print the hex SHA-256 to put in auth.tokens",
