@@ -427,4 +427,3 @@ func validNATSURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "nats" || u.Scheme == "tls") && u.Host != ""
 }
-
