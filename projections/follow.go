@@ -173,7 +173,7 @@ func (f *follower) applyRecordLocked(pos uint64, rec []byte) error {
 		return fmt.Errorf("position %d: %w", pos, err)
 	}
 	var ev rawEvent
-	if err := scanEnvelope(rec[33:], &ev); err != nil {
+	if err := scanEnvelope(rec[33:], &ev, nil); err != nil {
 		return fmt.Errorf("position %d: %w", pos, err)
 	}
 	if ev.pos != pos {
@@ -199,8 +199,9 @@ func (f *follower) replay(ctx context.Context, st store.Store, until uint64) err
 		if until > 0 && before >= until {
 			return nil
 		}
+		rf := newRecordFolder(f)
 		err := scanChecked(ctx, st, before+1, prev, until, func(pos uint64, hash [32]byte, canon []byte) error {
-			return foldCanonical(pos, hash, canon, f)
+			return rf.fold(pos, hash, canon)
 		})
 		if err != nil {
 			return err

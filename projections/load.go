@@ -170,9 +170,8 @@ func AsOfTime(ctx context.Context, st store.Store, t time.Time) (*Servers, uint6
 // events.ErrCorrupt at the first record that does not chain or decode.
 func Rebuild(ctx context.Context, st store.Store, until uint64) (*Servers, *Connections, error) {
 	s, c := NewServers(), NewConnections()
-	err := scanChecked(ctx, st, 1, events.ZeroHash, until, func(pos uint64, hash [32]byte, canon []byte) error {
-		return foldCanonical(pos, hash, canon, &s.follower, &c.follower)
-	})
+	rf := newRecordFolder(&s.follower, &c.follower)
+	err := scanChecked(ctx, st, 1, events.ZeroHash, until, rf.fold)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rebuild projections: %w", err)
 	}
@@ -206,9 +205,8 @@ func LoadAll(ctx context.Context, st store.Store, opts Options) (*Servers, *Conn
 	behind.wmu.Lock()
 	from, prev := behind.pos.Load()+1, behind.lastHash
 	behind.wmu.Unlock()
-	err := scanChecked(ctx, st, from, prev, 0, func(pos uint64, hash [32]byte, canon []byte) error {
-		return foldCanonical(pos, hash, canon, &s.follower, &c.follower)
-	})
+	rf := newRecordFolder(&s.follower, &c.follower)
+	err := scanChecked(ctx, st, from, prev, 0, rf.fold)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load projections: %w", err)
 	}

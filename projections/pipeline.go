@@ -107,17 +107,30 @@ func scanChecked(ctx context.Context, st store.Store, from uint64, prev [32]byte
 	return nil
 }
 
-// foldCanonical scans one chain-checked record and folds it into the projections.
-func foldCanonical(pos uint64, hash [32]byte, canonical []byte, fs ...*follower) error {
-	var ev rawEvent
-	if err := scanEnvelope(canonical, &ev); err != nil {
+// recordFolder scans chain-checked records and folds them into projections, reusing
+// one event and a subject cache across a scan.
+type recordFolder struct {
+	ev       rawEvent
+	subjects map[string]string
+	fs       []*follower
+}
+
+func newRecordFolder(fs ...*follower) *recordFolder {
+	return &recordFolder{subjects: map[string]string{}, fs: fs}
+}
+
+// fold scans one record's canonical bytes and folds the event into every projection.
+func (r *recordFolder) fold(pos uint64, hash [32]byte, canonical []byte) error {
+	r.ev = rawEvent{}
+	ev := &r.ev
+	if err := scanEnvelope(canonical, ev, r.subjects); err != nil {
 		return fmt.Errorf("position %d: %w", pos, err)
 	}
 	if ev.pos != pos {
 		return fmt.Errorf("%w: record at %d says sequence %d", events.ErrCorrupt, pos, ev.pos)
 	}
-	for _, f := range fs {
-		if err := f.foldChecked(&ev, hash); err != nil {
+	for _, f := range r.fs {
+		if err := f.foldChecked(ev, hash); err != nil {
 			return fmt.Errorf("position %d: %w", pos, err)
 		}
 	}
@@ -127,8 +140,9 @@ func foldCanonical(pos uint64, hash [32]byte, canonical []byte, fs ...*follower)
 // linker is events.CheckRecord with one reused hasher, so a long scan does not
 // allocate a digest per record.
 type linker struct {
-	h   hash.Hash
-	sum []byte
+	h    hash.Hash
+	sum  []byte
+	prev [32]byte // a field, so writing it to the hasher does not allocate
 }
 
 func newLinker() *linker { return &linker{h: sha256.New(), sum: make([]byte, 0, sha256.Size)} }
@@ -140,8 +154,9 @@ func (l *linker) check(prev [32]byte, rec []byte) ([32]byte, error) {
 	if err != nil {
 		return stored, err
 	}
+	l.prev = prev
 	l.h.Reset()
-	l.h.Write(prev[:])
+	l.h.Write(l.prev[:])
 	l.h.Write(canon)
 	l.sum = l.h.Sum(l.sum[:0])
 	if [32]byte(l.sum) != stored {

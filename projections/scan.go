@@ -38,7 +38,11 @@ func rawFromEnvelope(e *events.Envelope) rawEvent {
 // scanEnvelope reads type, subject, time, sequence and data from canonical envelope
 // JSON without decoding the rest. Returns an error wrapping events.ErrCorrupt for
 // bytes that are not a JSON object.
-func scanEnvelope(b []byte, ev *rawEvent) error {
+// maxInterned bounds the subject cache of one scan.
+const maxInterned = 1 << 16
+
+// subjects, when not nil, interns subject strings across a scan (streams repeat).
+func scanEnvelope(b []byte, ev *rawEvent, subjects map[string]string) error {
 	var seen int
 	err := eachFieldOpt(b, true, func(key, val []byte) bool {
 		switch string(key) {
@@ -46,7 +50,15 @@ func scanEnvelope(b []byte, ev *rawEvent) error {
 			ev.typ = internType(unquote(val))
 			seen++
 		case "subject":
-			ev.subject = string(unquote(val))
+			raw := unquote(val)
+			if sub, ok := subjects[string(raw)]; ok {
+				ev.subject = sub
+			} else {
+				ev.subject = string(raw)
+				if subjects != nil && len(subjects) < maxInterned {
+					subjects[ev.subject] = ev.subject
+				}
+			}
 			seen++
 		case "time":
 			ev.timeRaw = unquote(val)

@@ -29,7 +29,7 @@ func TestScanEnvelope_AgreesWithTheCodec(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got rawEvent
-		if err := scanEnvelope(canon, &got); err != nil {
+		if err := scanEnvelope(canon, &got, nil); err != nil {
 			t.Fatal(err)
 		}
 		if got.typ != want.Type || got.subject != want.Subject || got.pos != uint64(want.Sequence) ||
@@ -65,7 +65,7 @@ func FuzzScanEnvelope(f *testing.F) {
 	f.Add([]byte(`{`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var junk rawEvent
-		_ = scanEnvelope(b, &junk)
+		_ = scanEnvelope(b, &junk, map[string]string{})
 		junk.time()
 		_ = field(b, "data")
 		var want events.Envelope
@@ -77,7 +77,7 @@ func FuzzScanEnvelope(f *testing.F) {
 			return
 		}
 		var got rawEvent
-		if err := scanEnvelope(canon, &got); err != nil {
+		if err := scanEnvelope(canon, &got, nil); err != nil {
 			t.Fatalf("scan of canonical %s: %v", canon, err)
 		}
 		var data, wantData bytes.Buffer

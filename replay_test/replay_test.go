@@ -290,8 +290,10 @@ func TestDecisionCheck_DetectsAMismatch(t *testing.T) {
 	st := openStore(t, "memory")
 	appendRecorded(t, st, recorded)
 	tampered := map[string]func(map[string]any){
-		"rule":   func(d map[string]any) { d["rule"] = string(domain.RuleStartupDisabled) },
-		"config": func(d map[string]any) { d["inputs"].(map[string]any)["config"].(map[string]any)["inspectionFailed"] = false },
+		"rule": func(d map[string]any) { d["rule"] = string(domain.RuleStartupDisabled) },
+		"config": func(d map[string]any) {
+			d["inputs"].(map[string]any)["config"].(map[string]any)["inspectionFailed"] = false
+		},
 	}
 	for name, change := range tampered {
 		t.Run(name, func(t *testing.T) {
