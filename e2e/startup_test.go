@@ -109,3 +109,20 @@ func TestSecrets_NeverInLogsOrEvents(t *testing.T) {
 		t.Errorf("export: code %d, secret in clear or no reference", res.code)
 	}
 }
+
+func TestSIGTERM_DuringStartupInspectionStopsPromptly(t *testing.T) {
+	t.Parallel()
+	// given a server that hangs on initialize with a 60s initTimeout
+	cfg := writeConfig(t, baseConfigWith(fmt.Sprintf("  hanging:\n    type: streamable-http\n    url: %s\n    initTimeout: 60000\n", hangingServer(t))))
+	svc := startService(t, serveOpts{config: cfg})
+	// when SIGTERM arrives while it is being inspected
+	start := time.Now()
+	svc.stop(syscall.SIGTERM)
+	// then the service stops cleanly without waiting for the inspection's timeout
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("stop took %s", took)
+	}
+	if res := runCLI(t, nil, "", "verify", "--data", svc.data); res.code != 0 {
+		t.Errorf("verify after an interrupted startup: %s", res)
+	}
+}

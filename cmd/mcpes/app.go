@@ -50,6 +50,7 @@ type Main struct {
 	metrics  *metrics
 
 	bgCancel      context.CancelFunc
+	inspectCancel context.CancelFunc
 	bg            sync.WaitGroup
 	streamsCancel context.CancelFunc
 	pidPath       string
@@ -157,12 +158,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	log.Info("mcpes listening", "addr", m.ln.Addr().String(), "data", cfg.DataDir, "servers", len(cfg.MCPServers),
 		"pubsub", pubsubName(cfg.PubSub), "tokens", auth.Configured())
 
+	inspectCtx, inspectCancel := context.WithCancel(bg)
+	m.inspectCancel = inspectCancel
 	m.bg.Go(func() {
 		start := time.Now()
 		// The registry logs each outcome; metrics count them from the log.
-		err := m.registry.StartupInspect(bg, cfg.Inspection.Concurrency, nil)
+		err := m.registry.StartupInspect(inspectCtx, cfg.Inspection.Concurrency, nil)
 		switch {
-		case bg.Err() != nil:
+		case inspectCtx.Err() != nil:
+			log.Info("startup inspection cancelled")
 		case err != nil:
 			log.Error("startup inspection", "err", err)
 		default:
@@ -276,6 +280,9 @@ func (m *Main) shutdown(ctx context.Context) error {
 			_ = m.http.Close()
 		}
 		cancel()
+	}
+	if m.inspectCancel != nil {
+		m.inspectCancel()
 	}
 	if m.gateway != nil {
 		if err := m.gateway.Close(ctx); err != nil {
