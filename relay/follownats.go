@@ -45,7 +45,8 @@ func ValidDurable(name string) bool {
 // FollowNATS returns nil when ctx ends, out's error as is when out fails (that event is
 // not acknowledged), ErrInvalidConfig (wrapped) for a bad durable name, and the
 // connection error, or jetstream.ErrStreamNotFound (wrapped) when no relay has created
-// the stream yet.
+// the stream yet, or the server's error when it refuses the consumer (HTTP-style code
+// 400, e.g. a durable name already used with another configuration).
 func FollowNATS(ctx context.Context, url, durable string, f Filter, out func(events.Envelope) error) error {
 	if durable != "" && !ValidDurable(durable) {
 		return fmt.Errorf("%w: durable name %q (no dots, spaces, slashes or wildcards)", ErrInvalidConfig, durable)
@@ -54,7 +55,10 @@ func FollowNATS(ctx context.Context, url, durable string, f Filter, out func(eve
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer func() {
+		_ = nc.FlushTimeout(time.Second) // send the last acknowledgements
+		nc.Close()
+	}()
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(followAPITimeout))
 	if err != nil {
 		return fmt.Errorf("jetstream %s: %w", url, err)
@@ -69,6 +73,12 @@ func FollowNATS(ctx context.Context, url, durable string, f Filter, out func(eve
 	}
 	fl.stream = stream
 	err = fl.run(ctx)
+	if fl.ephemeral != "" {
+		// Tidy up now rather than after the inactivity threshold.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = stream.DeleteConsumer(dctx, fl.ephemeral)
+		cancel()
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -87,6 +97,8 @@ type follower struct {
 	seen    *Dedupe
 	last    uint64
 	started bool
+	// ephemeral is the server-assigned name of the current ephemeral consumer.
+	ephemeral string
 }
 
 // errOut marks an error of the caller's out function, which stops the loop.
@@ -103,6 +115,12 @@ func (fl *follower) run(ctx context.Context) error {
 		var oe errOut
 		if errors.As(err, &oe) {
 			return oe.err
+		}
+		// A refused consumer (say, a durable name in use with another config) does not
+		// heal by waiting; lost connections and restarts do.
+		var api *jetstream.APIError
+		if errors.As(err, &api) && api.Code == 400 {
+			return err
 		}
 		if fl.last > before {
 			bo.reset()
@@ -205,10 +223,17 @@ func (fl *follower) open(ctx context.Context) (jetstream.Consumer, error) {
 	if fl.durable != "" {
 		cons, err = fl.stream.CreateOrUpdateConsumer(ctx, cfg)
 	} else {
+		if fl.ephemeral != "" {
+			_ = fl.stream.DeleteConsumer(ctx, fl.ephemeral)
+			fl.ephemeral = ""
+		}
 		cons, err = fl.stream.CreateConsumer(ctx, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("follow %s: consumer: %w", fl.topic, err)
+	}
+	if fl.durable == "" {
+		fl.ephemeral = cons.CachedInfo().Name
 	}
 	if !fl.started {
 		info, err := fl.stream.Info(ctx)

@@ -70,8 +70,8 @@ func (p *InProcess) Subscribe(ctx context.Context, f Filter) (<-chan events.Enve
 // without duplicates: first the history read from st, then the live events of this
 // pub/sub, with no gap between the two (it subscribes before it reads). Live events
 // arrive only while a Relay publishes st to this pub/sub. Follow blocks until ctx ends
-// (then it returns nil), fn returns an error (returned as is) or the store fails
-// (returned wrapped).
+// or the pub/sub is closed (then it returns nil), fn returns an error (returned as is)
+// or the store fails (returned wrapped).
 func (p *InProcess) Follow(ctx context.Context, st store.Store, after uint64, f Filter, fn func(events.Envelope) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

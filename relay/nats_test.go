@@ -249,4 +249,27 @@ func TestFollowNATS_Errors(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("out error: err = %v", err)
 	}
+	// and the ephemeral consumer is gone once FollowNATS returned
+	if n := streamConsumers(t, ns.ClientURL(), relay.AllTopic); n != 0 {
+		t.Fatalf("%d consumers left on %s", n, relay.AllTopic)
+	}
+}
+
+func streamConsumers(tb testing.TB, url, topic string) int {
+	tb.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	s, err := js.Stream(context.Background(), topic)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return info.State.Consumers
 }
