@@ -167,7 +167,7 @@ func TestREADME_WalkThrough(t *testing.T) {
 			waitBackground(t, step, line, j.out, apiPort, clockPort)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // the first go build on a cold cache is slow
 		cmd = exec.CommandContext(ctx, "bash", "-c", line)
 		cmd.Dir, cmd.Env = repoRoot, env
 		out, err := cmd.CombinedOutput()
