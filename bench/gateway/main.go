@@ -12,7 +12,9 @@
 //
 // Every row uses the same mcp-go client over streamable HTTP with keep-alive, pinned
 // to protocol 2025-11-25 (the peers do not speak 2026-07-28); -modern adds direct and
-// mcpes rows on 2026-07-28. The npm peers come from testdata/npm (run `npm ci` there);
+// mcpes rows on 2026-07-28. The rows' calls are interleaved (20 rounds rotating over
+// the rows), so that noise from other work on the machine falls on all rows alike.
+// -upstream pins the protocol mcpes speaks to the clock. The npm peers come from testdata/npm (run `npm ci` there);
 // a missing one is reported and skipped.
 //
 //	go run ./bench/gateway [-n 1000] [-warmup 200] [-modern]
@@ -31,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,16 +60,31 @@ const ownerToken = "bench-owner-token"
 var upstreamPin string
 
 func main() {
+	exit := 0
+	defer func() { os.Exit(exit) }()
 	n := flag.Int("n", 1000, "measured calls per row")
 	warmup := flag.Int("warmup", 200, "unmeasured calls before each row")
 	modern := flag.Bool("modern", false, "also measure direct and mcpes on protocol 2026-07-28")
 	upPin := flag.String("upstream", "", "protocol mcpes speaks to the upstream: \"\" (mcp-go's default, 2026-07-28 first) or 2025-11-25")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (clients and in-process mcpes) to the file")
 	flag.Parse()
 	upstreamPin = *upPin
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := run(*n, *warmup, *modern); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		exit = 1
 	}
 }
 
@@ -104,14 +122,21 @@ func run(n, warmup int, modern bool) error {
 	defer closeMcpes()
 
 	legacy := mcp.ProtocolVersion20251125
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	var rows []row
-	measure := func(name, url, token, tool, pin string) {
-		r := row{name: name}
-		r.p50, r.p99, r.err = bench(url, token, tool, pin, n, warmup)
-		rows = append(rows, r)
+	var ks []*caller
+	var live []int // rows index of each caller
+	add := func(name, url, token, tool, pin string) {
+		k, err := connect(ctx, url, token, tool, pin)
+		rows = append(rows, row{name: name, err: err})
+		if err == nil {
+			ks = append(ks, k)
+			live = append(live, len(rows)-1)
+		}
 	}
-	measure("direct (clock -http)", clockURL, "", "echo", legacy)
-	measure("mcpes /mcp", mcpesURL, ownerToken, "clock__echo", legacy)
+	add("direct (clock -http)", clockURL, "", "echo", legacy)
+	add("mcpes /mcp", mcpesURL, ownerToken, "clock__echo", legacy)
 
 	npmDir := filepath.Join(root, "testdata", "npm")
 	if url, cmd, err := startPeer(npmDir, "supergateway", func(port int) []string {
@@ -120,20 +145,31 @@ func run(n, warmup int, modern bool) error {
 	}); err != nil {
 		rows = append(rows, row{name: "supergateway --stateful", err: err})
 	} else {
-		measure("supergateway --stateful", url, "", "echo", legacy)
-		stop(cmd)
+		defer stop(cmd)
+		add("supergateway --stateful", url, "", "echo", legacy)
 	}
 	if url, cmd, err := startPeer(npmDir, "mcp-proxy", func(port int) []string {
 		return []string{"--port", strconv.Itoa(port), "--host", "127.0.0.1", "--server", "stream", "--", clockBin}
 	}); err != nil {
 		rows = append(rows, row{name: "mcp-proxy", err: err})
 	} else {
-		measure("mcp-proxy", url, "", "echo", legacy)
-		stop(cmd)
+		defer stop(cmd)
+		add("mcp-proxy", url, "", "echo", legacy)
 	}
 	if modern {
-		measure("direct, 2026-07-28", clockURL, "", "echo", "")
-		measure("mcpes /mcp, 2026-07-28", mcpesURL, ownerToken, "clock__echo", "")
+		add("direct, 2026-07-28", clockURL, "", "echo", "")
+		add("mcpes /mcp, 2026-07-28", mcpesURL, ownerToken, "clock__echo", "")
+	}
+	defer func() {
+		for _, k := range ks {
+			_ = k.c.Close()
+		}
+	}()
+	if err := interleave(ks, n, warmup, 20); err != nil {
+		return err
+	}
+	for i, k := range ks {
+		rows[live[i]].p50, rows[live[i]].p99 = percentiles(k.d)
 	}
 	print(rows, n)
 	return nil
@@ -172,36 +208,42 @@ func print(rows []row, n int) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
 
-// bench connects one client and times n sequential calls after warmup ones.
-func bench(url, token, tool, pin string, n, warmup int) (p50, p99 time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+// caller is one connected client making the row's call.
+type caller struct {
+	c    *client.Client
+	call func() error
+	d    []time.Duration
+}
+
+// connect connects one client for a row and checks one call.
+func connect(ctx context.Context, url, token, tool, pin string) (*caller, error) {
 	var opts []transport.StreamableHTTPCOption
 	if token != "" {
 		opts = append(opts, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
 	}
 	tr, err := transport.NewStreamableHTTP(url, opts...)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	var copts []client.ClientOption
 	if pin != "" {
 		copts = append(copts, client.WithProtocolVersion(pin))
 	}
 	c := client.NewClient(tr, copts...)
-	defer c.Close()
 	if err := c.Start(ctx); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	var in mcp.InitializeRequest
 	in.Params.ClientInfo = mcp.Implementation{Name: "bench", Version: "0"}
 	in.Params.ProtocolVersion = pin
 	if _, err := c.Initialize(ctx, in); err != nil {
-		return 0, 0, fmt.Errorf("initialize: %w", err)
+		_ = c.Close()
+		return nil, fmt.Errorf("initialize: %w", err)
 	}
 	var req mcp.CallToolRequest
 	req.Params.Name, req.Params.Arguments = tool, map[string]any{"text": "ping"}
-	call := func() error {
+	k := &caller{c: c}
+	k.call = func() error {
 		res, err := c.CallTool(ctx, req)
 		if err != nil {
 			return err
@@ -211,21 +253,45 @@ func bench(url, token, tool, pin string, n, warmup int) (p50, p99 time.Duration,
 		}
 		return nil
 	}
-	for range warmup {
-		if err := call(); err != nil {
-			return 0, 0, err
+	if err := k.call(); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return k, nil
+}
+
+// interleave warms every caller up, then times n sequential calls of each, in
+// rounds that rotate over the callers, so that machine noise falls on every row
+// alike.
+func interleave(ks []*caller, n, warmup, rounds int) error {
+	for _, k := range ks {
+		for range warmup {
+			if err := k.call(); err != nil {
+				return err
+			}
+		}
+		k.d = make([]time.Duration, 0, n)
+	}
+	per := max(1, n/rounds)
+	for r := 0; len(ks) > 0 && len(ks[0].d) < n; r++ {
+		for i := range ks {
+			k := ks[(i+r)%len(ks)]
+			for j := 0; j < per && len(k.d) < n; j++ {
+				start := time.Now()
+				if err := k.call(); err != nil {
+					return err
+				}
+				k.d = append(k.d, time.Since(start))
+			}
 		}
 	}
-	d := make([]time.Duration, n)
-	for i := range d {
-		start := time.Now()
-		if err := call(); err != nil {
-			return 0, 0, err
-		}
-		d[i] = time.Since(start)
-	}
-	slices.Sort(d)
-	return d[n/2], d[min(n-1, n*99/100)], nil
+	return nil
+}
+
+func percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2], s[min(len(s)-1, len(s)*99/100)]
 }
 
 // startClock runs the clock on a free loopback port and returns its /mcp URL.
