@@ -31,7 +31,10 @@ func newConnectionsCmd(e *env) *cobra.Command {
 	var owner string
 	c := &cobra.Command{
 		Use:   "connections [--owner ID]",
-		Short: "Open connections (of one owner, or all for the admin)",
+		Short: "Open connections: the shared repository's, or an owner's with --owner",
+		Long: `connections lists the open connections of the shared (app-level) repository, or of
+one owner with --owner (an owner token always lists its own). With --data it reads
+them from the log of a stopped service: every owner's unless --owner is given.`,
 		Example: `  mcpes connections
   mcpes connections --owner alice --json
   mcpes connections --data ./mcpes-data`,
