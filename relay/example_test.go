@@ -23,18 +23,13 @@ func ExampleInProcess_OnInspectionFailed() {
 	defer cancel()
 
 	alerted := make(chan struct{})
-	ready := make(chan struct{})
-	go func() {
-		ch, _ := ip.Subscribe(ctx, relay.InspectionFailedFilter)
-		close(ready)
-		for e := range ch {
-			fact, _ := events.Decode(e)
-			f := fact.(domain.ServerInspectionFailed)
-			fmt.Printf("ALERT %s %s: %s (%s)\n", f.Scope, f.Name, f.Message, f.Class)
-			close(alerted)
-		}
-	}()
-	<-ready
+	_, err := ip.OnInspectionFailed(ctx, func(_ events.Envelope, f domain.ServerInspectionFailed) {
+		fmt.Printf("ALERT %s %s: %s (%s)\n", f.Scope, f.Name, f.Message, f.Class)
+		close(alerted)
+	})
+	if err != nil {
+		panic(err)
+	}
 	r, _ := relay.New(relay.Config{Store: st, Publisher: ip.Publisher(), Name: "relay:inprocess"})
 	go func() { _ = r.Run(ctx) }()
 

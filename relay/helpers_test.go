@@ -204,6 +204,25 @@ func (c *collector) waitFor(tb testing.TB, n int, timeout time.Duration) {
 	}
 }
 
+// waitForSeq waits until the collector holds the event at position seq.
+func (c *collector) waitForSeq(tb testing.TB, seq uint64, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.After(timeout)
+	for {
+		c.mu.Lock()
+		done := len(c.seqs) > 0 && c.seqs[len(c.seqs)-1] >= seq
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-c.signal:
+		case <-deadline:
+			tb.Fatalf("position %d not received within %s", seq, timeout)
+		}
+	}
+}
+
 // sameIDs fails unless got equals want exactly (every id, in order, once).
 func sameIDs(tb testing.TB, got, want []string) {
 	tb.Helper()

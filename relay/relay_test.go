@@ -418,11 +418,10 @@ func TestInProcess_OnInspectionFailed_AlertsOnlyFailures(t *testing.T) {
 	t.Cleanup(func() { _ = ip.Close() })
 	got := make(chan domain.ServerInspectionFailed, 4)
 	ctx, cancel := context.WithCancel(context.Background())
-	hookDone := make(chan error, 1)
-	go func() {
-		hookDone <- ip.OnInspectionFailed(ctx, func(_ events.Envelope, f domain.ServerInspectionFailed) { got <- f })
-	}()
-	time.Sleep(20 * time.Millisecond) // let the hook subscribe: GoChannel is live only
+	hookDone, err := ip.OnInspectionFailed(ctx, func(_ events.Envelope, f domain.ServerInspectionFailed) { got <- f })
+	if err != nil {
+		t.Fatal(err)
+	}
 	runRelay(t, newRelay(t, st, ip.Publisher(), "relay:inprocess"))
 
 	// when a registration, a failed inspection and a successful one are appended
@@ -447,7 +446,9 @@ func TestInProcess_OnInspectionFailed_AlertsOnlyFailures(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	cancel()
-	if err := <-hookDone; err != nil {
-		t.Fatal(err)
+	select {
+	case <-hookDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("hook did not stop")
 	}
 }
