@@ -88,7 +88,9 @@ func TestKillUpstream_ToolsDropOutAndComeBack(t *testing.T) {
 	waitFor(t, 10*time.Second, "flaky's tools to come back", func() bool {
 		return hasPrefix(toolNames(t, modern), "flaky__")
 	})
-	defer func() { t.Logf("changed: modern %d (m1 %d) legacy %d (l1 %d)", modernChanged.Load(), m1, legacyChanged.Load(), l1) }()
+	defer func() {
+		t.Logf("changed: modern %d (m1 %d) legacy %d (l1 %d)", modernChanged.Load(), m1, legacyChanged.Load(), l1)
+	}()
 	waitFor(t, 5*time.Second, "list_changed after reinspect", func() bool {
 		return modernChanged.Load() > m1 && legacyChanged.Load() > l1
 	})
