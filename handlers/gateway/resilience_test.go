@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
@@ -162,5 +164,46 @@ func checkAuditTrail(tb testing.TB, e *env, want []string) {
 		if seen[w] == 0 {
 			tb.Fatalf("no %s recorded; seen %v", w, seen)
 		}
+	}
+}
+
+func TestUpstreamListChanged_OfferFollowsCatalogue(t *testing.T) {
+	// given an in-process upstream that can grow a tool, registered and called once
+	// (so the gateway holds a connection that hears its notifications)
+	e := newEnv(t)
+	s := server.NewMCPServer("grow", "1", server.WithToolCapabilities(true))
+	s.AddTool(mcp.NewTool("one"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText("1"), nil
+	})
+	ts := httptest.NewServer(server.NewStreamableHTTPServer(s))
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	e.put(domain.AppScope, "grow", httpCfg(ts.URL+"/mcp"))
+	c := goClient(t, e.URL(), aliceToken, mcp.ProtocolVersion20251125)
+	var changed atomic.Int32
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationToolsListChanged) {
+			changed.Add(1)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if res, err := callTool(ctx, c, "grow__one", nil); err != nil || text(res) != "1" {
+		t.Fatalf("one: %+v %v", res, err)
+	}
+	if has(toolNames(t, c), "grow__two") {
+		t.Fatal("two before it exists")
+	}
+	// when the upstream adds a tool (and announces tools/list_changed)
+	s.AddTool(mcp.NewTool("two"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText("2"), nil
+	})
+	// then the gateway re-inspects it, offers the new tool and tells its client
+	waitFor(t, 10*time.Second, "grow__two in the offer", func() bool { return has(toolNames(t, c), "grow__two") })
+	waitFor(t, 5*time.Second, "list_changed", func() bool { return changed.Load() > 0 })
+	if res, err := callTool(ctx, c, "grow__two", nil); err != nil || text(res) != "2" {
+		t.Fatalf("two: %+v %v", res, err)
 	}
 }
