@@ -114,12 +114,16 @@ func testObserversInOrder(t *testing.T, open Opener, f Features) {
 	s := open(t)
 	var mu sync.Mutex
 	seen := [2][]uint64{}
+	var observed []events.Envelope
 	for k := range 2 {
 		s.Observe(func(committed []events.Envelope) {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, e := range committed {
 				seen[k] = append(seen[k], uint64(e.Sequence))
+				if k == 0 {
+					observed = append(observed, e)
+				}
 			}
 		})
 	}
@@ -142,8 +146,14 @@ func testObserversInOrder(t *testing.T, open Opener, f Features) {
 	all := readAll(t, s)
 	mustAppend(t, s, all[0].Subject, store.AnyVersion, all[0])
 
-	// then each observer saw every position once, in order
+	// then each observer saw every position once, in order, sealed as the log holds it
 	n := f.Appenders * f.PerAppender
+	for i, e := range observed {
+		if i >= len(all) || e.Hash != all[i].Hash || e.PrevHash != all[i].PrevHash || e.ID != all[i].ID ||
+			e.StreamVersion != all[i].StreamVersion || string(e.Data) != string(all[i].Data) || !e.Time.Equal(all[i].Time) {
+			t.Fatalf("observed event %d differs from the log:\n%+v\n%+v", i, e, all[min(i, len(all)-1)])
+		}
+	}
 	for k := range 2 {
 		if len(seen[k]) != n {
 			t.Fatalf("observer %d saw %d events, want %d", k, len(seen[k]), n)
