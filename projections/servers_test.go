@@ -41,6 +41,13 @@ func TestServers_Effective_AppWinsAndPrivateVisibleToItsOwner(t *testing.T) {
 	if _, v, _ := p.Effective("", "files"); !v.Found || v.Shadowed {
 		t.Fatalf("shared/files: %+v", v)
 	}
+	// and View agrees with Effective everywhere
+	for _, q := range [][2]string{{"alice", "files"}, {"alice", "notes"}, {"bob", "notes"}, {"", "files"}, {"", "none"}} {
+		_, ev, epos := p.Effective(q[0], q[1])
+		if v, vpos := p.View(q[0], q[1]); v != ev || vpos != epos {
+			t.Fatalf("%v: View %+v@%d, Effective %+v@%d", q, v, vpos, ev, epos)
+		}
+	}
 }
 
 func TestServers_List_ReportsShadowedAndCounts(t *testing.T) {
