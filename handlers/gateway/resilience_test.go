@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -205,5 +207,48 @@ func TestUpstreamListChanged_OfferFollowsCatalogue(t *testing.T) {
 	waitFor(t, 5*time.Second, "list_changed", func() bool { return changed.Load() > 0 })
 	if res, err := callTool(ctx, c, "grow__two", nil); err != nil || text(res) != "2" {
 		t.Fatalf("two: %+v %v", res, err)
+	}
+}
+
+func TestSlowUpstream_NeverBlocksTheList(t *testing.T) {
+	// given a working clock and an upstream that accepts connections but never
+	// answers, being registered (its inspection hangs until its 2 s initTimeout)
+	e := newEnv(t)
+	clock := startClock(t, "127.0.0.1:0")
+	e.put(domain.AppScope, "clock", httpCfg(clock.URL))
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(func() {
+		hang.CloseClientConnections()
+		hang.Close()
+	})
+	c := goClient(t, e.URL(), aliceToken, "")
+	cfg := httpCfg(hang.URL + "/mcp")
+	cfg.InitTimeoutMS = 2000
+	putDone := make(chan struct{})
+	go func() {
+		defer close(putDone)
+		_, _ = e.reg.Put(context.Background(), "admin", domain.AppScope, "hang", cfg)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// when the client lists and calls while the inspection hangs
+	start := time.Now()
+	names := toolNames(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := callTool(ctx, c, "clock__echo", map[string]any{"text": "fast"})
+	// then both answer at once, with the clock's tools and without the hanging server
+	if time.Since(start) > time.Second || !hasPrefix(names, "clock__") || hasPrefix(names, "hang__") {
+		t.Fatalf("list took %v: %v", time.Since(start), names)
+	}
+	if err != nil || text(res) != "fast" {
+		t.Fatalf("echo: %+v %v", res, err)
+	}
+	// and after its inspection timed out it is still left out
+	<-putDone
+	if n := toolNames(t, c); hasPrefix(n, "hang__") || !hasPrefix(n, "clock__") {
+		t.Fatalf("after timeout: %v", n)
 	}
 }
