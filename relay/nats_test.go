@@ -78,15 +78,15 @@ func TestNATS_100kEvents_EveryIDInOrder(t *testing.T) {
 }
 
 func TestNATS_RelayCrash_RestartFromCheckpointLosesNothing(t *testing.T) {
-	// given 5,000 stored events and a relay that crashes after ~2,000 messages
+	// given 3,000 stored events and a relay that crashes after ~1,200 messages
 	// without checkpointing its last batch
 	st := newBoltStore(t, bolt.Options{})
-	ids := appendEvents(t, st, 5000, 100)
+	ids := appendEvents(t, st, 3000, 100)
 	ns := startNATS(t, -1, t.TempDir())
 	url := ns.ClientURL()
 	pub := newNATSPublisher(t, url)
 	ctx, cancel := context.WithCancel(context.Background())
-	crasher := &crashingPublisher{Publisher: pub, after: 2000, crash: cancel}
+	crasher := &crashingPublisher{Publisher: pub, after: 1200, crash: cancel}
 	if err := newRelay(t, st, crasher, "relay:nats").Run(ctx); err != nil {
 		t.Fatalf("crashed run: %v", err)
 	}
