@@ -12,6 +12,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/handlers/gateway"
 )
 
@@ -231,6 +232,8 @@ func TestAudit_ToolCalledEvents(t *testing.T) {
 			if leaked != (level == gateway.AuditFull) {
 				t.Fatalf("arguments recorded=%v at level %s: %s", leaked, level, raw[0])
 			}
+			// and tool.called on the connection stream does not disturb the replay
+			checkAuditTrail(t, e, []string{events.TypeConnectionOpened, events.TypeToolCalled})
 		})
 	}
 }
