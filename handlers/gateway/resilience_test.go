@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/mcpes/mcpes/audit"
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
@@ -106,6 +107,19 @@ func TestKillUpstream_ToolsDropOutAndComeBack(t *testing.T) {
 
 	// and the audit trail explains every connect and eviction that happened
 	checkAuditTrail(t, e, []string{events.TypeConnectionOpened, events.TypeConnectionLost})
+	// and explain names alice as the one whose calls connected flaky, and the loss
+	ex, err := audit.Explain(context.Background(), e.st, "alice", "flaky", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened, lost bool
+	for _, d := range ex.Decisions {
+		opened = opened || d.Type == events.TypeConnectionOpened && d.Actor == "owner:alice"
+		lost = lost || d.Type == events.TypeConnectionLost
+	}
+	if !ex.MayConnect || !opened || !lost {
+		t.Fatalf("explanation: mayConnect=%v opened=%v lost=%v %+v", ex.MayConnect, opened, lost, ex.Decisions)
+	}
 }
 
 type clientT struct {
