@@ -137,7 +137,15 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, opts: opts, notify: make(chan struct{})}
-	if !opts.ReadOnly {
+	ready := false // a store already set up needs no write (and no fsync) at open
+	_ = db.View(func(tx *bolt.Tx) error {
+		ready = tx.Bucket(bktMeta) != nil && string(tx.Bucket(bktMeta).Get(keyFormat)) == string(format)
+		for _, name := range allBuckets {
+			ready = ready && tx.Bucket(name) != nil
+		}
+		return nil
+	})
+	if !opts.ReadOnly && !ready {
 		err = db.Update(func(tx *bolt.Tx) error {
 			if tx.Bucket(bktMeta) == nil {
 				foreign := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {

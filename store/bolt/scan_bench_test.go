@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -75,7 +76,7 @@ func BenchmarkScan(b *testing.B) {
 		}
 		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	})
-	b.Run("Open200k", func(b *testing.B) {
+	b.Run("Open200kReadOnly", func(b *testing.B) {
 		for b.Loop() {
 			o, err := bolt.Open(path, bolt.Options{ReadOnly: true})
 			if err != nil {
@@ -84,4 +85,25 @@ func BenchmarkScan(b *testing.B) {
 			o.Close()
 		}
 	})
+	b.Run("Open200k", func(b *testing.B) {
+		copyPath := filepath.Join(b.TempDir(), "copy.db")
+		if err := copyFile(path, copyPath); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			o, err := bolt.Open(copyPath, bolt.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			o.Close()
+		}
+	})
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o600)
 }
