@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -207,6 +208,13 @@ func (s *Store) writer() {
 	}
 }
 
+// errNothingToCommit rolls back a transaction in which every request was a
+// duplicate or a conflict.
+var errNothingToCommit = errors.New("nothing to commit")
+
+// maxArena is the largest scratch buffer the writer keeps between batches.
+const maxArena = 4 << 20
+
 // batchState is what one commit has written so far, on top of the file.
 type batchState struct {
 	pos      uint64
@@ -237,7 +245,7 @@ func (s *Store) commit(batch []*request) {
 			}
 		}
 		if len(st.sealed) == 0 {
-			return nil
+			return errNothingToCommit // retries and conflicts only: spare the fsync
 		}
 		if len(s.recent.times)+len(st.entries) >= s.opts.IndexEvery {
 			var err error
@@ -247,7 +255,14 @@ func (s *Store) commit(batch []*request) {
 		}
 		return b.meta.Put(keyHead, encodeHead(st.pos, st.prev, st.tmax))
 	})
-	s.arena = arena[:0]
+	if cap(arena) <= maxArena { // keep the scratch space, unless one huge batch grew it
+		s.arena = arena[:0]
+	} else {
+		s.arena = nil
+	}
+	if errors.Is(err, errNothingToCommit) {
+		err = nil
+	}
 	if err != nil {
 		err = fmt.Errorf("commit: %w", mapErr(err))
 		s.opts.Logger.Error("event store commit failed", "path", s.path, "requests", len(batch), "err", err)

@@ -181,8 +181,9 @@ func (s *Store) Wait(ctx context.Context, after uint64) (uint64, error) {
 	}
 }
 
-// Observe implements store.Store. fn runs on the writer goroutine: it must not
-// append, or it waits for itself.
+// Observe implements store.Store. fn runs on the writer goroutine, once per group
+// commit with all its events: it must not append (it would wait for itself), nor
+// modify the slice, which every observer shares.
 func (s *Store) Observe(fn store.Observer) {
 	if fn == nil {
 		panic("bolt: nil observer")
