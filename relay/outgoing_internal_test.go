@@ -120,18 +120,3 @@ func BenchmarkParseHead(b *testing.B) {
 		}
 	})
 }
-
-func BenchmarkParseHeadParts(b *testing.B) {
-	rec, _ := sealedRecord(b, 1)
-	canon := rec[33:]
-	b.Run("valid", func(b *testing.B) {
-		for range b.N {
-			json.Valid(canon)
-		}
-	})
-	b.Run("scan", func(b *testing.B) {
-		for range b.N {
-			scanHead(canon)
-		}
-	})
-}
