@@ -71,6 +71,15 @@ func TestGateway_OwnerSeesPrefixedToolsAndCallsThrough(t *testing.T) {
 		!strings.Contains(string(b), "mcpes.connection.opened.v1") {
 		t.Errorf("the gateway's connect was not recorded in alice's stream")
 	}
+	// and the metrics count it
+	status, metrics := svc.call("GET", "/metrics", adminToken, nil)
+	for _, want := range []string{`mcpes_decisions_total{kind="opened",rule=""}`, `mcpes_connections{state="alive"}`,
+		"mcpes_store_append_seconds_count", "mcpes_store_events_per_commit", "mcpes_relay_lag_events",
+		`mcpes_inspections_total{class="",result="ok"}`, "mcpes_connection_reuses_total"} {
+		if status != 200 || !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics (%d) lacks %s", status, want)
+		}
+	}
 	// and bob does not see alice's server
 	cb, err := client.NewStreamableHttpClient(svc.url+"/mcp",
 		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bobToken}))
