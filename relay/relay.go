@@ -136,6 +136,9 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	var runErr error
 	for evs := range batches {
+		if ctx.Err() != nil {
+			break // a batch read ahead is left for the next Run
+		}
 		if err := r.publish(ctx, evs, &bo); err != nil {
 			runErr = err
 			break

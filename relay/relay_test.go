@@ -452,3 +452,27 @@ func TestInProcess_OnInspectionFailed_AlertsOnlyFailures(t *testing.T) {
 		t.Fatal("hook did not stop")
 	}
 }
+
+func TestRelay_CleanStop_CheckpointsEverythingAcknowledged(t *testing.T) {
+	// given a relay that has published 1,000 events
+	st := newBoltStore(t, bolt.Options{})
+	appendEvents(t, st, 1000, 100)
+	r := newRelay(t, st, relay.NewInProcess(nil).Publisher(), "relay:stop")
+	stop := runRelay(t, r)
+	for r.Stats().Published < 1000 {
+		time.Sleep(time.Millisecond)
+	}
+
+	// when it stops
+	stop()
+
+	// then the checkpoint already names the last event, and a new relay has no lag
+	cp, err := st.Checkpoint(context.Background(), "relay:stop")
+	if err != nil || cp != 1000 {
+		t.Fatalf("checkpoint after stop = %d (%v), want 1000", cp, err)
+	}
+	lag, err := newRelay(t, st, relay.NewInProcess(nil).Publisher(), "relay:stop").Lag(context.Background())
+	if err != nil || lag.Events != 0 {
+		t.Fatalf("lag of a new relay = %+v (%v)", lag, err)
+	}
+}
