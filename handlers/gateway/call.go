@@ -15,6 +15,7 @@ import (
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/handlers"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/upstream"
 )
@@ -30,7 +31,7 @@ const (
 // decisions as the owner's) and returns its MCP session. ctx must already carry the
 // per-server timeout.
 func (o *ownerServer) upstreamOf(ctx context.Context, srv string) (*upstream.Conn, error) {
-	conn, err := o.repo.Get(connections.WithActor(ctx, o.actor), srv)
+	conn, err := o.repo.Get(connections.WithActor(ctx, o.actorOf(ctx)), srv)
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", srv, err)
 	}
@@ -40,6 +41,16 @@ func (o *ownerServer) upstreamOf(ctx context.Context, srv string) (*upstream.Con
 	}
 	o.g.hookToolsChanged(conn, up)
 	return up, nil
+}
+
+// actorOf is who makes a request, as recorded: the caller's identity when the auth
+// middleware stored one (the admin acting for an owner stays "admin"), else the
+// owner's actor.
+func (o *ownerServer) actorOf(ctx context.Context) string {
+	if id, ok := handlers.IdentityFrom(ctx); ok {
+		return id.Actor()
+	}
+	return o.actor
 }
 
 // timeoutOf returns the per-request timeout of the owner's effective config of srv.
@@ -214,7 +225,7 @@ func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, a
 		fact.Arguments = canon
 	}
 	env, eerr := events.New(fact, events.Meta{ID: g.d.NewID(), Source: g.d.Source, Time: g.d.Clock(),
-		Actor: o.actor, Reason: outcome})
+		Actor: o.actorOf(ctx), Reason: outcome})
 	if eerr == nil {
 		_, eerr = g.d.Store.Append(context.WithoutCancel(ctx), domain.ConnStream(o.owner, srv), store.AnyVersion, env)
 	}

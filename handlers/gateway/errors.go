@@ -13,6 +13,10 @@ var (
 	ErrNotRouted = errors.New("gateway: connection cannot carry MCP calls")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("gateway: closed")
+	// ErrUnauthorized is answered (401) for a request without an identity.
+	ErrUnauthorized = errors.New("gateway: unauthorized")
+	// ErrBadOwner is answered (400) for a malformed ?owner= of the admin.
+	ErrBadOwner = errors.New("gateway: bad owner")
 	// ErrForbiddenOrigin is answered (403) for a request whose Origin or Host header
 	// is not allowed.
 	ErrForbiddenOrigin = errors.New("gateway: origin not allowed")

@@ -21,6 +21,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -73,10 +75,10 @@ type Deps struct {
 	// Inspector, when set, is asked to re-inspect a server after one of its
 	// connections was recorded lost.
 	Inspector Inspector
-	// Owner says which owner's repository serves a request ("" = the shared one).
-	// Default: the identity the handlers.Auth middleware stored — an owner token's
-	// owner, the admin's shared repository; a request without one is refused (401).
-	Owner func(r *http.Request) (owner string, ok bool)
+	// Owner says which owner's repository serves a request ("" = the shared one), or
+	// an error wrapping ErrUnauthorized (answered 401) or ErrBadOwner (400). Default
+	// OwnerFromIdentity.
+	Owner func(r *http.Request) (owner string, err error)
 	// AuditToolCalls is AuditOff (default), AuditMetadata or AuditFull.
 	AuditToolCalls string
 	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed besides
@@ -135,7 +137,7 @@ func New(d Deps) *Gateway {
 		panic("gateway: nil Manager")
 	}
 	if d.Owner == nil {
-		d.Owner = ownerFromIdentity
+		d.Owner = OwnerFromIdentity
 	}
 	if d.AuditToolCalls == "" {
 		d.AuditToolCalls = AuditOff
@@ -176,15 +178,27 @@ func newID() string {
 	return id.String()
 }
 
-func ownerFromIdentity(r *http.Request) (string, bool) {
+// OwnerFromIdentity is the default Deps.Owner: the identity the handlers.Auth
+// middleware stored in the request context selects the repository — an owner
+// token's own owner always; for the admin the ?owner= query parameter, or the shared
+// repository without it (as in the HTTP API). Returns ErrUnauthorized without an
+// identity and ErrBadOwner for a malformed ?owner=.
+func OwnerFromIdentity(r *http.Request) (string, error) {
 	id, ok := handlers.IdentityFrom(r.Context())
 	if !ok {
-		return "", false
+		return "", ErrUnauthorized
 	}
-	if id.Admin {
-		return "", true
+	if !id.Admin {
+		return id.Owner, nil
 	}
-	return id.Owner, true
+	owner := r.URL.Query().Get("owner")
+	if owner == "" || owner == domain.SharedOwner {
+		return "", nil
+	}
+	if err := domain.ValidateOwner(owner); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadOwner, err)
+	}
+	return owner, nil
 }
 
 // ServeHTTP checks the request (Origin, Host, body size), finds the calling owner and
@@ -197,10 +211,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.admit(w, r) {
 		return
 	}
-	owner, ok := g.d.Owner(r)
-	if !ok {
+	owner, err := g.d.Owner(r)
+	switch {
+	case errors.Is(err, ErrBadOwner):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case err != nil:
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	o := g.ownerServer(owner)

@@ -129,6 +129,25 @@ func TestIsolation_PrivateServersAndSharedScopeRules(t *testing.T) {
 	if !hasPrefix(alice, "lazy__") || !hasPrefix(shared, "clock__") {
 		t.Fatalf("alice %v shared %v", alice, shared)
 	}
+
+	// when the admin acts for alice with ?owner=alice
+	asAlice := goClient(t, e.URL()+"?owner=alice", adminToken, "")
+	if n := toolNames(t, asAlice); !hasPrefix(n, "mine__") {
+		t.Fatalf("admin for alice: %v", n)
+	}
+	if res, err := callTool(ctx, asAlice, "mine__echo", map[string]any{"text": "by admin"}); err != nil || text(res) != "by admin" {
+		t.Fatalf("admin call for alice: %+v %v", res, err)
+	}
+	// then the connect is alice's repository's, recorded as made by the admin
+	evs, err := e.st.ReadStream(ctx, domain.ConnStream("alice", "mine"), 1, 10)
+	if err != nil || len(evs) == 0 || evs[0].Type != events.TypeConnectionOpened || evs[0].Actor != "admin" {
+		t.Fatalf("alice/mine stream: %+v %v", evs, err)
+	}
+	// and a malformed ?owner= is a bad request
+	res := rawPost(t, e.URL()+"?owner=Not%20An%20Owner", adminToken, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil)
+	if res.StatusCode != 400 {
+		t.Fatalf("bad owner: status %d", res.StatusCode)
+	}
 }
 
 func TestProgressTimeoutAndCancellation(t *testing.T) {
