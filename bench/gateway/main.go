@@ -171,11 +171,11 @@ func run(n, warmup int, modern bool) error {
 	for i, k := range ks {
 		rows[live[i]].p50, rows[live[i]].p99 = percentiles(k.d)
 	}
-	print(rows, n)
+	printTable(rows, n)
 	return nil
 }
 
-func print(rows []row, n int) {
+func printTable(rows []row, n int) {
 	up := upstreamPin
 	if up == "" {
 		up = "mcp-go default (2026-07-28)"
