@@ -266,3 +266,42 @@ func TestSlowUpstream_NeverBlocksTheList(t *testing.T) {
 		t.Fatalf("after timeout: %v", n)
 	}
 }
+
+func TestServerAddedAndRemoved_ClientsAreTold(t *testing.T) {
+	// given a client of alice listening for list_changed (modern subscription)
+	e := newEnv(t)
+	clock := startClock(t, "127.0.0.1:0")
+	c := goClient(t, e.URL(), aliceToken, "")
+	var changed atomic.Int32
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationToolsListChanged) {
+			changed.Add(1)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stop, err := c.ListenAsync(ctx, mcp.SubscriptionFilter{ToolsListChanged: true}, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	time.Sleep(100 * time.Millisecond)
+
+	// when alice registers a private server, then its tools appear and she is told
+	if _, err := e.reg.Put(ctx, "owner:alice", domain.UserScope("alice"), "mine", httpCfg(clock.URL)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "list_changed after add", func() bool { return changed.Load() > 0 })
+	if !hasPrefix(toolNames(t, c), "mine__") {
+		t.Fatalf("after add: %v", toolNames(t, c))
+	}
+	// when she removes it, then its tools go and she is told again
+	n := changed.Load()
+	if err := e.reg.Remove(ctx, "owner:alice", domain.UserScope("alice"), "mine"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "list_changed after remove", func() bool { return changed.Load() > n })
+	if hasPrefix(toolNames(t, c), "mine__") {
+		t.Fatalf("after remove: %v", toolNames(t, c))
+	}
+}
