@@ -12,12 +12,14 @@
 //
 // Every row uses the same mcp-go client over streamable HTTP with keep-alive, pinned
 // to protocol 2025-11-25 (the peers do not speak 2026-07-28); -modern adds direct and
-// mcpes rows on 2026-07-28. The rows' calls are interleaved (20 rounds rotating over
+// mcpes rows on 2026-07-28. "mcpes /mcp, upstream pinned" is a second service whose
+// connection to the clock is pinned to 2025-11-25 (the default dials 2026-07-28,
+// whose calls cost mcp-go about 0.2 ms more per hop). The rows' calls are interleaved (20 rounds rotating over
 // the rows), so that noise from other work on the machine falls on all rows alike.
 // -upstream pins the protocol mcpes speaks to the clock. The npm peers come from testdata/npm (run `npm ci` there);
 // a missing one is reported and skipped.
 //
-//	go run ./bench/gateway [-n 1000] [-warmup 200] [-modern]
+//	go run ./bench/gateway [-n 1000] [-warmup 200] [-modern] [-cpuprofile FILE]
 package main
 
 import (
@@ -56,8 +58,6 @@ import (
 
 const ownerToken = "bench-owner-token"
 
-// upstreamPin is the protocol version mcpes's connection to the clock is pinned to.
-var upstreamPin string
 
 func main() {
 	exit := 0
@@ -65,10 +65,8 @@ func main() {
 	n := flag.Int("n", 1000, "measured calls per row")
 	warmup := flag.Int("warmup", 200, "unmeasured calls before each row")
 	modern := flag.Bool("modern", false, "also measure direct and mcpes on protocol 2026-07-28")
-	upPin := flag.String("upstream", "", "protocol mcpes speaks to the upstream: \"\" (mcp-go's default, 2026-07-28 first) or 2025-11-25")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (clients and in-process mcpes) to the file")
 	flag.Parse()
-	upstreamPin = *upPin
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -115,11 +113,18 @@ func run(n, warmup int, modern bool) error {
 	}
 	defer stop(clock)
 
-	mcpesURL, closeMcpes, err := startMcpes(tmp, clockURL)
+	// Two services: one as `mcpes serve` dials upstreams (mcp-go's default, protocol
+	// 2026-07-28 first), one with its upstream connections pinned to 2025-11-25.
+	mcpesURL, closeMcpes, err := startMcpes(filepath.Join(tmp, "default"), clockURL, "")
 	if err != nil {
 		return err
 	}
 	defer closeMcpes()
+	mcpesLegacyURL, closeLegacy, err := startMcpes(filepath.Join(tmp, "legacy"), clockURL, mcp.ProtocolVersion20251125)
+	if err != nil {
+		return err
+	}
+	defer closeLegacy()
 
 	legacy := mcp.ProtocolVersion20251125
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -137,6 +142,7 @@ func run(n, warmup int, modern bool) error {
 	}
 	add("direct (clock -http)", clockURL, "", "echo", legacy)
 	add("mcpes /mcp", mcpesURL, ownerToken, "clock__echo", legacy)
+	add("mcpes /mcp, upstream pinned", mcpesLegacyURL, ownerToken, "clock__echo", legacy)
 
 	npmDir := filepath.Join(root, "testdata", "npm")
 	if url, cmd, err := startPeer(npmDir, "supergateway", func(port int) []string {
@@ -176,18 +182,15 @@ func run(n, warmup int, modern bool) error {
 }
 
 func printTable(rows []row, n int) {
-	up := upstreamPin
-	if up == "" {
-		up = "mcp-go default (2026-07-28)"
-	}
-	fmt.Printf("tool-call latency, clock echo, %d calls per row (client pinned to 2025-11-25 unless noted; mcpes to upstream: %s)\n\n", n, up)
-	fmt.Printf("| %-26s | %9s | %9s | %13s | %13s |\n", "path", "p50", "p99", "added p50", "added p99")
-	fmt.Printf("|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 28), strings.Repeat("-", 11), strings.Repeat("-", 11),
+	fmt.Printf("tool-call latency, clock echo, %d calls per row; client pinned to 2025-11-25 unless noted;\n"+
+		"mcpes dials the clock as `mcpes serve` does (2026-07-28 first) unless \"upstream pinned\" (2025-11-25)\n\n", n)
+	fmt.Printf("| %-28s | %9s | %9s | %13s | %13s |\n", "path", "p50", "p99", "added p50", "added p99")
+	fmt.Printf("|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 30), strings.Repeat("-", 11), strings.Repeat("-", 11),
 		strings.Repeat("-", 15), strings.Repeat("-", 15))
 	var base, baseModern row
 	for _, r := range rows {
 		if r.err != nil {
-			fmt.Printf("| %-26s | error: %v\n", r.name, r.err)
+			fmt.Printf("| %-28s | error: %v\n", r.name, r.err)
 			continue
 		}
 		ref := base
@@ -201,7 +204,7 @@ func printTable(rows []row, n int) {
 		case strings.Contains(r.name, "2026-07-28"):
 			ref = baseModern
 		}
-		fmt.Printf("| %-26s | %9s | %9s | %13s | %13s |\n", r.name, ms(r.p50), ms(r.p99),
+		fmt.Printf("| %-28s | %9s | %9s | %13s | %13s |\n", r.name, ms(r.p50), ms(r.p99),
 			ms(r.p50-ref.p50), ms(r.p99-ref.p99))
 	}
 }
@@ -320,8 +323,11 @@ func startClock(bin string) (*exec.Cmd, string, error) {
 
 // startMcpes wires the service's parts in process on a loopback listener, registers
 // the clock's HTTP endpoint as the app server "clock" and returns the /mcp URL.
-func startMcpes(dir, clockURL string) (string, func(), error) {
+func startMcpes(dir, clockURL, upstreamPin string) (string, func(), error) {
 	ctx := context.Background()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
 	st, err := bolt.Open(filepath.Join(dir, "mcpes.db"), bolt.Options{})
 	if err != nil {
 		return "", nil, err
