@@ -151,7 +151,7 @@ func TestIsolation_PrivateServersAndSharedScopeRules(t *testing.T) {
 }
 
 func TestProgressTimeoutAndCancellation(t *testing.T) {
-	// given the clock with a 300 ms per-request timeout
+	// given the clock with a 1.5 s per-request timeout
 	e := newEnv(t)
 	clock := startClock(t, "127.0.0.1:0")
 	cfg := httpCfg(clock.URL)

@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -327,5 +326,3 @@ func rawPost(tb testing.TB, url, token string, body string, hdr map[string]strin
 	tb.Cleanup(func() { _ = res.Body.Close() })
 	return res
 }
-
-var errNoNode = errors.New("node missing")
