@@ -34,6 +34,9 @@ type Main struct {
 	Logger *slog.Logger
 	// DrainTimeout bounds the wait for in-flight requests at Close (default 10s).
 	DrainTimeout time.Duration
+	// SnapshotInterval is how often the projections are snapshotted while the log
+	// moves (default 1m), so that a restart after a crash replays only a short tail.
+	SnapshotInterval time.Duration
 
 	store    *bolt.Store
 	metered  *meteredStore
@@ -73,6 +76,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if m.DrainTimeout <= 0 {
 		m.DrainTimeout = 10 * time.Second
+	}
+	if m.SnapshotInterval <= 0 {
+		m.SnapshotInterval = time.Minute
 	}
 	defer func() {
 		if err != nil {
@@ -158,6 +164,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	log.Info("mcpes listening", "addr", m.ln.Addr().String(), "data", cfg.DataDir, "servers", len(cfg.MCPServers),
 		"pubsub", pubsubName(cfg.PubSub), "tokens", auth.Configured())
 
+	m.bg.Go(func() { m.snapshotLoop(bg, m.SnapshotInterval) })
+
 	inspectCtx, inspectCancel := context.WithCancel(bg)
 	m.inspectCancel = inspectCancel
 	m.bg.Go(func() {
@@ -173,6 +181,38 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			log.Info("startup inspection done, ready", "duration", time.Since(start).Round(time.Millisecond))
 		}
 	})
+	return nil
+}
+
+// snapshotLoop snapshots both projections every interval while the log moves.
+func (m *Main) snapshotLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := m.servers.Position()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if pos := m.servers.Position(); pos != last {
+			if err := m.snapshot(ctx); err != nil {
+				m.Logger.Warn("periodic snapshot", "err", err)
+				continue
+			}
+			last = pos
+		}
+	}
+}
+
+// snapshot saves both projections' snapshots.
+func (m *Main) snapshot(ctx context.Context) error {
+	if err := m.servers.Snapshot(ctx, m.metered); err != nil {
+		return fmt.Errorf("snapshot servers: %w", err)
+	}
+	if err := m.conns.Snapshot(ctx, m.metered); err != nil {
+		return fmt.Errorf("snapshot connections: %w", err)
+	}
 	return nil
 }
 
@@ -307,18 +347,10 @@ func (m *Main) shutdown(ctx context.Context) error {
 	if m.natsPub != nil {
 		_ = m.natsPub.Close()
 	}
-	if m.servers != nil {
-		if err := m.servers.Snapshot(ctx, m.metered); err != nil {
-			errs = append(errs, fmt.Errorf("snapshot servers: %w", err))
-		}
-	}
-	if m.conns != nil {
-		if err := m.conns.Snapshot(ctx, m.metered); err != nil {
-			errs = append(errs, fmt.Errorf("snapshot connections: %w", err))
-		}
-	}
-	if m.servers != nil && m.conns != nil && len(errs) == 0 {
-		if head, _, err := m.store.Head(ctx); err == nil {
+	if m.servers != nil && m.conns != nil {
+		if err := m.snapshot(ctx); err != nil {
+			errs = append(errs, err)
+		} else if head, _, err := m.store.Head(ctx); err == nil {
 			log.Info("projections snapshotted", "position", head)
 		}
 	}

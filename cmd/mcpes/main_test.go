@@ -109,6 +109,36 @@ func TestMain_RunServeAndClose(t *testing.T) {
 	}
 }
 
+func TestMain_SnapshotsPeriodicallyWhileRunning(t *testing.T) {
+	// given a running service whose log moves (the dead server's inspection is recorded)
+	cfg := &config.Config{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0",
+		MCPServers: map[string]domain.ServerConfig{"dead": {Type: "sse", URL: "http://127.0.0.1:1/sse", InitTimeoutMS: 2000}}}
+	cfg.SetDefaults()
+	m := &Main{Config: cfg, Logger: discardLogger(), SnapshotInterval: 20 * time.Millisecond}
+	ctx := context.Background()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(ctx) })
+	// when time passes, without any shutdown
+	// then a snapshot at the projection's current position is stored while it runs
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		head, _, err := m.store.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos, _, err := m.store.LoadSnapshot(ctx, "servers")
+		if err == nil && pos > 0 && pos == head && m.registry.IsReady() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot at head %d while running (snapshot at %d, err %v)", head, pos, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestMain_RefusesNonLoopbackWithoutTokens(t *testing.T) {
 	cfg := &config.Config{DataDir: t.TempDir(), Listen: "0.0.0.0:0"}
 	cfg.SetDefaults()
