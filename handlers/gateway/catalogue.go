@@ -215,22 +215,3 @@ func (o *ownerServer) sync() {
 			"prompts", len(o.prompts), "resources", len(o.resources))
 	}
 }
-
-// ToolNames returns the tool names offered to owner now (sorted; nil when the
-// owner's server was not created yet).
-func (g *Gateway) ToolNames(owner string) []string {
-	g.mu.RLock()
-	o := g.owners[owner]
-	g.mu.RUnlock()
-	if o == nil {
-		return nil
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	out := make([]string, 0, len(o.tools))
-	for k := range o.tools {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}

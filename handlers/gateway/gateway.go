@@ -252,17 +252,6 @@ func (g *Gateway) ownerServer(owner string) *ownerServer {
 	return o
 }
 
-// Owners returns the owners whose MCP server was created so far.
-func (g *Gateway) Owners() []string {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	out := make([]string, 0, len(g.owners))
-	for k := range g.owners {
-		out = append(out, k)
-	}
-	return out
-}
-
 // changed is the projection's change hook (on the store's commit path): it marks the
 // owners whose offer may have changed and wakes the resync loop.
 func (g *Gateway) changed(scope domain.Scope, _ string) {
