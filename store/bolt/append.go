@@ -163,6 +163,8 @@ func (s *Store) writer() {
 	batch := make([]*request, 0, 64)
 	var lastReqs int             // callers likely to come back: recent batch sizes
 	var lastCommit time.Duration // how long the last commit took
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		var first *request
 		select {
@@ -178,7 +180,8 @@ func (s *Store) writer() {
 		// request and are still encoding it, and for as many callers as the last batch
 		// had, which closed-loop appenders bring back at once. A lone appender never
 		// waits.
-		deadline := time.Time{}
+		lingering := false
+	collect:
 		for n < s.opts.MaxBatch {
 			select {
 			case r := <-s.reqs:
@@ -191,12 +194,22 @@ func (s *Store) writer() {
 			if s.pending.Load() <= 0 && len(batch) >= lastReqs {
 				break
 			}
-			if deadline.IsZero() {
-				deadline = time.Now().Add(min(maxLinger, lastCommit/2))
-			} else if time.Now().After(deadline) {
-				break
+			if !lingering {
+				lingering = true
+				linger.Reset(min(maxLinger, lastCommit/2))
 			}
-			time.Sleep(50 * time.Microsecond)
+			select {
+			case r := <-s.reqs:
+				s.pending.Add(-1)
+				batch = append(batch, r)
+				n += len(r.evs)
+			case <-linger.C:
+				lingering = false
+				break collect
+			}
+		}
+		if lingering {
+			linger.Stop()
 		}
 		// Expect as many callers as the larger of this batch and a decaying memory of
 		// earlier ones, so that two half-size batches merge into one.

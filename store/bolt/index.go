@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -114,8 +117,11 @@ func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, e
 		all.streams[e.stream] = append(all.streams[e.stream], e.streamEntry)
 		all.times = append(all.times, e)
 	}
+	// Put keys in order: bbolt splits nodes only at commit, so inserts in random
+	// order into one node would shift its entries over and over.
 	cut := func(start int) []byte { return arena[start:len(arena):len(arena)] }
-	for stream, es := range all.streams {
+	for _, stream := range slices.Sorted(maps.Keys(all.streams)) {
+		es := all.streams[stream]
 		for _, e := range es {
 			k := len(arena)
 			arena = streamKey(arena, stream, e.version)
@@ -131,18 +137,16 @@ func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, e
 			return arena, err
 		}
 	}
-	putID := func(id string, pos uint64) error {
-		v := len(arena)
-		arena = binary.BigEndian.AppendUint64(arena, pos)
-		return b.ids.Put([]byte(id), cut(v))
-	}
+	ids := make([]stagedEntry, 0, len(all.times))
 	for id, pos := range s.recent.ids {
-		if err := putID(id, pos); err != nil {
-			return arena, err
-		}
+		ids = append(ids, stagedEntry{id: id, streamEntry: streamEntry{pos: pos}})
 	}
-	for _, e := range st.entries {
-		if err := putID(e.id, e.pos); err != nil {
+	ids = append(ids, st.entries...)
+	slices.SortFunc(ids, func(a, b stagedEntry) int { return strings.Compare(a.id, b.id) })
+	for _, e := range ids {
+		v := len(arena)
+		arena = binary.BigEndian.AppendUint64(arena, e.pos)
+		if err := b.ids.Put([]byte(e.id), cut(v)); err != nil {
 			return arena, err
 		}
 	}
