@@ -254,7 +254,7 @@ func TestSlowUpstream_NeverBlocksTheList(t *testing.T) {
 	defer cancel()
 	res, err := callTool(ctx, c, "clock__echo", map[string]any{"text": "fast"})
 	// then both answer at once, with the clock's tools and without the hanging server
-	if time.Since(start) > time.Second || !hasPrefix(names, "clock__") || hasPrefix(names, "hang__") {
+	if time.Since(start) > 1500*time.Millisecond || !hasPrefix(names, "clock__") || hasPrefix(names, "hang__") {
 		t.Fatalf("list took %v: %v", time.Since(start), names)
 	}
 	if err != nil || text(res) != "fast" {
