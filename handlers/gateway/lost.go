@@ -8,14 +8,14 @@ import (
 )
 
 // observe is the store observer (on the commit path, so it only reads the projection
-// and starts goroutines): a recorded connection.lost asks for a re-inspection of the
-// server behind it.
+// and starts goroutines): a recorded connection.lost or connection.open_failed asks
+// for a re-inspection of the server behind it (one at a time per server).
 func (g *Gateway) observe(evs []events.Envelope) {
 	if g.d.Inspector == nil || g.closed.Load() {
 		return
 	}
 	for i := range evs {
-		if evs[i].Type != events.TypeConnectionLost {
+		if t := evs[i].Type; t != events.TypeConnectionLost && t != events.TypeConnectionOpenFailed {
 			continue
 		}
 		owner, name, ok := parseConnSubject(evs[i].Subject)

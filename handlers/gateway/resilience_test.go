@@ -305,3 +305,24 @@ func TestServerAddedAndRemoved_ClientsAreTold(t *testing.T) {
 		t.Fatalf("after remove: %v", toolNames(t, c))
 	}
 }
+
+func TestDeadBeforeFirstUse_FailedConnectWithdrawsTools(t *testing.T) {
+	// given a clock registered (inspected) and then killed before anyone connected
+	e := newEnv(t)
+	gone := startClock(t, "127.0.0.1:0")
+	e.put(domain.AppScope, "gone", httpCfg(gone.URL))
+	c := goClient(t, e.URL(), aliceToken, "")
+	if !hasPrefix(toolNames(t, c), "gone__") {
+		t.Fatal("gone's tools not offered while it was up")
+	}
+	gone.kill()
+	// when alice calls one of its tools
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := callTool(ctx, c, "gone__echo", map[string]any{"text": "x"}); err == nil {
+		t.Fatal("call to a dead upstream succeeded")
+	}
+	// then the failed connect is recorded, the server re-inspected, its tools withdrawn
+	waitFor(t, 10*time.Second, "gone's tools to drop out", func() bool { return !hasPrefix(toolNames(t, c), "gone__") })
+	checkAuditTrail(t, e, []string{events.TypeConnectionOpenFailed})
+}
