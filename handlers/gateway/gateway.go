@@ -14,8 +14,8 @@
 // whenever the projection says a server changed (registered, changed, removed,
 // inspected, inspection failed). Clients get notifications/tools/list_changed (and
 // the prompts and resources equivalents) when an owner's offer changes. When
-// Deps.Inspector is set, a recorded connection.lost or connection.open_failed
-// triggers a re-inspection of that server, so a dead upstream's tools drop out (its inspection fails, the repository
+// Deps.Inspector is set, a recorded connection.lost or an unreachable
+// connection.open_failed triggers a re-inspection of that server, so a dead upstream's tools drop out (its inspection fails, the repository
 // may no longer connect it) and come back after a successful reinspect.
 package gateway
 
@@ -73,7 +73,7 @@ type Deps struct {
 	// Manager gives each owner's connection repository. Required.
 	Manager ConnManager
 	// Inspector, when set, is asked to re-inspect a server after one of its
-	// connections was recorded lost or failed to open.
+	// connections was recorded lost or failed to open as unreachable.
 	Inspector Inspector
 	// Owner says which owner's repository serves a request ("" = the shared one), or
 	// an error wrapping ErrUnauthorized (answered 401) or ErrBadOwner (400). Default

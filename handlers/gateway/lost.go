@@ -8,14 +8,24 @@ import (
 )
 
 // observe is the store observer (on the commit path, so it only reads the projection
-// and starts goroutines): a recorded connection.lost or connection.open_failed asks
-// for a re-inspection of the server behind it (one at a time per server).
+// and starts goroutines): a recorded connection.lost, or a connection.open_failed of
+// class unreachable, asks for a re-inspection of the server behind it (one at a time
+// per server).
 func (g *Gateway) observe(evs []events.Envelope) {
 	if g.d.Inspector == nil || g.closed.Load() {
 		return
 	}
 	for i := range evs {
-		if t := evs[i].Type; t != events.TypeConnectionLost && t != events.TypeConnectionOpenFailed {
+		switch evs[i].Type {
+		case events.TypeConnectionLost:
+		case events.TypeConnectionOpenFailed:
+			// Only an upstream that cannot be reached at all: timeouts, protocol and
+			// auth failures are left to the repository's backoff and breaker.
+			fact, err := events.Decode(evs[i])
+			if f, ok := fact.(domain.ConnectionOpenFailed); err != nil || !ok || f.Class != domain.FailureUnreachable {
+				continue
+			}
+		default:
 			continue
 		}
 		owner, name, ok := parseConnSubject(evs[i].Subject)
