@@ -14,9 +14,11 @@
 // whenever the projection says a server changed (registered, changed, removed,
 // inspected, inspection failed). Clients get notifications/tools/list_changed (and
 // the prompts and resources equivalents) when an owner's offer changes. When
-// Deps.Inspector is set, a recorded connection.lost or an unreachable
-// connection.open_failed triggers a re-inspection of that server, so a dead upstream's tools drop out (its inspection fails, the repository
-// may no longer connect it) and come back after a successful reinspect.
+// Deps.Inspector is set, a recorded connection.lost (and, with
+// Deps.ReinspectOnUnreachable, an unreachable connection.open_failed) triggers a
+// re-inspection of that server, so a dead upstream's tools drop out (its inspection
+// fails, the repository may no longer connect it) and come back after a successful
+// reinspect. An upstream's own notifications/tools/list_changed triggers one too.
 package gateway
 
 import (
@@ -73,8 +75,13 @@ type Deps struct {
 	// Manager gives each owner's connection repository. Required.
 	Manager ConnManager
 	// Inspector, when set, is asked to re-inspect a server after one of its
-	// connections was recorded lost or failed to open as unreachable.
+	// connections was recorded lost.
 	Inspector Inspector
+	// ReinspectOnUnreachable also re-inspects after a connect failed with class
+	// unreachable, so an upstream dead before its first use drops out of the offer
+	// (it then stays out until reinspected, instead of being retried by the
+	// repository's breaker). Off by default.
+	ReinspectOnUnreachable bool
 	// Owner says which owner's repository serves a request ("" = the shared one), or
 	// an error wrapping ErrUnauthorized (answered 401) or ErrBadOwner (400). Default
 	// OwnerFromIdentity.

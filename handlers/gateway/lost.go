@@ -8,9 +8,9 @@ import (
 )
 
 // observe is the store observer (on the commit path, so it only reads the projection
-// and starts goroutines): a recorded connection.lost, or a connection.open_failed of
-// class unreachable, asks for a re-inspection of the server behind it (one at a time
-// per server).
+// and starts goroutines): a recorded connection.lost, or with
+// Deps.ReinspectOnUnreachable a connection.open_failed of class unreachable, asks for
+// a re-inspection of the server behind it (one at a time per server).
 func (g *Gateway) observe(evs []events.Envelope) {
 	if g.d.Inspector == nil || g.closed.Load() {
 		return
@@ -19,8 +19,12 @@ func (g *Gateway) observe(evs []events.Envelope) {
 		switch evs[i].Type {
 		case events.TypeConnectionLost:
 		case events.TypeConnectionOpenFailed:
-			// Only an upstream that cannot be reached at all: timeouts, protocol and
-			// auth failures are left to the repository's backoff and breaker.
+			// Only when asked, and only for an upstream that cannot be reached at all:
+			// timeouts, protocol and auth failures are left to the repository's
+			// backoff and breaker.
+			if !g.d.ReinspectOnUnreachable {
+				continue
+			}
 			fact, err := events.Decode(evs[i])
 			if f, ok := fact.(domain.ConnectionOpenFailed); err != nil || !ok || f.Class != domain.FailureUnreachable {
 				continue

@@ -18,6 +18,7 @@ import (
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/handlers/gateway"
 )
 
 func TestKillUpstream_ToolsDropOutAndComeBack(t *testing.T) {
@@ -307,8 +308,9 @@ func TestServerAddedAndRemoved_ClientsAreTold(t *testing.T) {
 }
 
 func TestDeadBeforeFirstUse_FailedConnectWithdrawsTools(t *testing.T) {
-	// given a clock registered (inspected) and then killed before anyone connected
-	e := newEnv(t)
+	// given a gateway re-inspecting after unreachable connects, and a clock
+	// registered (inspected) and then killed before anyone connected
+	e := newEnv(t, func(d *gateway.Deps) { d.ReinspectOnUnreachable = true })
 	gone := startClock(t, "127.0.0.1:0")
 	e.put(domain.AppScope, "gone", httpCfg(gone.URL))
 	c := goClient(t, e.URL(), aliceToken, "")
