@@ -6,11 +6,18 @@ NPM_DIR := testdata/npm
 GOBIN   := $(CURDIR)/bin
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: test deps npm nats-server build bench demo fuzz
+.PHONY: test test-volume deps npm nats-server build bench demo fuzz
 
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 25m ./...
+	$(MAKE) test-volume
+
+# The full-volume pub/sub test: 100,000 events through a real JetStream server. Run
+# without the race detector, which instruments the embedded NATS server too and would
+# make it take minutes (under -race the same test runs 20,000 events).
+test-volume:
+	MCPES_RELAY_EVENTS=100000 $(GO) test -count=1 -timeout 10m -run 'TestNATS_100kEvents' ./relay/
 
 deps: npm nats-server
 	$(GO) mod download

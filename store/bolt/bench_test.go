@@ -64,7 +64,7 @@ type baselineReq struct {
 func newBaseline(tb testing.TB, noSync bool) *baseline {
 	tb.Helper()
 	db, err := bbolt.Open(filepath.Join(tb.TempDir(), "baseline.db"), 0o600,
-		&bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true, NoSync: noSync})
+		&bbolt.Options{FreelistType: bbolt.FreelistMapType, NoSync: noSync}) // the store's options
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func BenchmarkAppend(b *testing.B) {
 		evs, recs := benchEvents(b, b.N, 8)
 		s := openBench(b, bolt.Options{})
 		db, err := bbolt.Open(filepath.Join(b.TempDir(), "baseline.db"), 0o600,
-			&bbolt.Options{FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
+			&bbolt.Options{FreelistType: bbolt.FreelistMapType}) // the store's options
 		if err != nil {
 			b.Fatal(err)
 		}
