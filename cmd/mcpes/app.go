@@ -285,11 +285,13 @@ func (m *Main) startRelay(ctx, bg context.Context) error {
 	return nil
 }
 
-// endStreams cancels long-lived event streams when the server shuts down, so that
-// draining waits for ordinary requests only.
+// endStreams cancels long-lived event streams (GET requests asking for
+// text/event-stream: the events feed and MCP listen streams) when the server shuts
+// down, so that draining waits for ordinary requests only. MCP tool calls are POSTs
+// that also accept text/event-stream; they are drained, not cut off.
 func endStreams(streams context.Context, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 			ctx, cancel := context.WithCancel(r.Context())
 			defer cancel()
 			stop := context.AfterFunc(streams, cancel)
