@@ -64,15 +64,11 @@ decisions around that time.`,
 					return err
 				}
 			} else {
-				cl, err := e.client()
-				if err != nil {
-					return err
-				}
 				q := url.Values{"owner": {owner}, "server": {server}}
 				if at != "" {
 					q.Set("at", when.Format(time.RFC3339Nano))
 				}
-				if _, _, err := cl.call(cmd.Context(), "GET", "/v1/audit/explain", q, nil, &ex); err != nil {
+				if _, _, err := e.call(cmd.Context(), "GET", "/v1/audit/explain", q, nil, &ex); err != nil {
 					return err
 				}
 			}

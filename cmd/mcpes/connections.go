@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcpes/mcpes/projections"
+	"github.com/mcpes/mcpes/store"
 )
 
 var connColumns = []column{
@@ -40,34 +42,17 @@ them from the log of a stopped service: every owner's unless --owner is given.`,
   mcpes connections --data ./mcpes-data`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var raw []byte
-			if e.data != "" {
-				st, err := openData(e.data)
+			load := func(ctx context.Context, st store.Store) (any, error) {
+				conns, err := projections.LoadConnections(ctx, st, projections.Options{})
 				if err != nil {
-					return err
+					return nil, err
 				}
-				defer st.Close()
-				conns, err := projections.LoadConnections(cmd.Context(), st, projections.Options{})
-				if err != nil {
-					return err
-				}
-				list := conns.All()
 				if cmd.Flags().Changed("owner") {
-					list = conns.Open(owner)
+					return conns.Open(owner), nil
 				}
-				if raw, err = json.Marshal(list); err != nil {
-					return err
-				}
-			} else {
-				cl, err := e.client()
-				if err != nil {
-					return err
-				}
-				if raw, _, err = cl.call(cmd.Context(), "GET", "/v1/connections", ownerQuery(owner), nil, nil); err != nil {
-					return err
-				}
+				return conns.All(), nil
 			}
-			return e.printList(raw, connColumns, "connections")
+			return e.printListFrom(cmd.Context(), load, "/v1/connections", ownerQuery(owner), connColumns, "connections")
 		},
 	}
 	c.Flags().StringVar(&owner, "owner", "", "owner whose connections to list (admin only)")
@@ -87,20 +72,12 @@ evicted and rebuilt; a refusal names the rule. Every decision is recorded.`,
   mcpes connect clock --owner alice`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := e.refuseOffline("connect"); err != nil {
-				return err
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			raw, _, err := cl.call(cmd.Context(), "POST", "/v1/connections/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil)
+			raw, _, err := e.change(cmd.Context(), "connect", "POST", "/v1/connections/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil)
 			if err != nil {
 				return err
 			}
 			if e.json {
-				_, err = e.stdout.Write(append(raw, '\n'))
-				return err
+				return e.writeRaw(raw)
 			}
 			var info map[string]any
 			_ = json.Unmarshal(raw, &info)
@@ -120,14 +97,7 @@ func newDisconnectCmd(e *env) *cobra.Command {
 		Example: `  mcpes disconnect clock`,
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := e.refuseOffline("disconnect"); err != nil {
-				return err
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			if _, _, err := cl.call(cmd.Context(), "DELETE", "/v1/connections/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil); err != nil {
+			if _, _, err := e.change(cmd.Context(), "disconnect", "DELETE", "/v1/connections/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "disconnected from %s\n", args[0])

@@ -28,19 +28,9 @@ Nothing is recorded. Exit 1 when the inspection fails.`,
   mcpes inspect -f server.json --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usagef("inspect: -f FILE is required")
-			}
-			data, err := os.ReadFile(file)
+			cfg, err := e.readServerFile("inspect", file)
 			if err != nil {
 				return err
-			}
-			cfg, warns, err := config.ParseServer(data, file)
-			if err != nil {
-				return err
-			}
-			for _, w := range warns {
-				fmt.Fprintf(e.stderr, "warning: %s: %s\n", file, w)
 			}
 			name := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 			if domain.ValidateServerName(name) != nil {

@@ -1,15 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/projections"
+	"github.com/mcpes/mcpes/store"
 )
 
 var serverColumns = []column{
@@ -67,51 +67,19 @@ func newServersListCmd(e *env) *cobra.Command {
   mcpes servers list --data ./mcpes-data`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var raw []byte
-			if e.data != "" {
-				st, err := openData(e.data)
+			load := func(ctx context.Context, st store.Store) (any, error) {
+				proj, err := projections.Load(ctx, st, projections.Options{})
 				if err != nil {
-					return err
+					return nil, err
 				}
-				defer st.Close()
-				proj, err := projections.Load(cmd.Context(), st, projections.Options{})
-				if err != nil {
-					return err
-				}
-				if raw, err = json.Marshal(proj.List(owner)); err != nil {
-					return err
-				}
-			} else {
-				cl, err := e.client()
-				if err != nil {
-					return err
-				}
-				if raw, _, err = cl.call(cmd.Context(), "GET", "/v1/servers", ownerQuery(owner), nil, nil); err != nil {
-					return err
-				}
+				return proj.List(owner), nil
 			}
-			return e.printList(raw, serverColumns, "servers")
+			return e.printListFrom(cmd.Context(), load, "/v1/servers", ownerQuery(owner), serverColumns, "servers")
 		},
 	}
 	c.Flags().StringVar(&owner, "owner", "", "owner whose view to list (admin only; default: app level)")
 	dataFlag(c, e)
 	return c
-}
-
-// printList prints an API answer as JSON (--json) or as a table.
-func (e *env) printList(raw []byte, cols []column, keys ...string) error {
-	if e.json {
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return err
-		}
-		return printJSON(e.stdout, v)
-	}
-	rows, err := listOf(raw, keys...)
-	if err != nil {
-		return err
-	}
-	return printTable(e.stdout, rows, cols)
 }
 
 func newServersPutCmd(e *env) *cobra.Command {
@@ -126,35 +94,20 @@ func newServersPutCmd(e *env) *cobra.Command {
 			if err := e.refuseOffline("servers put"); err != nil {
 				return err
 			}
-			if file == "" {
-				return usagef("servers put: -f FILE is required")
-			}
-			data, err := os.ReadFile(file)
+			cfg, err := e.readServerFile("servers put", file)
 			if err != nil {
 				return err
-			}
-			cfg, warns, err := config.ParseServer(data, file)
-			if err != nil {
-				return err
-			}
-			for _, w := range warns {
-				fmt.Fprintf(e.stderr, "warning: %s: %s\n", file, w)
 			}
 			body, err := json.Marshal(cfg)
 			if err != nil {
 				return err
 			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			raw, status, err := cl.call(cmd.Context(), "PUT", "/v1/servers/"+url.PathEscape(args[0]), ownerQuery(owner), body, nil)
+			raw, status, err := e.call(cmd.Context(), "PUT", "/v1/servers/"+url.PathEscape(args[0]), ownerQuery(owner), body, nil)
 			if err != nil {
 				return err
 			}
 			if e.json {
-				_, err = e.stdout.Write(append(raw, '\n'))
-				return err
+				return e.writeRaw(raw)
 			}
 			verb := "changed"
 			if status == 201 {
@@ -184,14 +137,7 @@ func newServersRmCmd(e *env) *cobra.Command {
 		Example: `  mcpes servers rm clock-http`,
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := e.refuseOffline("servers rm"); err != nil {
-				return err
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			if _, _, err := cl.call(cmd.Context(), "DELETE", "/v1/servers/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil); err != nil {
+			if _, _, err := e.change(cmd.Context(), "servers rm", "DELETE", "/v1/servers/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "server %s removed\n", args[0])
@@ -211,24 +157,17 @@ func newReinspectCmd(e *env) *cobra.Command {
   mcpes reinspect notes --owner alice --json`,
 		Args: exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := e.refuseOffline("reinspect"); err != nil {
-				return err
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
 			var res struct {
 				Server string `json:"server"`
 				OK     bool   `json:"ok"`
 				Reason string `json:"reason"`
 			}
-			raw, _, err := cl.call(cmd.Context(), "POST", "/v1/servers/"+url.PathEscape(args[0])+"/reinspect", ownerQuery(owner), nil, &res)
+			raw, _, err := e.change(cmd.Context(), "reinspect", "POST", "/v1/servers/"+url.PathEscape(args[0])+"/reinspect", ownerQuery(owner), nil, &res)
 			if err != nil {
 				return err
 			}
 			if e.json {
-				e.stdout.Write(append(raw, '\n'))
+				_ = e.writeRaw(raw)
 			} else if res.OK {
 				fmt.Fprintf(e.stdout, "server %s reinspected: ok\n", args[0])
 			} else {

@@ -40,11 +40,7 @@ position it read. The first bad position is named. Exit 0 when all is well, 1 ot
 					return err
 				}
 			} else {
-				cl, err := e.client()
-				if err != nil {
-					return err
-				}
-				if _, _, err := cl.call(cmd.Context(), "POST", "/v1/audit/verify", nil, nil, &rep); err != nil {
+				if _, _, err := e.call(cmd.Context(), "POST", "/v1/audit/verify", nil, nil, &rep); err != nil {
 					return err
 				}
 			}
