@@ -163,22 +163,12 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error
 // Wait implements store.Store. Returns ctx.Err() when ctx ends first and ErrClosed
 // when the store is closed while waiting.
 func (s *Store) Wait(ctx context.Context, after uint64) (uint64, error) {
-	for {
+	return store.WaitHead(ctx, after, func() (uint64, <-chan struct{}, bool) {
 		s.mu.RLock()
 		head, ch := s.head, s.notify
 		s.mu.RUnlock()
-		if s.closed.Load() {
-			return head, store.ErrClosed
-		}
-		if head > after {
-			return head, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return head, ctx.Err()
-		}
-	}
+		return head, ch, s.closed.Load()
+	})
 }
 
 // Observe implements store.Store. fn runs on the writer goroutine, once per group

@@ -272,22 +272,11 @@ func (s *Store) StreamVersion(ctx context.Context, stream string) (uint64, error
 // Wait implements store.Store. Returns ctx.Err() when ctx ends first and ErrClosed
 // when the store is closed while waiting.
 func (s *Store) Wait(ctx context.Context, after uint64) (uint64, error) {
-	for {
+	return store.WaitHead(ctx, after, func() (uint64, <-chan struct{}, bool) {
 		s.mu.RLock()
-		closed, head, ch := s.closed, uint64(len(s.records)), s.notify
-		s.mu.RUnlock()
-		if closed {
-			return head, store.ErrClosed
-		}
-		if head > after {
-			return head, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return head, ctx.Err()
-		}
-	}
+		defer s.mu.RUnlock()
+		return uint64(len(s.records)), s.notify, s.closed
+	})
 }
 
 // Observe implements store.Store. It may be called from an observer; fn then sees
