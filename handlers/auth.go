@@ -208,10 +208,11 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// targetOwner is the owner a request acts for: an owner token's own owner always; for
-// the admin the ?owner= parameter, or "" (the app scope) without it. Returns
-// ErrInvalidRequest for a bad owner id.
-func targetOwner(r *http.Request, id Identity) (string, error) {
+// RequestOwner is the owner a request by id acts for: an owner token's own owner
+// always; for the admin the ?owner= parameter, or "" (the app scope, the shared
+// repository) without it or for "_". Returns domain.ValidateOwner's error, as is, for
+// a malformed ?owner=.
+func RequestOwner(r *http.Request, id Identity) (string, error) {
 	if !id.Admin {
 		return id.Owner, nil
 	}
@@ -220,6 +221,16 @@ func targetOwner(r *http.Request, id Identity) (string, error) {
 		return "", nil
 	}
 	if err := domain.ValidateOwner(owner); err != nil {
+		return "", err
+	}
+	return owner, nil
+}
+
+// targetOwner is RequestOwner for the API handlers: it returns ErrInvalidRequest for
+// a bad owner id.
+func targetOwner(r *http.Request, id Identity) (string, error) {
+	owner, err := RequestOwner(r, id)
+	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	}
 	return owner, nil

@@ -195,14 +195,8 @@ func OwnerFromIdentity(r *http.Request) (string, error) {
 	if !ok {
 		return "", ErrUnauthorized
 	}
-	if !id.Admin {
-		return id.Owner, nil
-	}
-	owner := r.URL.Query().Get("owner")
-	if owner == "" || owner == domain.SharedOwner {
-		return "", nil
-	}
-	if err := domain.ValidateOwner(owner); err != nil {
+	owner, err := handlers.RequestOwner(r, id)
+	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrBadOwner, err)
 	}
 	return owner, nil
