@@ -50,6 +50,7 @@ import (
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/handlers"
 	"github.com/mcpes/mcpes/handlers/gateway"
+	"github.com/mcpes/mcpes/internal/testnpm"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/store/bolt"
@@ -57,7 +58,6 @@ import (
 )
 
 const ownerToken = "bench-owner-token"
-
 
 func main() {
 	exit := 0
@@ -93,7 +93,7 @@ type row struct {
 }
 
 func run(n, warmup int, modern bool) error {
-	root, err := moduleRoot()
+	root, err := testnpm.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -421,21 +421,4 @@ func stop(cmd *exec.Cmd) {
 		_ = cmd.Process.Kill()
 	}
 	_ = cmd.Wait()
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }

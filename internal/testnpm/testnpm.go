@@ -44,7 +44,7 @@ func Require(tb testing.TB) *Env {
 // Find locates node and testdata/npm/node_modules. Returns an error naming what is
 // missing and how to install it.
 func Find() (*Env, error) {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,9 @@ func InCI() bool {
 	return err != nil && v != "" || b
 }
 
-func moduleRoot() (string, error) {
+// ModuleRoot returns the directory of the go.mod at or above the working directory
+// (the module root when run by go test or go run). Returns an error when there is none.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
