@@ -18,18 +18,18 @@ import (
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/examples/servers/clock/clockserver"
 	"github.com/mcpes/mcpes/handlers"
+	"github.com/mcpes/mcpes/internal/testsvc"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/memory"
-	"github.com/mcpes/mcpes/upstream"
 )
 
 // Tokens of the test service.
 const (
-	adminToken = "admin-token"
-	aliceToken = "alice-token"
-	bobToken   = "bob-token"
+	adminToken = testsvc.AdminToken
+	aliceToken = testsvc.AliceToken
+	bobToken   = testsvc.BobToken
 )
 
 // svc is the real API over the real store, projections, registry and connection
@@ -58,32 +58,12 @@ func newSvc(tb testing.TB, opts ...svcOption) *svc {
 func newSvcOn(tb testing.TB, st store.Store, closeStore bool, opts ...svcOption) *svc {
 	tb.Helper()
 	ctx := context.Background()
-	servers, err := projections.Load(ctx, st, projections.Options{NoSnapshot: true})
-	if err != nil {
-		tb.Fatalf("load servers: %v", err)
-	}
+	core := testsvc.New(tb, st, nil)
 	conns, err := projections.LoadConnections(ctx, st, projections.Options{NoSnapshot: true})
 	if err != nil {
 		tb.Fatalf("load connections: %v", err)
 	}
-	guard := &upstream.Guard{AllowedDomains: []string{"127.0.0.1"}}
-	reg, err := registry.New(st, servers, guard, registry.Options{InspectOnPut: registry.InspectSync, NodeID: "test"})
-	if err != nil {
-		tb.Fatalf("registry: %v", err)
-	}
-	secrets := func(ref string) (string, error) {
-		b, err := st.Secret(context.Background(), ref)
-		return string(b), err
-	}
-	mgr := connections.NewManager(st, servers, connections.Options{Source: "mcpes://test", IdleTimeout: time.Hour,
-		Upstream: upstream.Options{Secrets: secrets, Guard: guard}})
-	auth, err := handlers.NewAuth([]handlers.TokenConfig{
-		{SHA256: handlers.HashToken(aliceToken), Role: handlers.RoleOwner, Owner: "alice"},
-		{SHA256: handlers.HashToken(bobToken), Role: handlers.RoleOwner, Owner: "bob"},
-	}, adminToken)
-	if err != nil {
-		tb.Fatalf("auth: %v", err)
-	}
+	servers, reg, mgr, auth := core.Servers, core.Registry, core.Manager, core.Auth
 	s := &svc{tb: tb, st: st, servers: servers, conns: conns, reg: reg, mgr: mgr}
 	s.ready.Store(true)
 	deps := handlers.Deps{Store: st, Servers: servers, Registry: reg, Manager: mgr, Auth: auth,

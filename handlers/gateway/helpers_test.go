@@ -22,17 +22,17 @@ import (
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/handlers"
 	"github.com/mcpes/mcpes/handlers/gateway"
+	"github.com/mcpes/mcpes/internal/testsvc"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/store/bolt"
-	"github.com/mcpes/mcpes/upstream"
 )
 
 // Tokens of the test service.
 const (
-	adminToken = "admin-token"
-	aliceToken = "alice-token"
-	bobToken   = "bob-token"
+	adminToken = testsvc.AdminToken
+	aliceToken = testsvc.AliceToken
+	bobToken   = testsvc.BobToken
 )
 
 // clockBin is the clock example built once for the package's tests.
@@ -73,34 +73,14 @@ type envOption func(*gateway.Deps)
 
 func newEnv(tb testing.TB, opts ...envOption) *env {
 	tb.Helper()
-	ctx := context.Background()
 	st, err := bolt.Open(filepath.Join(tb.TempDir(), "mcpes.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
-	servers, err := projections.Load(ctx, st, projections.Options{NoSnapshot: true})
-	if err != nil {
-		tb.Fatalf("load servers: %v", err)
-	}
-	guard := &upstream.Guard{AllowedDomains: []string{"127.0.0.1"}}
-	reg, err := registry.New(st, servers, guard, registry.Options{InspectOnPut: registry.InspectSync, NodeID: "test"})
-	if err != nil {
-		tb.Fatalf("registry: %v", err)
-	}
-	secrets := func(ref string) (string, error) {
-		b, err := st.Secret(context.Background(), ref)
-		return string(b), err
-	}
-	mgr := connections.NewManager(st, servers, connections.Options{Source: "mcpes://test", IdleTimeout: time.Hour,
-		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-		Upstream: upstream.Options{Secrets: secrets, Guard: guard}})
-	auth, err := handlers.NewAuth([]handlers.TokenConfig{
-		{SHA256: handlers.HashToken(aliceToken), Role: handlers.RoleOwner, Owner: "alice"},
-		{SHA256: handlers.HashToken(bobToken), Role: handlers.RoleOwner, Owner: "bob"},
-	}, adminToken)
-	if err != nil {
-		tb.Fatalf("auth: %v", err)
-	}
+	core := testsvc.New(tb, st, func(o *connections.Options) {
+		o.BackoffBase, o.BackoffMax = time.Millisecond, 5*time.Millisecond
+	})
+	servers, reg, mgr, auth := core.Servers, core.Registry, core.Manager, core.Auth
 	deps := gateway.Deps{Store: st, Servers: servers, Manager: mgr, Inspector: reg, Source: "mcpes://test"}
 	for _, o := range opts {
 		o(&deps)
