@@ -10,23 +10,8 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/mcpes/mcpes/internal/testnats"
 )
-
-func startNATS(tb testing.TB) string {
-	tb.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT,
-		JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("nats-server not ready")
-	}
-	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns.ClientURL()
-}
 
 // follower is a running `mcpes events --follow --from nats://...` and the event ids it
 // printed, in order.
@@ -90,7 +75,7 @@ func (f *follower) snapshot() ([]string, []string) {
 func TestNATS_SIGKILLMidStream_FollowerGetsEveryEvent(t *testing.T) {
 	t.Parallel()
 	// given mcpes publishing to an embedded NATS JetStream and a durable follower
-	natsURL := startNATS(t)
+	natsURL := testnats.Start(t, -1, t.TempDir()).ClientURL()
 	cfg := writeConfig(t, baseConfig())
 	svc := startService(t, serveOpts{config: cfg, args: []string{"--pubsub", natsURL}})
 	svc.waitReady()

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/internal/testnats"
 	"github.com/mcpes/mcpes/relay"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/bolt"
@@ -43,7 +44,7 @@ func gochannelTarget(tb testing.TB) benchTarget {
 
 // jetstreamTarget is an embedded JetStream; Publish returns after each PubAck.
 func jetstreamTarget(tb testing.TB) benchTarget {
-	ns := startNATS(tb, -1, tb.TempDir())
+	ns := testnats.Start(tb, -1, tb.TempDir())
 	return benchTarget{pub: newNATSPublisher(tb, ns.ClientURL())}
 }
 
@@ -189,7 +190,7 @@ func measureLag(b *testing.B, target string, rate int, dur time.Duration) {
 		}()
 		pub = ip.Publisher()
 	default:
-		ns := startNATS(b, -1, b.TempDir())
+		ns := testnats.Start(b, -1, b.TempDir())
 		pub = newNATSPublisher(b, ns.ClientURL())
 		go func() { _ = relay.FollowNATS(ctx, ns.ClientURL(), "", relay.Filter{}, got) }()
 	}

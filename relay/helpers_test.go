@@ -107,23 +107,6 @@ func appendFact(tb testing.TB, st store.Store, fact any) events.Envelope {
 	return got[0]
 }
 
-// startNATS runs an embedded JetStream server on port (-1 = random) with its store in
-// dir, shut down at cleanup.
-func startNATS(tb testing.TB, port int, dir string) *natsserver.Server {
-	tb.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port,
-		JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		tb.Fatalf("nats server: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("nats server not ready")
-	}
-	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns
-}
-
 func natsPort(tb testing.TB, ns *natsserver.Server) int {
 	tb.Helper()
 	addr, ok := ns.Addr().(*net.TCPAddr)

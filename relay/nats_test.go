@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/internal/testnats"
 	"github.com/mcpes/mcpes/relay"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/bolt"
@@ -54,7 +55,7 @@ func TestNATS_100kEvents_EveryIDInOrder(t *testing.T) {
 	n := volume()
 	// given a durable bolt store, an embedded JetStream, a relay and a subscriber
 	st := newBoltStore(t, bolt.Options{})
-	ns := startNATS(t, -1, t.TempDir())
+	ns := testnats.Start(t, -1, t.TempDir())
 	url := ns.ClientURL()
 	r := newRelay(t, st, newNATSPublisher(t, url), "relay:nats")
 	runRelay(t, r)
@@ -82,7 +83,7 @@ func TestNATS_RelayCrash_RestartFromCheckpointLosesNothing(t *testing.T) {
 	// without checkpointing its last batch
 	st := newBoltStore(t, bolt.Options{})
 	ids := appendEvents(t, st, 3000, 100)
-	ns := startNATS(t, -1, t.TempDir())
+	ns := testnats.Start(t, -1, t.TempDir())
 	url := ns.ClientURL()
 	pub := newNATSPublisher(t, url)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -117,7 +118,7 @@ func TestNATS_ServerRestart_RelayCatchesUpNothingLost(t *testing.T) {
 	// given a relay and a durable subscriber on a JetStream server with a fixed port
 	st := newBoltStore(t, bolt.Options{})
 	dir := t.TempDir()
-	ns := startNATS(t, -1, dir)
+	ns := testnats.Start(t, -1, dir)
 	port, url := natsPort(t, ns), ns.ClientURL()
 	r := newRelay(t, st, newNATSPublisher(t, url), "relay:nats")
 	runRelay(t, r)
@@ -142,7 +143,7 @@ func TestNATS_ServerRestart_RelayCatchesUpNothingLost(t *testing.T) {
 	if err != nil || lag.Events == 0 {
 		t.Fatalf("lag while NATS down = %+v (%v), want events behind", lag, err)
 	}
-	startNATS(t, port, dir)
+	testnats.Start(t, port, dir)
 
 	// then the relay catches up and the subscriber has every event once, in order
 	sub.waitFor(t, len(ids), 2*time.Minute)
@@ -157,7 +158,7 @@ func TestNATS_ServerRestart_RelayCatchesUpNothingLost(t *testing.T) {
 func TestFollowNATS_Durable_StopAndRestartResumesWithoutGap(t *testing.T) {
 	// given 2,000 events relayed to JetStream
 	st := newBoltStore(t, bolt.Options{})
-	ns := startNATS(t, -1, t.TempDir())
+	ns := testnats.Start(t, -1, t.TempDir())
 	url := ns.ClientURL()
 	runRelay(t, newRelay(t, st, newNATSPublisher(t, url), "relay:nats"))
 	ids := appendEvents(t, st, 2000, 100)
@@ -202,7 +203,7 @@ func TestFollowNATS_Durable_StopAndRestartResumesWithoutGap(t *testing.T) {
 func TestFollowNATS_FilterReadsAreaTopic(t *testing.T) {
 	// given server and connection events relayed to JetStream
 	st := newMemoryStore(t)
-	ns := startNATS(t, -1, t.TempDir())
+	ns := testnats.Start(t, -1, t.TempDir())
 	url := ns.ClientURL()
 	runRelay(t, newRelay(t, st, newNATSPublisher(t, url), "relay:nats"))
 	appendEvents(t, st, 400, 10)
@@ -226,7 +227,7 @@ func TestFollowNATS_FilterReadsAreaTopic(t *testing.T) {
 }
 
 func TestFollowNATS_Errors(t *testing.T) {
-	ns := startNATS(t, -1, t.TempDir())
+	ns := testnats.Start(t, -1, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// given no relay has created the streams, then following fails with not found

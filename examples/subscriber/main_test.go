@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/internal/testnats"
 	"github.com/mcpes/mcpes/relay"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/memory"
@@ -146,16 +146,7 @@ func TestInProcess_PostsFailuresAndDriftToWebhook(t *testing.T) {
 
 func TestRun_NATS_PostsFailuresAndDriftToWebhook(t *testing.T) {
 	// given an embedded JetStream with the relay publishing a stored story to it
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ns := testnats.Start(t, -1, t.TempDir())
 	st := memory.New()
 	t.Cleanup(func() { _ = st.Close() })
 	appendStory(t, st)
