@@ -6,13 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
-	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/examples/servers/clock/clockserver"
+	"github.com/mcpes/mcpes/internal/testevents"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/memory"
@@ -74,16 +73,7 @@ func (w *world) closeManager() {
 // append writes one fact as actor and returns its position.
 func (w *world) append(actor string, fact any) uint64 {
 	w.tb.Helper()
-	env, err := events.New(fact, events.Meta{ID: uuid.Must(uuid.NewV7()).String(), Source: "mcpes://test",
-		Time: time.Now(), Actor: actor})
-	if err != nil {
-		w.tb.Fatalf("new %T: %v", fact, err)
-	}
-	res, err := w.st.Append(context.Background(), env.Subject, store.AnyVersion, env)
-	if err != nil {
-		w.tb.Fatalf("append %T: %v", fact, err)
-	}
-	return res.Positions[0]
+	return testevents.Append(w.tb, w.st, actor, fact)
 }
 
 // register records a streamable-HTTP server at url in scope and a successful

@@ -22,6 +22,7 @@ import (
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/examples/servers/clock/clockserver"
+	"github.com/mcpes/mcpes/internal/testevents"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/memory"
@@ -106,15 +107,7 @@ func newEnvOn(tb testing.TB, st store.Store, mod func(*Options)) *env {
 // append writes one server fact through the store, as the registry would.
 func (e *env) append(fact any) uint64 {
 	e.tb.Helper()
-	env, err := events.New(fact, events.Meta{ID: newTestID(), Source: "mcpes://test", Time: time.Now(), Actor: "admin"})
-	if err != nil {
-		e.tb.Fatalf("new %T: %v", fact, err)
-	}
-	res, err := e.st.Append(context.Background(), env.Subject, store.AnyVersion, env)
-	if err != nil {
-		e.tb.Fatalf("append %T: %v", fact, err)
-	}
-	return res.Positions[0]
+	return testevents.Append(e.tb, e.st, "admin", fact)
 }
 
 func newTestID() string { return (Options{}).withDefaults().NewID() }

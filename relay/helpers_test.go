@@ -15,6 +15,7 @@ import (
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/internal/testevents"
 	"github.com/mcpes/mcpes/relay"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/bolt"
@@ -91,16 +92,7 @@ func appendEvents(tb testing.TB, st store.Store, n, per int) []string {
 // appendFact appends one event carrying fact and returns it as stored.
 func appendFact(tb testing.TB, st store.Store, fact any) events.Envelope {
 	tb.Helper()
-	id, _ := uuid.NewV7()
-	e, err := events.New(fact, events.Meta{ID: id.String(), Source: "mcpes://test", Time: time.Now(), Actor: "admin"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	res, err := st.Append(context.Background(), e.Subject, store.AnyVersion, e)
-	if err != nil {
-		tb.Fatalf("append %s: %v", e.Type, err)
-	}
-	got, err := st.ReadAll(context.Background(), res.Positions[0], 1)
+	got, err := st.ReadAll(context.Background(), testevents.Append(tb, st, "admin", fact), 1)
 	if err != nil || len(got) != 1 {
 		tb.Fatalf("read back: %v", err)
 	}

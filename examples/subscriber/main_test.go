@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/internal/testevents"
 	"github.com/mcpes/mcpes/internal/testnats"
 	"github.com/mcpes/mcpes/relay"
 	"github.com/mcpes/mcpes/store"
@@ -71,14 +72,7 @@ func (rc *receiver) waitFor(tb testing.TB, n int) []Notification {
 
 func appendFact(tb testing.TB, st store.Store, fact any) {
 	tb.Helper()
-	e, err := events.New(fact, events.Meta{ID: uuid.Must(uuid.NewV7()).String(), Source: "mcpes://test",
-		Time: time.Now(), Actor: "system"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := st.Append(context.Background(), e.Subject, store.AnyVersion, e); err != nil {
-		tb.Fatal(err)
-	}
+	testevents.Append(tb, st, "system", fact)
 }
 
 // appendStory appends a registration, a failed inspection, a recovery with tool drift
