@@ -28,8 +28,8 @@ func newNATSPublisher(tb testing.TB, url string) *relay.NATSPublisher {
 	return p
 }
 
-// streamMsgs returns how many messages a topic's stream holds.
-func streamMsgs(tb testing.TB, url, topic string) uint64 {
+// streamInfo returns the state of a topic's stream.
+func streamInfo(tb testing.TB, url, topic string) *jetstream.StreamInfo {
 	tb.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -48,7 +48,13 @@ func streamMsgs(tb testing.TB, url, topic string) uint64 {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return info.State.Msgs
+	return info
+}
+
+// streamMsgs returns how many messages a topic's stream holds.
+func streamMsgs(tb testing.TB, url, topic string) uint64 {
+	tb.Helper()
+	return streamInfo(tb, url, topic).State.Msgs
 }
 
 func TestNATS_100kEvents_EveryIDInOrder(t *testing.T) {
@@ -255,21 +261,8 @@ func TestFollowNATS_Errors(t *testing.T) {
 	}
 }
 
+// streamConsumers returns how many consumers a topic's stream has.
 func streamConsumers(tb testing.TB, url, topic string) int {
 	tb.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	s, err := js.Stream(context.Background(), topic)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return info.State.Consumers
+	return streamInfo(tb, url, topic).State.Consumers
 }
