@@ -89,7 +89,18 @@ type Connections struct {
 	MaxConcurrentConnects int      `json:"maxConcurrentConnects"`
 	IdleTimeout           Duration `json:"idleTimeout"`
 	Breaker               Breaker  `json:"breaker"`
+	// ProtocolVersion is the MCP revision connections to upstreams speak:
+	// "2025-11-25" (the default: what most servers and the TypeScript SDK speak, and
+	// the faster hop through the /mcp gateway) or "latest" (mcp-go's newest revision,
+	// 2026-07-28, falling back to 2025-11-25 for servers that do not know it).
+	ProtocolVersion string `json:"protocolVersion"`
 }
+
+// Protocol revisions connections.protocolVersion accepts.
+const (
+	ProtocolStable = "2025-11-25"
+	ProtocolLatest = "latest"
+)
 
 // Breaker tunes the per-(owner, server) circuit breaker.
 type Breaker struct {
@@ -133,6 +144,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Connections.IdleTimeout == 0 {
 		c.Connections.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if c.Connections.ProtocolVersion == "" {
+		c.Connections.ProtocolVersion = ProtocolStable
 	}
 	if c.Connections.Breaker.Failures == 0 {
 		c.Connections.Breaker.Failures = DefaultBreakerFailures
@@ -220,6 +234,9 @@ func (c *Config) settingProblems() []Problem {
 	}
 	if c.Connections.Breaker.OpenDuration < 0 {
 		add("connections.breaker.openDuration", "must not be negative")
+	}
+	if v := c.Connections.ProtocolVersion; v != ProtocolStable && v != ProtocolLatest {
+		add("connections.protocolVersion", "want %q or %q, got %q", ProtocolStable, ProtocolLatest, v)
 	}
 	if !slices.Contains([]string{ToolCallsOff, ToolCallsMetadata, ToolCallsFull}, c.Audit.ToolCalls) {
 		add("audit.toolCalls", "want off, metadata or full, got %q", c.Audit.ToolCalls)

@@ -287,3 +287,29 @@ func mustRead(tb testing.TB, path string) []byte {
 	}
 	return b
 }
+
+func TestLoad_ProtocolVersion(t *testing.T) {
+	for _, c := range []struct {
+		yaml, want, problem string
+	}{
+		{"", "2025-11-25", ""},
+		{"connections: {protocolVersion: latest}", "latest", ""},
+		{"connections: {protocolVersion: \"2025-11-25\"}", "2025-11-25", ""},
+		{"connections: {protocolVersion: \"1999-01-01\"}", "", "connections.protocolVersion"},
+	} {
+		// given a config with (or without) connections.protocolVersion
+		path := writeFile(t, c.yaml+"\n")
+		// when loaded
+		cfg, _, err := config.Load(path)
+		// then the default is the stable revision, and an unknown one names the field
+		if c.problem != "" {
+			if err == nil || !strings.Contains(err.Error(), c.problem) {
+				t.Errorf("%q: err %v, want a problem naming %s", c.yaml, err, c.problem)
+			}
+			continue
+		}
+		if err != nil || cfg.Connections.ProtocolVersion != c.want {
+			t.Errorf("%q: %v, %q", c.yaml, err, cfg.Connections.ProtocolVersion)
+		}
+	}
+}

@@ -12,11 +12,12 @@
 //
 // Every row uses the same mcp-go client over streamable HTTP with keep-alive, pinned
 // to protocol 2025-11-25 (the peers do not speak 2026-07-28); -modern adds direct and
-// mcpes rows on 2026-07-28. "mcpes /mcp, upstream pinned" is a second service whose
-// connection to the clock is pinned to 2025-11-25 (the default dials 2026-07-28,
+// mcpes rows on 2026-07-28. "mcpes /mcp" dials the clock as `mcpes serve` does by
+// default (connections.protocolVersion 2025-11-25); "upstream latest" is a second
+// service set to `latest`, which dials 2026-07-28 first (the newer revision,
 // whose calls cost mcp-go about 0.2 ms more per hop). The rows' calls are interleaved (20 rounds rotating over
 // the rows), so that noise from other work on the machine falls on all rows alike.
-// -upstream pins the protocol mcpes speaks to the clock. The npm peers come from testdata/npm (run `npm ci` there);
+// The npm peers come from testdata/npm (run `npm ci` there);
 // a missing one is reported and skipped.
 //
 //	go run ./bench/gateway [-n 1000] [-warmup 200] [-modern] [-cpuprofile FILE]
@@ -46,6 +47,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/handlers"
@@ -113,14 +115,15 @@ func run(n, warmup int, modern bool) error {
 	}
 	defer stop(clock)
 
-	// Two services: one as `mcpes serve` dials upstreams (mcp-go's default, protocol
-	// 2026-07-28 first), one with its upstream connections pinned to 2025-11-25.
-	mcpesURL, closeMcpes, err := startMcpes(filepath.Join(tmp, "default"), clockURL, "")
+	// Two services: one as `mcpes serve` dials upstreams by default
+	// (connections.protocolVersion 2025-11-25), one set to `latest` (mcp-go's newest
+	// revision, 2026-07-28, first).
+	mcpesURL, closeMcpes, err := startMcpes(filepath.Join(tmp, "default"), clockURL, config.ProtocolStable)
 	if err != nil {
 		return err
 	}
 	defer closeMcpes()
-	mcpesLegacyURL, closeLegacy, err := startMcpes(filepath.Join(tmp, "legacy"), clockURL, mcp.ProtocolVersion20251125)
+	mcpesLegacyURL, closeLegacy, err := startMcpes(filepath.Join(tmp, "latest"), clockURL, "")
 	if err != nil {
 		return err
 	}
@@ -142,7 +145,7 @@ func run(n, warmup int, modern bool) error {
 	}
 	add("direct (clock -http)", clockURL, "", "echo", legacy)
 	add("mcpes /mcp", mcpesURL, ownerToken, "clock__echo", legacy)
-	add("mcpes /mcp, upstream pinned", mcpesLegacyURL, ownerToken, "clock__echo", legacy)
+	add("mcpes /mcp, upstream latest", mcpesLegacyURL, ownerToken, "clock__echo", legacy)
 
 	npmDir := filepath.Join(root, "testdata", "npm")
 	if url, cmd, err := startPeer(npmDir, "supergateway", func(port int) []string {
@@ -183,7 +186,7 @@ func run(n, warmup int, modern bool) error {
 
 func printTable(rows []row, n int) {
 	fmt.Printf("tool-call latency, clock echo, %d calls per row; client pinned to 2025-11-25 unless noted;\n"+
-		"mcpes dials the clock as `mcpes serve` does (2026-07-28 first) unless \"upstream pinned\" (2025-11-25)\n\n", n)
+		"mcpes dials the clock as `mcpes serve` does by default (2025-11-25) unless \"upstream latest\" (2026-07-28 first)\n\n", n)
 	fmt.Printf("| %-28s | %9s | %9s | %13s | %13s |\n", "path", "p50", "p99", "added p50", "added p99")
 	fmt.Printf("|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 30), strings.Repeat("-", 11), strings.Repeat("-", 11),
 		strings.Repeat("-", 15), strings.Repeat("-", 15))

@@ -124,7 +124,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return string(b), err
 	}
 	m.manager = connections.NewManager(m.metered, m.servers, connections.Options{
-		Upstream:              upstream.Options{Secrets: secrets, Env: os.LookupEnv, Guard: guard, Logger: log},
+		Upstream: upstream.Options{Secrets: secrets, Env: os.LookupEnv, Guard: guard, Logger: log,
+			ProtocolVersion: upstreamProtocol(cfg.Connections.ProtocolVersion)},
 		MaxConcurrentConnects: cfg.Connections.MaxConcurrentConnects,
 		IdleTimeout:           cfg.Connections.IdleTimeout.D(),
 		BreakerThreshold:      cfg.Connections.Breaker.Failures,
@@ -214,6 +215,15 @@ func (m *Main) snapshot(ctx context.Context) error {
 		return fmt.Errorf("snapshot connections: %w", err)
 	}
 	return nil
+}
+
+// upstreamProtocol maps connections.protocolVersion to the revision the upstream
+// adapter pins ("" lets mcp-go negotiate its newest).
+func upstreamProtocol(v string) string {
+	if v == config.ProtocolLatest {
+		return ""
+	}
+	return v
 }
 
 func pubsubName(u string) string {
