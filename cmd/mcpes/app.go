@@ -152,7 +152,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	api := handlers.New(handlers.Deps{
 		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
-		Ready:   func() (bool, any) { return m.registry.IsReady(), nil },
+		Ready:   m.readiness,
 		Gateway: m.gateway,
 	})
 	m.http = &http.Server{Handler: endStreams(streams, api), ReadHeaderTimeout: 10 * time.Second,
@@ -215,6 +215,29 @@ func (m *Main) snapshot(ctx context.Context) error {
 		return fmt.Errorf("snapshot connections: %w", err)
 	}
 	return nil
+}
+
+// readiness says whether startup inspection is done, with the relay's lag as detail.
+func (m *Main) readiness() (bool, any) {
+	detail := readyDetail{Inspection: "running", Relay: m.relay.Name()}
+	ready := m.registry.IsReady()
+	if ready {
+		detail.Inspection = "done"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if lag, err := m.relay.Lag(ctx); err == nil {
+		detail.RelayLagEvents, detail.RelayLagSeconds = lag.Events, lag.Age.Seconds()
+	}
+	return ready, detail
+}
+
+// readyDetail is the detail object of GET /readyz.
+type readyDetail struct {
+	Inspection      string  `json:"inspection"`
+	Relay           string  `json:"relay"`
+	RelayLagEvents  uint64  `json:"relayLagEvents"`
+	RelayLagSeconds float64 `json:"relayLagSeconds"`
 }
 
 // upstreamProtocol maps connections.protocolVersion to the revision the upstream

@@ -88,6 +88,11 @@ func TestMain_RunServeAndClose(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// and /readyz says why, with the relay's lag
+	if ready := getBody(t, base+"/readyz"); !strings.Contains(ready, `"inspection":"done"`) ||
+		!strings.Contains(ready, `"relayLagEvents":`) || !strings.Contains(ready, `"relay":"relay:inprocess"`) {
+		t.Errorf("readyz detail: %s", ready)
+	}
 	body := getBody(t, base+"/metrics")
 	for _, want := range []string{"mcpes_store_append_seconds", "mcpes_inspections_total{class=\"unreachable\",result=\"failed\"} 1",
 		"mcpes_relay_lag_events", "mcpes_connections{state=\"alive\"} 0", "mcpes_ready 1"} {
