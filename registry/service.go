@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
@@ -235,24 +234,7 @@ func (s *Service) append(ctx context.Context, scope domain.Scope, name string, e
 	if err != nil {
 		return ar, nil, fmt.Errorf("append %s: %w", stream, err)
 	}
-	s.readOwnWrite(ctx, scope, name, ar.StreamVersion)
 	return ar, ids, nil
-}
-
-// readOwnWrite waits, briefly and only when needed, until the projection shows the
-// stream at version v. A projection fed by the store's observer shows it as soon as
-// Append returns; one fed some other way may lag, and the next decision (the
-// inspection after a Put, its recording) must read the state just written.
-func (s *Service) readOwnWrite(ctx context.Context, scope domain.Scope, name string, v uint64) {
-	const limit = 2 * time.Second
-	deadline := time.Now().Add(limit)
-	for s.state(scope, name).StreamVersion < v {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			s.log.Warn("projection lags behind an append", "scope", scope, "server", name, "streamVersion", v)
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // key returns the HMAC key of secret references, creating it on first use. When two
