@@ -33,11 +33,8 @@ type Connection struct {
 	sess     Session
 	lastUsed atomic.Int64 // unix nanoseconds
 	usedTick atomic.Uint64
-	// checkedAt is the projection position at which the hot path last found this
-	// connection fresh and allowed (0: never).
-	checkedAt atomic.Uint64
 	// checkedGen is 1 + the change count of the server's name (Manager.changes) read
-	// before that check (0: never).
+	// before the hot path last found this connection fresh and allowed (0: never).
 	checkedGen atomic.Uint64
 	state      atomic.Int32
 	stop       chan struct{} // closed when the connection is evicted: ends its watcher

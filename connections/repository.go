@@ -110,15 +110,9 @@ func (r *Repository) snapshot() []*entry {
 func (r *Repository) Get(ctx context.Context, name string) (*Connection, error) {
 	if e := r.lookup(name); e != nil && !r.m.closed.Load() {
 		if c := e.conn.Load(); c != nil && c.alive() {
-			// The projection has not moved since this connection was last found
-			// fresh: every input of the decision is what it was, so is the decision.
-			if pos := r.m.servers.Position(); pos != 0 && c.checkedAt.Load() == pos {
-				r.used(c)
-				return c, nil
-			}
-			// The log moved, but no event of a server of this name was applied since
-			// the connection was last found fresh (the projection's change hook
-			// counts them): the decision stands.
+			// No event of a server of this name was applied since the connection was
+			// last found fresh (the projection's change hook counts them, in the commit
+			// path): every input of the decision is what it was, so is the decision.
 			gen := e.gen.Load()
 			if c.checkedGen.Load() == gen+1 {
 				r.used(c)
@@ -128,7 +122,6 @@ func (r *Repository) Get(ctx context.Context, name string) (*Connection, error) 
 			in := domain.DecisionInputs{Owner: r.owner, Server: name, Position: pos, Config: view,
 				ExistingVersion: c.ConfigVersion, ExistingState: domain.ConnAlive}
 			if domain.DecideGet(in).Action == domain.ActionReuse {
-				c.checkedAt.Store(pos)
 				c.checkedGen.Store(gen + 1)
 				r.used(c)
 				return c, nil
