@@ -160,13 +160,14 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 		ex.Found, ex.Scope, ex.Config = true, eff.Scope, &cfg
 		ex.Version, ex.UpdatedAt = eff.Version, eff.UpdatedAt
 		ex.Inspected, ex.InspectionFailed, ex.RequiresOAuth = eff.Inspected, eff.InspectionFailed, eff.RequiresOAuth()
-		ex.FailureClass, ex.FailureMessage = eff.FailureClass, eff.FailureMessage
+		ex.FailureClass = eff.FailureClass
+		ex.FailureMessage = domain.FailureMessageFor(owner, eff.Scope, eff.FailureClass, eff.FailureMessage)
 		if view.Shadowed {
 			ex.Shadowed, ex.PrivateVersion = true, private.Version
 		}
 	}
 	ex.Verdict = verdict(ex)
-	ex.History = history(mergeByPosition(appEvents, privEvents))
+	ex.History = history(owner, mergeByPosition(appEvents, privEvents))
 
 	decisions, err := decisionsAround(ctx, st, domain.ConnStream(owner, server), pos)
 	if err != nil {
@@ -191,7 +192,7 @@ func mergeByPosition(a, b []events.Envelope) []events.Envelope {
 	return out
 }
 
-func history(evs []events.Envelope) []HistoryEntry {
+func history(owner string, evs []events.Envelope) []HistoryEntry {
 	out := make([]HistoryEntry, 0, len(evs))
 	for _, e := range evs {
 		h := HistoryEntry{Position: uint64(e.Sequence), Time: e.Time, Type: e.Type, Actor: e.Actor, Reason: e.Reason}
@@ -201,7 +202,7 @@ func history(evs []events.Envelope) []HistoryEntry {
 			out = append(out, h)
 			continue
 		}
-		h.Scope, h.Summary = serverSummary(fact)
+		h.Scope, h.Summary = serverSummary(owner, fact)
 		if c, ok := fact.(domain.ServerConfigChanged); ok {
 			h.Changed = c.Changed
 		}
@@ -210,7 +211,7 @@ func history(evs []events.Envelope) []HistoryEntry {
 	return out
 }
 
-func serverSummary(fact any) (domain.Scope, string) {
+func serverSummary(owner string, fact any) (domain.Scope, string) {
 	switch f := fact.(type) {
 	case domain.ServerRegistered:
 		return f.Scope, fmt.Sprintf("registered (%s)", transportWords(f.Config))
@@ -225,10 +226,11 @@ func serverSummary(fact any) (domain.Scope, string) {
 		}
 		return f.Scope, s
 	case domain.ServerInspectionFailed:
+		msg := domain.FailureMessageFor(owner, f.Scope, f.Class, f.Message)
 		if f.RequiresOAuth {
-			return f.Scope, "inspection found that the server requires OAuth: " + f.Message
+			return f.Scope, "inspection found that the server requires OAuth: " + msg
 		}
-		return f.Scope, fmt.Sprintf("inspection failed (%s): %s", f.Class, f.Message)
+		return f.Scope, fmt.Sprintf("inspection failed (%s): %s", f.Class, msg)
 	case domain.ServerToolsChanged:
 		return f.Scope, fmt.Sprintf("tools changed: added %v, removed %v, changed %v", f.Added, f.Removed, f.Changed)
 	case domain.ServerReinspectionRequested:

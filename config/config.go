@@ -10,7 +10,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"math"
+	"net"
+	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
@@ -26,6 +31,8 @@ const (
 	DefaultBreakerFailures       = 1
 	DefaultBreakerOpen           = 30 * time.Second
 	DefaultToolCallAudit         = ToolCallsOff
+	DefaultOwnerRate             = 50
+	DefaultOwnerBurst            = 100
 )
 
 // Tool-call audit levels (audit.toolCalls).
@@ -57,6 +64,32 @@ type Config struct {
 	Inspection  Inspection  `json:"inspection"`
 	Connections Connections `json:"connections"`
 	Audit       Audit       `json:"audit"`
+	HTTP        HTTP        `json:"http"`
+	Limits      Limits      `json:"limits"`
+}
+
+// HTTP is the request-origin policy of every route (the API, /mcp, /ui). A request
+// must name a loopback address, localhost, the listen host or an allowed host in its
+// Host header, and a browser request must come from the same origin or an allowed one.
+type HTTP struct {
+	// AllowedHosts are further Host header values (host or host:port) the service
+	// answers to, e.g. its name behind a load balancer.
+	AllowedHosts []string `json:"allowedHosts,omitempty"`
+	// AllowedOrigins are browser origins (scheme://host[:port]) allowed to call the
+	// service besides its own.
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+}
+
+// Limits bounds what one caller may do.
+type Limits struct {
+	Owner OwnerLimits `json:"owner"`
+}
+
+// OwnerLimits is the token bucket of each owner over the API and /mcp: Rate
+// requests a second, after a Burst. The admin is not limited.
+type OwnerLimits struct {
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst"`
 }
 
 // MCPSettings is the LibreChat mcpSettings block.
@@ -157,6 +190,12 @@ func (c *Config) SetDefaults() {
 	if c.Audit.ToolCalls == "" {
 		c.Audit.ToolCalls = DefaultToolCallAudit
 	}
+	if c.Limits.Owner.Rate == 0 {
+		c.Limits.Owner.Rate = DefaultOwnerRate
+	}
+	if c.Limits.Owner.Burst == 0 {
+		c.Limits.Owner.Burst = DefaultOwnerBurst
+	}
 	if c.MCPServers == nil {
 		c.MCPServers = map[string]domain.ServerConfig{}
 	}
@@ -216,9 +255,25 @@ func (c *Config) settingProblems() []Problem {
 		}
 	}
 	for i, d := range c.MCPSettings.AllowedDomains {
-		if d == "" {
-			add(fmt.Sprintf("mcpSettings.allowedDomains[%d]", i), "empty host pattern")
+		if err := domain.ValidateDomainPattern(d); err != nil {
+			add(fmt.Sprintf("mcpSettings.allowedDomains[%d]", i), "%v", err)
 		}
+	}
+	for i, h := range c.HTTP.AllowedHosts {
+		if !validHost(h) {
+			add(fmt.Sprintf("http.allowedHosts[%d]", i), "%q, want host or host:port", h)
+		}
+	}
+	for i, o := range c.HTTP.AllowedOrigins {
+		if !validOrigin(o) {
+			add(fmt.Sprintf("http.allowedOrigins[%d]", i), "%q, want scheme://host[:port] with scheme http or https", o)
+		}
+	}
+	if r := c.Limits.Owner.Rate; !(r > 0) || math.IsInf(r, 0) {
+		add("limits.owner.rate", "want requests a second above 0, got %v", r)
+	}
+	if c.Limits.Owner.Burst < 1 {
+		add("limits.owner.burst", "want at least 1, got %d", c.Limits.Owner.Burst)
 	}
 	if c.Inspection.Concurrency < 1 || c.Inspection.Concurrency > 1024 {
 		add("inspection.concurrency", "want 1 to 1024, got %d", c.Inspection.Concurrency)
@@ -250,4 +305,27 @@ func (c *Config) settingProblems() []Problem {
 // HasAdminToken reports whether any admin token is configured in the file.
 func (c *Config) HasAdminToken() bool {
 	return slices.ContainsFunc(c.Auth.Tokens, func(t Token) bool { return t.Role == RoleAdmin })
+}
+
+// validHost: a host name or IP literal, optionally with a port; no scheme, path or
+// wildcard.
+func validHost(h string) bool {
+	name := h
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return false
+		}
+		name = host
+	}
+	if name == "" || strings.ContainsAny(name, "/*?#@ ") {
+		return false
+	}
+	return true
+}
+
+// validOrigin: scheme://host[:port] with scheme http or https, nothing after.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && validHost(u.Host) &&
+		strings.TrimSuffix(u.Path, "/") == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
 }

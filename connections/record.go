@@ -146,6 +146,7 @@ func (r *Repository) flushRefusals(ctx context.Context, e *entry, keepOpen bool)
 
 // flushAll flushes every entry's pending refusals (Close).
 func (r *Repository) flushAll(ctx context.Context) {
+	r.flushUnknown(ctx)
 	for _, e := range r.snapshot() {
 		e.mu.Lock()
 		r.flushRefusals(ctx, e, false)

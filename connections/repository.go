@@ -22,6 +22,7 @@ type Repository struct {
 	// entries maps server names to *entry; the hot path reads it without a lock.
 	entries sync.Map
 	reuses  atomic.Uint64
+	unknown unknownRefusals
 
 	idleStop chan struct{}
 	idleOnce sync.Once
@@ -135,6 +136,13 @@ func (r *Repository) getSlow(ctx context.Context, name string) (*Connection, err
 	if r.m.closed.Load() {
 		return nil, ErrClosed
 	}
+	if in, ok := r.isUnknown(name); ok {
+		if err := r.refuseUnknown(ctx, in); err != nil {
+			return nil, err
+		}
+		return nil, &RefusedError{Owner: r.owner, Server: name, Rule: domain.RuleNoConfig}
+	}
+	r.flushUnknown(ctx) // its decisions came first
 	e := r.lockEntry(name)
 	if call := e.call; call != nil {
 		e.mu.Unlock()
@@ -238,6 +246,9 @@ func (r *Repository) connect(o origin, e *entry, call *connectCall, st domain.Se
 	if err != nil {
 		class := opts.Classify(err)
 		attempt := e.br.failure(now, opts)
+		if msg := domain.FailureMessageFor(r.owner, st.Scope, class, err.Error()); msg != err.Error() {
+			err = errors.New(msg) // the owner's stream and answer never carry an app server's stderr
+		}
 		fact := domain.ConnectionOpenFailed{Inputs: in, Class: class, Message: err.Error(), DurationMS: dur, Attempt: attempt}
 		if rerr := r.record(bg, e, o, fact, string(class)); rerr != nil {
 			call.err = errors.Join(&ConnectError{Server: e.name, Class: class, Err: err}, rerr)

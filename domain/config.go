@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Transport types a ServerConfig may name.
@@ -94,26 +95,55 @@ var knownFields = map[string]bool{
 
 type plainConfig ServerConfig
 
-// UnmarshalJSON decodes the known fields and keeps unknown ones in Extra.
+// UnmarshalJSON decodes the known fields from their exact keys only and keeps every
+// other key in Extra. encoding/json alone would also fill a field from a key that
+// differs only in case ("Headers", "URL"), and the last such key would win: a stored
+// extra key could then override the real field when the event is read back. Here an
+// extra key never reaches a field; ValidateConfig refuses such keys at the edge.
 func (c *ServerConfig) UnmarshalJSON(b []byte) error {
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
-	var p plainConfig
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
+	known := make(map[string]json.RawMessage, len(all))
+	var extra map[string]json.RawMessage
 	for k, v := range all {
-		if !knownFields[k] {
-			if p.Extra == nil {
-				p.Extra = map[string]json.RawMessage{}
-			}
-			p.Extra[k] = v
+		if knownFields[k] {
+			known[k] = v
+			continue
+		}
+		if extra == nil {
+			extra = map[string]json.RawMessage{}
+		}
+		extra[k] = v
+	}
+	var p plainConfig
+	if len(known) > 0 {
+		kb, err := json.Marshal(known)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(kb, &p); err != nil {
+			return err
 		}
 	}
+	p.Extra = extra
 	*c = ServerConfig(p)
 	return nil
+}
+
+// FoldedKey returns the known field that key differs from only in case ("" when it
+// differs more, or is that field).
+func FoldedKey(key string) string {
+	if knownFields[key] {
+		return ""
+	}
+	for f := range knownFields {
+		if strings.EqualFold(f, key) {
+			return f
+		}
+	}
+	return ""
 }
 
 // MarshalJSON writes the known fields and then Extra, keys sorted, so equal configs

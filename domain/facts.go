@@ -1,5 +1,7 @@
 package domain
 
+import "fmt"
+
 // Facts are the payloads of the events in the v1 catalogue. The events package maps
 // each to its CloudEvents type and stream; the domain produces and folds them.
 
@@ -165,11 +167,14 @@ type ConnectionOpenFailed struct {
 	Attempt    int            `json:"attempt"`
 }
 
-// ConnectionRefused records a refusal; Count > 1 when identical refusals were coalesced.
+// ConnectionRefused records a refusal; Count > 1 when refusals were coalesced.
+// Servers > 1 when the coalesced refusals were of that many distinct names, none of
+// them in the owner's view (rule no_config; Inputs are the latest one's).
 type ConnectionRefused struct {
-	Inputs DecisionInputs `json:"inputs"`
-	Rule   Rule           `json:"rule"`
-	Count  int            `json:"count"`
+	Inputs  DecisionInputs `json:"inputs"`
+	Rule    Rule           `json:"rule"`
+	Count   int            `json:"count"`
+	Servers int            `json:"servers,omitempty"`
 }
 
 // ConnectionEvicted records that a connection was closed and removed, and why.
@@ -198,4 +203,18 @@ type ToolCalled struct {
 	DurationMS int64   `json:"durationMs"`
 	ArgsDigest string  `json:"argsDigest"`
 	Arguments  RawJSON `json:"arguments,omitempty"`
+}
+
+// FailureMessageFor is the failure message of a server of scope as owner may read it.
+// An app server's message may carry its stderr, and with it the operator's secrets:
+// an owner ("" is the shared repository and the operator) gets the class and a
+// generic sentence instead. Messages of the owner's own servers are its own.
+func FailureMessageFor(owner string, scope Scope, class FailureClass, msg string) string {
+	if owner == "" || !scope.IsApp() || msg == "" {
+		return msg
+	}
+	if class == "" {
+		class = "unknown"
+	}
+	return fmt.Sprintf("the app server failed (%s); the operator has the details", class)
 }

@@ -62,6 +62,9 @@ func ValidateServerName(name string) error {
 	if name == "" || len(name) > 64 {
 		return fmt.Errorf("server name %q: must be 1 to 64 characters", name)
 	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("server name %q: may not be \".\" or \"..\" (path segments)", name)
+	}
 	if strings.Contains(name, "__") {
 		return fmt.Errorf("server name %q: may not contain \"__\"", name)
 	}

@@ -45,6 +45,7 @@ func ValidateConfig(scope Scope, name string, cfg ServerConfig) error {
 		v.add("scope", "%s", err.Error())
 	}
 	user := !scope.IsApp()
+	v.foldedKeys(cfg)
 	v.transport(cfg, user)
 	v.sizes(cfg)
 	v.headers(cfg.Headers, user)
@@ -70,6 +71,16 @@ func ConfigWarnings(name string, cfg ServerConfig) []Problem {
 		out = append(out, Problem{Server: name, Field: field, Reason: "unknown field (kept, not used)", Warning: true})
 	}
 	return out
+}
+
+// foldedKeys refuses keys that differ from a known field only in case: they are a
+// way to smuggle a second value of that field past the checks.
+func (v *validator) foldedKeys(cfg ServerConfig) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Extra)) {
+		if f := FoldedKey(k); f != "" {
+			v.add(k, "differs from the field %q only in case; write %q", f, f)
+		}
+	}
 }
 
 type validator struct {
@@ -407,4 +418,11 @@ func ExpandVars(cfg ServerConfig, lookup func(string) (string, bool)) (ServerCon
 		return cfg, fmt.Errorf("%w: %s", ErrMissingVar, strings.Join(missing, ", "))
 	}
 	return out, nil
+}
+
+// ValidateDomainPattern returns ParseHostPattern's error for a bad
+// mcpSettings.allowedDomains entry.
+func ValidateDomainPattern(p string) error {
+	_, err := ParseHostPattern(p)
+	return err
 }

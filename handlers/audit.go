@@ -44,15 +44,26 @@ func (a *api) explain(w http.ResponseWriter, r *http.Request, id Identity) error
 
 // ParseTime reads a time parameter: RFC 3339 (with or without fractional seconds),
 // or Unix seconds. Returns ErrInvalidRequest otherwise.
+// Times outside years 1 to 9999 are ErrInvalidRequest too: Unix seconds beyond them
+// would wrap around.
 func ParseTime(v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t, nil
 	}
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < minUnix || n > maxUnix {
+			return time.Time{}, fmt.Errorf("%w: time %q: Unix seconds out of range (years 1 to 9999)", ErrInvalidRequest, v)
+		}
 		return time.Unix(n, 0), nil
 	}
 	return time.Time{}, fmt.Errorf("%w: time %q: want RFC 3339 (2006-01-02T15:04:05Z) or Unix seconds", ErrInvalidRequest, v)
 }
+
+// The Unix seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+const (
+	minUnix = -62135596800
+	maxUnix = 253402300799
+)
 
 func (a *api) verify(w http.ResponseWriter, r *http.Request, id Identity) error {
 	if !id.Admin {

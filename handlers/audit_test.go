@@ -118,7 +118,7 @@ func TestAudit_VerifyCleanThenTampered(t *testing.T) {
 	t.Cleanup(func() { _ = reg.Close() })
 	h := handlers.New(handlers.Deps{Store: ro, Servers: empty, Registry: reg,
 		Manager: connections.NewManager(ro, empty, connections.Options{})})
-	req := httptest.NewRequest("POST", "/v1/audit/verify", nil)
+	req := httptest.NewRequest("POST", "http://127.0.0.1:7300/v1/audit/verify", nil)
 	req.RemoteAddr = "127.0.0.1:1"
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)

@@ -195,19 +195,6 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
-// Middleware authenticates every request before next: it stores the identity in the
-// request context (IdentityFrom), or answers 401 with WWW-Authenticate: Bearer.
-func (a *Auth) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := a.Authenticate(r)
-		if err != nil {
-			writeError(w, r, nil, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
-	})
-}
-
 // RequestOwner is the owner a request by id acts for: an owner token's own owner
 // always; for the admin the ?owner= parameter, or "" (the app scope, the shared
 // repository) without it or for "_". Returns domain.ValidateOwner's error, as is, for

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"syscall"
 
 	"github.com/mcpes/mcpes/audit"
 	"github.com/mcpes/mcpes/domain"
@@ -26,6 +27,15 @@ var (
 	ErrInvalidAuth = errors.New("invalid auth configuration")
 	// ErrNoTokens is wrapped by RequireTokensFor's error.
 	ErrNoTokens = errors.New("no auth tokens configured")
+	// ErrForbiddenHost: a Host header that names neither this service nor an entry of
+	// http.allowedHosts, as a DNS-rebinding page sends (403).
+	ErrForbiddenHost = errors.New("forbidden host")
+	// ErrForbiddenOrigin: an Origin header of another site not in http.allowedOrigins (403).
+	ErrForbiddenOrigin = errors.New("forbidden origin")
+	// ErrUnsupportedMediaType: a PUT or POST body that is not application/json (415).
+	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	// ErrRateLimited: the caller's token bucket is empty (429 with Retry-After).
+	ErrRateLimited = errors.New("rate limited")
 )
 
 // Error codes of the API's error body. They are stable: clients switch on them.
@@ -41,6 +51,11 @@ const (
 	CodeUpstreamUnavailable = "upstream_unavailable"
 	CodeUnavailable         = "unavailable"
 	CodeMethodNotAllowed    = "method_not_allowed"
+	CodeForbiddenHost       = "forbidden_host"
+	CodeForbiddenOrigin     = "forbidden_origin"
+	CodeUnsupportedMedia    = "unsupported_media_type"
+	CodeRateLimited         = "rate_limited"
+	CodeInsufficientStorage = "insufficient_storage"
 	CodeInternal            = "internal"
 )
 
@@ -74,6 +89,17 @@ func errorStatus(err error) (int, APIError) {
 	switch {
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, APIError{Code: CodeUnauthorized, Message: "a valid bearer token is required"}
+	case errors.Is(err, ErrForbiddenHost):
+		return http.StatusForbidden, APIError{Code: CodeForbiddenHost, Message: err.Error()}
+	case errors.Is(err, ErrForbiddenOrigin):
+		return http.StatusForbidden, APIError{Code: CodeForbiddenOrigin, Message: err.Error()}
+	case errors.Is(err, ErrUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType, APIError{Code: CodeUnsupportedMedia, Message: err.Error()}
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests, APIError{Code: CodeRateLimited, Message: err.Error()}
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT): // a full disk: 507
+		return http.StatusInsufficientStorage, APIError{Code: CodeInsufficientStorage,
+			Message: "the event log cannot be written: no space left on the data directory's disk"}
 	case errors.As(err, &maxb):
 		return http.StatusRequestEntityTooLarge, APIError{Code: CodeBodyTooLarge, Message: err.Error()}
 	case errors.As(err, &verr):

@@ -58,6 +58,8 @@ func FuzzPutServerBody(f *testing.F) {
 		before, _, _ := st.Head(ctx)
 		req := httptest.NewRequest("PUT", "/v1/servers/fuzzed", strings.NewReader(body))
 		req.RemoteAddr = "127.0.0.1:1234" // no tokens configured: loopback is the admin
+		req.Host = "127.0.0.1:7300"
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		after, _, _ := st.Head(ctx)

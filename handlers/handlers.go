@@ -76,6 +76,11 @@ type Deps struct {
 	ConnProjection ConnReader
 	// Auth checks bearer tokens; nil (or no tokens) admits loopback callers as admin.
 	Auth *Auth
+	// Protection is the Host/Origin/Content-Type policy applied to every route,
+	// /mcp included; nil means the zero policy (loopback Hosts, same-origin only).
+	Protection *Protection
+	// Limiter limits each owner's requests to the API and /mcp; nil: no limit.
+	Limiter *Limiter
 	// Metrics serves GET /metrics; default the Prometheus default registry.
 	Metrics http.Handler
 	// Ready reports readiness and a detail object for GET /readyz; nil means ready.
@@ -124,6 +129,9 @@ func New(deps Deps) http.Handler {
 	if deps.Heartbeat <= 0 {
 		deps.Heartbeat = DefaultHeartbeat
 	}
+	if deps.Protection == nil {
+		deps.Protection = &Protection{}
+	}
 	a := &api{Deps: deps, mux: http.NewServeMux()}
 	m := a.mux
 	m.HandleFunc("GET /healthz", a.healthz)
@@ -142,14 +150,19 @@ func New(deps Deps) http.Handler {
 	m.Handle("GET /v1/audit/explain", a.route(a.explain))
 	m.Handle("POST /v1/audit/verify", a.route(a.verify))
 	if deps.Gateway != nil {
-		m.Handle("/mcp", deps.Auth.Middleware(deps.Gateway))
-		m.Handle("/mcp/", deps.Auth.Middleware(deps.Gateway))
+		m.Handle("/mcp", a.admit(deps.Gateway))
+		m.Handle("/mcp/", a.admit(deps.Gateway))
 	}
 	return a
 }
 
-// ServeHTTP routes r; requests no route matches get a JSON 404 or 405.
+// ServeHTTP checks r against the request-origin policy and routes it; requests no
+// route matches get a JSON 404 or 405.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := a.Protection.Check(r); err != nil {
+		writeError(w, r, a.Logger, err)
+		return
+	}
 	h, pattern := a.mux.Handler(r)
 	if pattern != "" {
 		a.mux.ServeHTTP(w, r) // sets the path values h reads
@@ -189,12 +202,11 @@ func (p *statusProbe) Write(b []byte) (int, error) {
 // handlerFunc is an API route: it acts for id and returns an error for errorStatus.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, id Identity) error
 
-// route authenticates the request, runs h, and writes h's error.
+// route authenticates and limits the request, runs h, and writes h's error.
 func (a *api) route(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := a.Auth.Authenticate(r)
-		if err != nil {
-			writeError(w, r, a.Logger, err)
+		id, ok := a.authorize(w, r)
+		if !ok {
 			return
 		}
 		r = r.WithContext(WithIdentity(r.Context(), id))
@@ -202,6 +214,31 @@ func (a *api) route(h handlerFunc) http.Handler {
 			writeError(w, r, a.Logger, err)
 		}
 	})
+}
+
+// admit authenticates and limits the request before next, which finds the identity
+// in the request context (IdentityFrom).
+func (a *api) admit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := a.authorize(w, r); ok {
+			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+		}
+	})
+}
+
+// authorize returns the caller's identity, or writes the 401 or 429 and reports false.
+func (a *api) authorize(w http.ResponseWriter, r *http.Request) (Identity, bool) {
+	id, err := a.Auth.Authenticate(r)
+	if err != nil {
+		writeError(w, r, a.Logger, err)
+		return Identity{}, false
+	}
+	if wait, err := a.Limiter.Allow(id); err != nil {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeError(w, r, a.Logger, err)
+		return Identity{}, false
+	}
+	return id, true
 }
 
 func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {

@@ -142,6 +142,9 @@ func (s *svc) do(method, path, token string, body any) resp {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := s.ts.Client().Do(req)
 	if err != nil {
 		s.tb.Fatalf("%s %s: %v", method, path, err)

@@ -60,7 +60,8 @@ func serverJSON(owner string, st domain.ServerState, view domain.ConfigView, wit
 	s := Server{Name: st.Name, Scope: st.Scope, Config: domain.RedactSecrets(st.Config),
 		Version: st.Version, UpdatedAt: st.UpdatedAt, Inspected: st.Inspected,
 		InspectionFailed: st.InspectionFailed, RequiresOAuth: st.RequiresOAuth(),
-		FailureClass: st.FailureClass, FailureMessage: st.FailureMessage, PrivateShadowed: view.Shadowed}
+		FailureClass: st.FailureClass, FailureMessage: domain.FailureMessageFor(owner, st.Scope, st.FailureClass, st.FailureMessage),
+		PrivateShadowed: view.Shadowed}
 	switch {
 	case st.InspectionFailed:
 		s.State = "failed"

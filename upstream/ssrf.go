@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mcpes/mcpes/domain"
 )
 
 // Resolver resolves host names for the Guard; *net.Resolver implements it.
@@ -37,7 +39,7 @@ type Guard struct {
 	Resolver Resolver
 
 	once      sync.Once
-	patterns  []hostPattern
+	patterns  []domain.HostPattern
 	transport *http.Transport
 }
 
@@ -118,7 +120,9 @@ func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastR
 func (g *Guard) init() {
 	g.once.Do(func() {
 		for _, p := range g.AllowedDomains {
-			if hp, ok := parseHostPattern(p); ok {
+			// Config validation refuses bad entries; one that reaches here anyway
+			// (a Guard built by hand) admits nothing.
+			if hp, err := domain.ParseHostPattern(p); err == nil {
 				g.patterns = append(g.patterns, hp)
 			}
 		}
@@ -213,86 +217,11 @@ func (g *Guard) allowed(scheme, host string, port int) bool {
 	g.init()
 	host = normHost(host)
 	for _, p := range g.patterns {
-		if p.matches(strings.ToLower(scheme), host, port) {
+		if p.Matches(strings.ToLower(scheme), host, port) {
 			return true
 		}
 	}
 	return false
-}
-
-// hostPattern is one parsed AllowedDomains entry.
-type hostPattern struct {
-	scheme   string // "" = any
-	host     string // without the "*." prefix
-	wildcard bool
-	port     int // 0 = any
-}
-
-// parseHostPattern parses "host", "*.host", "host:port" or "scheme://host[:port]".
-// A scheme without a port pins the scheme's default port.
-func parseHostPattern(p string) (hostPattern, bool) {
-	p = strings.TrimSpace(strings.ToLower(p))
-	var hp hostPattern
-	if scheme, rest, ok := strings.Cut(p, "://"); ok {
-		hp.scheme = scheme
-		p = rest
-	}
-	p = strings.TrimSuffix(p, "/")
-	if h, portStr, err := net.SplitHostPort(p); err == nil {
-		port, err := strconv.Atoi(portStr)
-		if err != nil || port <= 0 || port > 65535 {
-			return hp, false
-		}
-		hp.port, p = port, h
-	} else if hp.scheme != "" {
-		hp.port = defaultPort(hp.scheme)
-	}
-	p = strings.Trim(p, "[]")
-	if rest, ok := strings.CutPrefix(p, "*."); ok {
-		hp.wildcard, p = true, rest
-	}
-	p = normHost(p)
-	if p == "" || strings.ContainsAny(p, "*/ ") {
-		return hp, false
-	}
-	hp.host = p
-	return hp, true
-}
-
-func (hp hostPattern) matches(scheme, host string, port int) bool {
-	if hp.scheme != "" && scheme != "" && !sameScheme(hp.scheme, scheme) {
-		return false
-	}
-	if hp.port != 0 && port != 0 && hp.port != port {
-		return false
-	}
-	if host == hp.host {
-		return true
-	}
-	return hp.wildcard && strings.HasSuffix(host, "."+hp.host)
-}
-
-func sameScheme(a, b string) bool {
-	norm := func(s string) string {
-		switch s {
-		case "ws":
-			return "http"
-		case "wss":
-			return "https"
-		}
-		return s
-	}
-	return norm(a) == norm(b)
-}
-
-func defaultPort(scheme string) int {
-	switch scheme {
-	case "https", "wss":
-		return 443
-	case "http", "ws":
-		return 80
-	}
-	return 0
 }
 
 func portOf(u *url.URL) int {
@@ -300,7 +229,7 @@ func portOf(u *url.URL) int {
 		n, _ := strconv.Atoi(p)
 		return n
 	}
-	return defaultPort(strings.ToLower(u.Scheme))
+	return domain.DefaultPort(strings.ToLower(u.Scheme))
 }
 
 func normHost(h string) string {

@@ -139,7 +139,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.startRelay(ctx, bg); err != nil {
 		return err
 	}
+	limiter, err := handlers.NewLimiter(cfg.Limits.Owner.Rate, cfg.Limits.Owner.Burst, nil)
+	if err != nil {
+		return err
+	}
 	m.metrics = newMetrics(m)
+	m.metrics.reg.MustRegister(limiter.Collector())
 
 	m.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -149,11 +154,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.streamsCancel = streamsCancel
 	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager,
 		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: "mcpes://" + nodeID, Logger: log})
+	listenHost, _, _ := net.SplitHostPort(cfg.Listen)
 	api := handlers.New(handlers.Deps{
 		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
 		Ready:   m.readiness,
 		Gateway: m.gateway,
+		Protection: &handlers.Protection{ListenHost: listenHost, AllowedHosts: cfg.HTTP.AllowedHosts,
+			AllowedOrigins: cfg.HTTP.AllowedOrigins},
+		Limiter: limiter,
 	})
 	m.http = &http.Server{Handler: endStreams(streams, api), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -219,10 +228,15 @@ func (m *Main) snapshot(ctx context.Context) error {
 
 // readiness says whether startup inspection is done, with the relay's lag as detail.
 func (m *Main) readiness() (bool, any) {
-	detail := readyDetail{Inspection: "running", Relay: m.relay.Name()}
+	detail := readyDetail{Inspection: "running", Relay: m.relay.Name(), Storage: "ok"}
 	ready := m.registry.IsReady()
 	if ready {
 		detail.Inspection = "done"
+	}
+	if m.metered != nil {
+		if p := m.metered.storageProblem(); p != "" {
+			ready, detail.Storage = false, p
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -234,7 +248,9 @@ func (m *Main) readiness() (bool, any) {
 
 // readyDetail is the detail object of GET /readyz.
 type readyDetail struct {
-	Inspection      string  `json:"inspection"`
+	Inspection string `json:"inspection"`
+	// Storage is "ok", or why the event log cannot be written (a full disk).
+	Storage         string  `json:"storage"`
 	Relay           string  `json:"relay"`
 	RelayLagEvents  uint64  `json:"relayLagEvents"`
 	RelayLagSeconds float64 `json:"relayLagSeconds"`

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,11 +19,14 @@ import (
 	"github.com/mcpes/mcpes/store/bolt"
 )
 
-// meteredStore times Append calls; everything else goes straight to the store.
+// meteredStore times Append calls and remembers whether the last one failed for
+// want of disk space (readiness reports it); everything else goes straight to the store.
 type meteredStore struct {
 	store.Store
 	bolt    *bolt.Store
 	latency prometheus.Histogram
+	// full holds the error of the last append when it found the disk full, else nil.
+	full atomic.Pointer[error]
 }
 
 func newMeteredStore(st *bolt.Store) *meteredStore {
@@ -35,7 +41,21 @@ func (s *meteredStore) Append(ctx context.Context, stream string, expected int64
 	start := time.Now()
 	res, err := s.Store.Append(ctx, stream, expected, evs...)
 	s.latency.Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		s.full.Store(nil)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		s.full.Store(&err)
+	}
 	return res, err
+}
+
+// storageProblem says why the log cannot be written, or "" when the last append worked.
+func (s *meteredStore) storageProblem() string {
+	if p := s.full.Load(); p != nil {
+		return "the event log cannot be written: " + (*p).Error()
+	}
+	return ""
 }
 
 // metrics is the service's Prometheus registry. Counters owned by other parts

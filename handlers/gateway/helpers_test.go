@@ -86,7 +86,8 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		o(&deps)
 	}
 	gw := gateway.New(deps)
-	api := handlers.New(handlers.Deps{Store: st, Servers: servers, Registry: reg, Manager: mgr, Auth: auth, Gateway: gw})
+	api := handlers.New(handlers.Deps{Store: st, Servers: servers, Registry: reg, Manager: mgr, Auth: auth, Gateway: gw,
+		Protection: &handlers.Protection{AllowedOrigins: deps.AllowedOrigins}})
 	e := &env{tb: tb, st: st, servers: servers, reg: reg, mgr: mgr, gw: gw, ts: httptest.NewServer(api)}
 	tb.Cleanup(e.close)
 	return e

@@ -138,7 +138,7 @@ func TestProtections_OriginHostBodyAndToken(t *testing.T) {
 	}{
 		{"no token", "", init, nil, http.StatusUnauthorized},
 		{"plain", aliceToken, init, nil, http.StatusOK},
-		{"loopback origin", aliceToken, init, map[string]string{"Origin": "http://localhost:5173"}, http.StatusOK},
+		{"another loopback origin", aliceToken, init, map[string]string{"Origin": "http://localhost:5173"}, http.StatusForbidden},
 		{"allowed origin", aliceToken, init, map[string]string{"Origin": "https://chat.example"}, http.StatusOK},
 		{"foreign origin", aliceToken, init, map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
 		{"rebinding host", aliceToken, init, map[string]string{"Host": "evil.example"}, http.StatusForbidden},
