@@ -128,7 +128,7 @@ func yamlProblem(err error) *Problem {
 }
 
 var topKeys = []string{"mcpServers", "mcpSettings", "auth", "dataDir", "listen", "pubsub",
-	"nodeID", "inspection", "connections", "audit"}
+	"nodeID", "inspection", "connections", "audit", "http", "limits"}
 
 func (d *decoder) config(top any) *Config {
 	cfg := &Config{MCPServers: map[string]domain.ServerConfig{}}
@@ -202,6 +202,20 @@ func (d *decoder) config(top any) *Config {
 	if a := d.obj([]string{"audit"}, m["audit"]); a != nil {
 		d.unknown([]string{"audit"}, a, "toolCalls")
 		cfg.Audit.ToolCalls = d.str([]string{"audit", "toolCalls"}, a["toolCalls"])
+	}
+	if h := d.obj([]string{"http"}, m["http"]); h != nil {
+		d.unknown([]string{"http"}, h, "allowedHosts", "allowedOrigins")
+		cfg.HTTP.AllowedHosts = d.strs([]string{"http", "allowedHosts"}, h["allowedHosts"])
+		cfg.HTTP.AllowedOrigins = d.strs([]string{"http", "allowedOrigins"}, h["allowedOrigins"])
+	}
+	if l := d.obj([]string{"limits"}, m["limits"]); l != nil {
+		d.unknown([]string{"limits"}, l, "owner")
+		if o := d.obj([]string{"limits", "owner"}, l["owner"]); o != nil {
+			p := []string{"limits", "owner"}
+			d.unknown(p, o, "rate", "burst")
+			cfg.Limits.Owner.Rate = d.num(append(p, "rate"), o["rate"])
+			cfg.Limits.Owner.Burst = d.int(append(p, "burst"), o["burst"])
+		}
 	}
 	return cfg
 }
@@ -370,6 +384,23 @@ func (d *decoder) int(path []string, v any) int {
 		}
 	}
 	d.fail(path, "want a whole number, got %s", kind(v))
+	return 0
+}
+
+func (d *decoder) num(path []string, v any) float64 {
+	switch t := v.(type) {
+	case nil:
+		return 0
+	case int:
+		return float64(t)
+	case int64:
+		return float64(t)
+	case uint64:
+		return float64(t)
+	case float64:
+		return t
+	}
+	d.fail(path, "want a number, got %s", kind(v))
 	return 0
 }
 
