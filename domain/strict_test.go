@@ -1,8 +1,8 @@
 package domain
 
 import (
-	"encoding/json"
 	"bytes"
+	"encoding/json"
 	"testing"
 )
 
