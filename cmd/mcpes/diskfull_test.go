@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpes/mcpes/config"
 )
@@ -33,22 +31,7 @@ func tinyDisk(t *testing.T) string {
 
 func TestMain_DiskFullAnswers507AndNotReady(t *testing.T) {
 	// given the service with its data directory on a 2 MiB disk
-	cfg := &config.Config{DataDir: tinyDisk(t) + "/data", Listen: "127.0.0.1:0"}
-	cfg.SetDefaults()
-	m := &Main{Config: cfg, Logger: discardLogger()}
-	ctx := context.Background()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(ctx) })
-	base := "http://" + m.Addr()
-	deadline := time.Now().Add(20 * time.Second)
-	for get(t, base+"/readyz") != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("never ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	_, base := runService(t, &config.Config{DataDir: tinyDisk(t) + "/data", Listen: "127.0.0.1:0"})
 
 	// when servers with large descriptions are registered until a write fails
 	desc := strings.Repeat("d", 4000)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,16 +13,8 @@ import (
 
 func TestMain_RequestOriginPolicyFromConfig(t *testing.T) {
 	// given the service without tokens (loopback callers are admin) and one extra host
-	cfg := &config.Config{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0",
-		HTTP: config.HTTP{AllowedHosts: []string{"mcpes.internal"}}}
-	cfg.SetDefaults()
-	m := &Main{Config: cfg, Logger: discardLogger()}
-	ctx := context.Background()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(ctx) })
-	base := "http://" + m.Addr()
+	m, base := runService(t, &config.Config{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0",
+		HTTP: config.HTTP{AllowedHosts: []string{"mcpes.internal"}}})
 	marker := filepath.Join(t.TempDir(), "pwned")
 	send := func(host, origin, ctype string) int {
 		req, _ := http.NewRequest(http.MethodPut, base+"/v1/servers/pwn",
