@@ -129,22 +129,14 @@ func (s *Service) runInspector(st domain.ServerState) domain.InspectionOutcome {
 // is dropped: it describes a config that no longer exists.
 func (s *Service) record(ctx context.Context, scope domain.Scope, name string, version uint64,
 	out domain.InspectionOutcome, actor, causation string) error {
-	for attempt := 0; ; attempt++ {
-		st := s.state(scope, name)
-		facts, err := domain.DecideRecordInspection(st, domain.RecordInspection{Scope: scope, Name: name,
+	_, err := s.update(ctx, scope, name, meta{actor: actor, causation: causation}, func(st domain.ServerState) ([]any, error) {
+		return domain.DecideRecordInspection(st, domain.RecordInspection{Scope: scope, Name: name,
 			InspectedVersion: version, Outcome: out})
-		if errors.Is(err, domain.ErrServerNotFound) {
-			return nil
-		}
-		if err != nil || len(facts) == 0 {
-			return err
-		}
-		_, _, err = s.append(ctx, scope, name, st.StreamVersion, actor, "", causation, facts...)
-		if s.again(attempt, &err) {
-			continue
-		}
-		return err
+	})
+	if errors.Is(err, domain.ErrServerNotFound) {
+		return nil
 	}
+	return err
 }
 
 // inspectAfterPut inspects a server Put just registered or changed, as
@@ -272,25 +264,13 @@ func (s *Service) Reinspect(ctx context.Context, actor string, scope domain.Scop
 // inspects and records the outcome.
 func (s *Service) reinspect(actor string, scope domain.Scope, name string) (ReinspectResult, error) {
 	ctx := s.bgCtx
-	var st domain.ServerState
-	var requestID string
-	for attempt := 0; ; attempt++ {
-		st = s.state(scope, name)
-		facts, err := domain.DecideRequestReinspection(st, domain.RequestReinspection{Scope: scope, Name: name})
-		if err != nil {
-			return ReinspectResult{}, err
-		}
-		_, ids, err := s.append(ctx, scope, name, st.StreamVersion, actor, "", "", facts...)
-		if s.again(attempt, &err) {
-			continue
-		}
-		if err != nil {
-			return ReinspectResult{}, err
-		}
-		requestID = ids[0]
-		break
+	up, err := s.update(ctx, scope, name, meta{actor: actor}, func(st domain.ServerState) ([]any, error) {
+		return domain.DecideRequestReinspection(st, domain.RequestReinspection{Scope: scope, Name: name})
+	})
+	if err != nil {
+		return ReinspectResult{}, err
 	}
-	out, err := s.inspectState(ctx, st, actor, requestID)
+	out, err := s.inspectState(ctx, up.before, actor, up.ids[0])
 	if err != nil {
 		return ReinspectResult{}, err
 	}
