@@ -46,7 +46,10 @@ const (
 // valid config with no servers.
 type Config struct {
 	// MCPServers are the app-scope servers, by name.
-	MCPServers  map[string]domain.ServerConfig `json:"mcpServers,omitempty"`
+	MCPServers map[string]domain.ServerConfig `json:"mcpServers,omitempty"`
+	// ServerLines is the line of each mcpServers entry in the file (for messages
+	// that send the operator there).
+	ServerLines map[string]int `json:"-"`
 	MCPSettings MCPSettings                    `json:"mcpSettings"`
 	Auth        Auth                           `json:"auth"`
 	DataDir     string                         `json:"dataDir"`
