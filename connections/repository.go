@@ -325,25 +325,33 @@ func (r *Repository) evict(ctx context.Context, e *entry, c *Connection, reason 
 // (disallowed or removed). It never connects. The answer for an allowed server with a
 // live connection is found without allocating.
 func (r *Repository) Has(ctx context.Context, name string) bool {
+	ok, err := r.evictDisallowed(ctx, name)
+	if err != nil {
+		r.m.opts.Logger.Error("evict", "owner", r.owner, "server", name, "err", err)
+	}
+	return ok
+}
+
+// evictDisallowed is Has returning the error of recording an eviction.
+func (r *Repository) evictDisallowed(ctx context.Context, name string) (bool, error) {
 	_, view, _ := r.m.servers.Effective(r.owner, name)
 	e := r.lookup(name)
 	if e == nil || e.conn.Load() == nil {
 		ok, _ := domain.MayConnect(r.owner, view)
-		return ok
+		return ok, nil
 	}
 	if ok, _ := domain.MayConnect(r.owner, view); ok || r.m.closed.Load() {
-		return ok
+		return ok, nil
 	}
 	e = r.lockEntry(name)
 	defer e.mu.Unlock()
 	_, in := r.inputs(ctx, e, r.m.opts.Clock())
 	d := domain.DecideHas(in)
+	var err error
 	if d.Evict != "" {
-		if err := r.evict(ctx, e, e.conn.Load(), d.Evict, d.Rule, in); err != nil {
-			r.m.opts.Logger.Error("evict", "owner", r.owner, "server", name, "err", err)
-		}
+		err = r.evict(ctx, e, e.conn.Load(), d.Evict, d.Rule, in)
 	}
-	return d.Action != domain.ActionRefuse
+	return d.Action != domain.ActionRefuse, err
 }
 
 // GetMany gets every named server, at most MaxConcurrentConnects at once. One failing

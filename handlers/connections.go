@@ -16,10 +16,12 @@ type Connection struct {
 	Server string `json:"server"`
 	ConnID string `json:"connId"`
 	// ConfigScope is where the config it was built from came from.
-	ConfigScope   domain.Scope `json:"configScope,omitempty"`
-	ConfigVersion uint64       `json:"configVersion"`
-	OpenedAt      time.Time    `json:"openedAt"`
-	LastUsed      time.Time    `json:"lastUsed,omitzero"`
+	ConfigScope domain.Scope `json:"configScope,omitempty"`
+	// ConfigPosition is the log position of the config it was built from (the
+	// server's "position" then); a connection is stale when the server's moved on.
+	ConfigPosition uint64    `json:"configPosition"`
+	OpenedAt       time.Time `json:"openedAt"`
+	LastUsed       time.Time `json:"lastUsed,omitzero"`
 	// State is "alive" or "dead" (dead ones are replaced at the next connect).
 	State     domain.ConnState `json:"state,omitempty"`
 	ToolCount int              `json:"toolCount"`
@@ -33,7 +35,7 @@ type ConnectionList struct {
 
 func (a *api) connJSON(c *connections.Connection) Connection {
 	out := Connection{Owner: c.Owner, Server: c.Server, ConnID: c.ConnID, ConfigScope: c.ConfigScope,
-		ConfigVersion: c.ConfigVersion, OpenedAt: c.OpenedAt, LastUsed: c.LastUsed(), State: c.State()}
+		ConfigPosition: c.ConfigVersion, OpenedAt: c.OpenedAt, LastUsed: c.LastUsed(), State: c.State()}
 	if st, ok := a.Servers.State(c.ConfigScope, c.Server); ok && st.LastSuccess != nil {
 		out.ToolCount = len(st.LastSuccess.Tools)
 	}
@@ -66,7 +68,7 @@ func (a *api) listConnections(w http.ResponseWriter, r *http.Request, id Identit
 			continue
 		}
 		out.Connections = append(out.Connections, Connection{Owner: c.Owner, Server: c.Server,
-			ConnID: c.ConnID, ConfigVersion: c.ConfigVersion, OpenedAt: c.Since})
+			ConnID: c.ConnID, ConfigPosition: c.ConfigVersion, OpenedAt: c.Since})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

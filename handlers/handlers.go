@@ -63,6 +63,8 @@ type Registry interface {
 // (*connections.Manager implements it).
 type ConnManager interface {
 	Repo(owner string) *connections.Repository
+	// Sweep evicts every owner's connections to names that may no longer be connected.
+	Sweep(ctx context.Context, names ...string) error
 }
 
 // Deps are the parts the API is built on.
