@@ -91,6 +91,9 @@ const (
 	FailureAuth        FailureClass = "auth"
 	FailureUnsupported FailureClass = "unsupported"
 	FailureRefused     FailureClass = "refused" // blocked by the SSRF guard or the breaker
+	// FailureConfig: the config cannot be used as it stands (an unset ${VAR}, a
+	// secret that cannot be resolved): fix the config or the environment.
+	FailureConfig FailureClass = "config"
 )
 
 // ServerInspectionFailed records a failed inspection. With RequiresOAuth set (the

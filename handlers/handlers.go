@@ -91,6 +91,8 @@ type Deps struct {
 	Clock func() time.Time
 	// Heartbeat is the SSE keep-alive interval (default DefaultHeartbeat).
 	Heartbeat time.Duration
+	// Version is mcpes's version, shown by GET /healthz.
+	Version string
 }
 
 // api is the HTTP API; its methods are the route handlers.
@@ -207,7 +209,7 @@ func (a *api) route(h handlerFunc) http.Handler {
 }
 
 func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": a.Version})
 }
 
 // ReadyResponse is the body of GET /readyz.

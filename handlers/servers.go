@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
-	"github.com/mcpes/mcpes/registry"
 )
 
 // Server is one server as the API shows it. Secrets in Config are redacted.
@@ -246,7 +245,7 @@ func (a *api) reinspect(w http.ResponseWriter, r *http.Request, id Identity) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, registry.ReinspectResult{Server: res.Server, OK: res.OK, Reason: res.Reason})
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 

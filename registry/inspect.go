@@ -32,11 +32,14 @@ type InspectRequest struct {
 type InspectFunc func(ctx context.Context, req InspectRequest) domain.InspectionOutcome
 
 // ReinspectResult is the structured answer of Reinspect: OK is false with Reason when
-// the server is still unreachable.
+// the server is still unreachable. State is the server's state after it: ready,
+// failed, or requires_oauth (the server answered 401/403: OK, since it is no longer
+// failed, but only owners with their own token can connect it).
 type ReinspectResult struct {
-	Server string `json:"server"`
-	OK     bool   `json:"ok"`
-	Reason string `json:"reason,omitempty"`
+	Server string        `json:"server"`
+	OK     bool          `json:"ok"`
+	State  domain.Status `json:"state"`
+	Reason string        `json:"reason,omitempty"`
 }
 
 // Ready returns a channel closed once StartupInspect has finished (every app server
@@ -119,6 +122,7 @@ func (s *Service) runInspector(st domain.ServerState) domain.InspectionOutcome {
 	if !out.OK && out.Class == "" {
 		out.Class = domain.FailureProtocol
 	}
+	out.Message = domain.TidyMessage(out.Message)
 	s.log.Info("server inspected", "scope", st.Scope, "server", st.Name, "version", st.Version,
 		"ok", out.OK, "class", out.Class, "oauth", out.RequiresOAuth, "duration", out.Duration)
 	return out
@@ -274,15 +278,13 @@ func (s *Service) reinspect(actor string, scope domain.Scope, name string) (Rein
 	if err != nil {
 		return ReinspectResult{}, err
 	}
-	res := ReinspectResult{Server: name, OK: out.OK || out.RequiresOAuth}
+	res := ReinspectResult{Server: name, OK: out.OK || out.RequiresOAuth, State: domain.StatusReady}
 	switch {
 	case out.RequiresOAuth:
-		res.Reason = "server requires OAuth"
+		res.State, res.Reason = domain.StatusRequiresOAuth, domain.ServerState{OAuthDetected: true, Inspected: true}.Reason()
 	case !out.OK:
-		res.Reason = out.Message
-		if out.Class != "" {
-			res.Reason = string(out.Class) + ": " + out.Message
-		}
+		res.State, res.Reason = domain.StatusFailed, domain.ServerState{InspectionFailed: true,
+			FailureClass: out.Class, FailureMessage: out.Message}.Reason()
 	}
 	return res, nil
 }

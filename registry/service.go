@@ -232,7 +232,7 @@ func (s *Service) append(ctx context.Context, scope domain.Scope, name string, e
 		if err != nil {
 			return store.AppendResult{}, nil, fmt.Errorf("event id: %w", err)
 		}
-		env, err := events.New(f, events.Meta{ID: id.String(), Source: "mcpes://" + s.opts.NodeID,
+		env, err := events.New(f, events.Meta{ID: id.String(), Source: s.opts.Source,
 			Time: now, Actor: actor, Reason: reason, CausationID: causation})
 		if err != nil {
 			return store.AppendResult{}, nil, err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -114,8 +115,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if nodeID == "" {
 		nodeID = registry.DefaultNodeID
 	}
+	// Every event this process writes names the node and the version that wrote it.
+	source := "mcpes://" + nodeID + "?version=" + url.QueryEscape(version())
 	guard := &upstream.Guard{AllowedDomains: cfg.MCPSettings.AllowedDomains}
-	m.registry, err = registry.New(m.metered, m.servers, guard, registry.Options{NodeID: nodeID, Logger: log,
+	m.registry, err = registry.New(m.metered, m.servers, guard, registry.Options{NodeID: nodeID, Source: source, Logger: log,
 		StartupConcurrency: cfg.Inspection.Concurrency})
 	if err != nil {
 		return err
@@ -141,7 +144,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		IdleTimeout:           cfg.Connections.IdleTimeout.D(),
 		BreakerThreshold:      cfg.Connections.Breaker.Failures,
 		BackoffMax:            cfg.Connections.Breaker.OpenDuration.D(),
-		Source:                "mcpes://" + nodeID,
+		Source:                source,
 		Logger:                log,
 	})
 	// Connections the log shows open were held by a process that is gone: say so
@@ -166,12 +169,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	streams, streamsCancel := context.WithCancel(context.Background())
 	m.streamsCancel = streamsCancel
 	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager,
-		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: "mcpes://" + nodeID, Logger: log})
+		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: source, Logger: log})
 	api := handlers.New(handlers.Deps{
 		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
 		Ready:   m.readiness,
 		Gateway: m.gateway,
+		Version: version(),
 	})
 	m.http = &http.Server{Handler: endStreams(streams, api), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

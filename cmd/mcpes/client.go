@@ -40,11 +40,11 @@ func (e *apiError) Error() string {
 }
 
 func (e *env) client() (*apiClient, error) {
-	u, err := url.Parse(e.server)
+	u, err := url.Parse(e.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("--server %q: want an http:// or https:// URL", e.server)
+		return nil, usagef("--url %q: want an http:// or https:// URL", e.url)
 	}
-	return &apiClient{base: strings.TrimRight(e.server, "/"), token: e.getenv("MCPES_TOKEN"),
+	return &apiClient{base: strings.TrimRight(e.url, "/"), token: e.getenv("MCPES_TOKEN"),
 		http: &http.Client{}}, nil
 }
 
