@@ -16,7 +16,7 @@ func FuzzCopySSE(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var out bytes.Buffer
 		w := bufio.NewWriter(&out)
-		_ = copySSE(bytes.NewReader(in), w)
+		_, _ = copySSE(bytes.NewReader(in), w)
 		_ = w.Flush()
 		if out.Len() > 0 && !strings.Contains(string(in), "data:") {
 			t.Fatalf("wrote %q from input without data fields", out.String())
