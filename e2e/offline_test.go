@@ -61,6 +61,12 @@ func TestOfflineVerify_PassesAfterStopAndNamesAFlippedByte(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stdout, `"ok": false`) {
 		t.Fatalf("verify --json of a tampered log: %s", res)
 	}
+	// and an export of it writes the events but warns and exits 1
+	res = runCLI(t, nil, "", "export", "--data", svc.data)
+	if res.code != 1 || !strings.Contains(res.stderr, fmt.Sprintf("hash chain is broken at position %d", pos)) ||
+		!strings.Contains(res.stdout, "mcpes.server.registered.v1") {
+		t.Fatalf("export of a tampered log (event %d): %s", pos, res)
+	}
 }
 
 func TestOfflineData_InUseByARunningService(t *testing.T) {

@@ -101,7 +101,7 @@ func TestREADME_WalkThrough(t *testing.T) {
 		"7300", strconv.Itoa(apiPort),
 	)
 	env := append(os.Environ(),
-		fmt.Sprintf("MCPES_SERVER=http://127.0.0.1:%d", apiPort),
+		fmt.Sprintf("MCPES_URL=http://127.0.0.1:%d", apiPort),
 		fmt.Sprintf("MCPES_LISTEN=127.0.0.1:%d", apiPort),
 		"MCPES_DATA="+data,
 		"MCPES_TOKEN=", "MCPES_ADMIN_TOKEN=",

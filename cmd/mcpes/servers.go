@@ -33,7 +33,7 @@ var serverColumns = []column{
 		if r["shadowed"] == true {
 			return "hidden by the app server of the same name"
 		}
-		return truncate(cell(v), 80)
+		return cell(v)
 	}},
 }
 
