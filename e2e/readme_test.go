@@ -154,6 +154,11 @@ func TestREADME_WalkThrough(t *testing.T) {
 		}
 		cmd := exec.Command("bash", "-c", line)
 		cmd.Dir, cmd.Env = repoRoot, env
+		if c.background && strings.HasPrefix(c.line, "go run") {
+			// kill %N would stop only the go command and leave the program it started
+			// running (issue 12, point 8).
+			t.Fatalf("%s: a background job started with go run cannot be stopped by kill %%N; start the built binary", step)
+		}
 		if c.background {
 			j := &job{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 			cmd.Stdout, cmd.Stderr = j.out, j.out
