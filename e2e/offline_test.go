@@ -77,7 +77,7 @@ func TestOfflineData_InUseByARunningService(t *testing.T) {
 	for _, args := range [][]string{{"verify"}, {"servers", "list"}, {"events"}, {"explain", "--owner", "_", "--server", "clock"}} {
 		res := runCLI(t, nil, "", append(args, "--data", svc.data)...)
 		// then it fails at once with a clear message naming the pid
-		want := fmt.Sprintf("data directory %s is in use by a running mcpes (pid %d) — use --server or stop it", svc.data, svc.cmd.Process.Pid)
+		want := fmt.Sprintf("data directory %s is in use by a running mcpes (pid %d) — use --url or stop it", svc.data, svc.cmd.Process.Pid)
 		if res.code != 1 || !strings.Contains(res.stderr, want) {
 			t.Errorf("mcpes %v --data: %s", args, res)
 		}
