@@ -50,10 +50,10 @@ type Config struct {
 	// ServerLines is the line of each mcpServers entry in the file (for messages
 	// that send the operator there).
 	ServerLines map[string]int `json:"-"`
-	MCPSettings MCPSettings                    `json:"mcpSettings"`
-	Auth        Auth                           `json:"auth"`
-	DataDir     string                         `json:"dataDir"`
-	Listen      string                         `json:"listen"`
+	MCPSettings MCPSettings    `json:"mcpSettings"`
+	Auth        Auth           `json:"auth"`
+	DataDir     string         `json:"dataDir"`
+	Listen      string         `json:"listen"`
 	// PubSub is "" for the in-process pub/sub or nats://HOST:PORT for JetStream.
 	PubSub      string      `json:"pubsub,omitempty"`
 	NodeID      string      `json:"nodeID,omitempty"`
