@@ -138,14 +138,17 @@ func newExportCmd(e *env) *cobra.Command {
 					return err
 				}
 				if !rep.OK {
-					check.broken, check.why = rep.FirstBad, rep.Problems[0].Message
+					check.broken, check.at, check.why = true, rep.FirstBad, "verify found a problem"
+					if len(rep.Problems) > 0 {
+						check.why = rep.Problems[0].Message
+					}
 				}
 			}
 			warns := check.warnings()
 			for _, w := range warns {
 				fmt.Fprintf(e.stderr, "warning: %s\n", w)
 			}
-			if check.broken != 0 {
+			if check.broken {
 				return errReported
 			}
 			return nil

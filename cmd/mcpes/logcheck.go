@@ -22,7 +22,8 @@ import (
 type logCheck struct {
 	last     uint64 // position of the line before
 	lastHash string
-	broken   uint64 // first position where the chain does not hold (0: none)
+	broken   bool   // the chain does not hold ...
+	at       uint64 // ... from this position on
 	why      string
 	unknowns map[string]int
 }
@@ -37,30 +38,33 @@ func (c *logCheck) line(raw []byte, ev events.Envelope) {
 		c.unknowns[ev.Type]++
 	}
 	defer func() { c.last, c.lastHash = seq, ev.Hash }()
-	if c.broken != 0 {
+	if c.broken {
 		return
 	}
+	fail := func(why string) { c.broken, c.at, c.why = true, seq, why }
 	hash, herr := events.ParseHash(ev.Hash)
 	prev, perr := events.ParseHash(ev.PrevHash)
 	member, _ := json.Marshal(ev.Hash)
 	canonical := bytes.Replace(raw, []byte(`,"hash":`+string(member)), nil, 1)
 	switch {
+	case seq == 0:
+		fail("no sequence")
 	case herr != nil || perr != nil:
-		c.broken, c.why = seq, "hash or prevhash missing or malformed"
+		fail("hash or prevhash missing or malformed")
 	case seq == c.last+1 && c.last > 0 && ev.PrevHash != c.lastHash:
-		c.broken, c.why = seq, "prevhash is not the hash of the event before"
+		fail("prevhash is not the hash of the event before")
 	case seq == 1 && prev != [32]byte{}:
-		c.broken, c.why = seq, "the first event does not chain to zero"
+		fail("the first event does not chain to zero")
 	case events.ChainHash(prev, canonical) != hash:
-		c.broken, c.why = seq, "hash does not match the event's content"
+		fail("hash does not match the event's content")
 	}
 }
 
 // warnings says what was found, one sentence each.
 func (c *logCheck) warnings() []string {
 	var out []string
-	if c.broken != 0 {
-		out = append(out, fmt.Sprintf("the log's hash chain is broken at position %d (%s): it was changed after it was written; run 'mcpes verify'", c.broken, c.why))
+	if c.broken {
+		out = append(out, fmt.Sprintf("the log's hash chain is broken at position %d (%s): it was changed after it was written; run 'mcpes verify'", c.at, c.why))
 	}
 	for _, t := range slices.Sorted(maps.Keys(c.unknowns)) {
 		out = append(out, fmt.Sprintf("%d event(s) of unknown type %s (written by a newer mcpes?) exported as they are", c.unknowns[t], t))
