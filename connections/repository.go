@@ -238,7 +238,7 @@ func (r *Repository) connect(o origin, e *entry, call *connectCall, st domain.Se
 	if err != nil {
 		class := opts.Classify(err)
 		attempt := e.br.failure(now, opts)
-		fact := domain.ConnectionOpenFailed{Inputs: in, Class: class, Message: err.Error(), DurationMS: dur, Attempt: attempt}
+		fact := domain.ConnectionOpenFailed{Inputs: in, Class: class, Message: domain.TidyMessage(err.Error()), DurationMS: dur, Attempt: attempt}
 		if rerr := r.record(bg, e, o, fact, string(class)); rerr != nil {
 			call.err = errors.Join(&ConnectError{Server: e.name, Class: class, Err: err}, rerr)
 			return

@@ -11,7 +11,7 @@ import (
 
 // Connection is one open connection as the API shows it.
 type Connection struct {
-	// Owner is "" for the shared (app-level) repository.
+	// Owner is the owner, or "app" (domain.ScopeWordApp) for the shared repository.
 	Owner  string `json:"owner"`
 	Server string `json:"server"`
 	ConnID string `json:"connId"`
@@ -29,12 +29,13 @@ type Connection struct {
 
 // ConnectionList is the body of GET /v1/connections.
 type ConnectionList struct {
+	// Owner is the owner the list is for, or "app" for the shared repository.
 	Owner       string       `json:"owner"`
 	Connections []Connection `json:"connections"`
 }
 
 func (a *api) connJSON(c *connections.Connection) Connection {
-	out := Connection{Owner: c.Owner, Server: c.Server, ConnID: c.ConnID, ConfigScope: c.ConfigScope,
+	out := Connection{Owner: domain.OwnerWord(c.Owner), Server: c.Server, ConnID: c.ConnID, ConfigScope: c.ConfigScope,
 		ConfigPosition: c.ConfigVersion, OpenedAt: c.OpenedAt, LastUsed: c.LastUsed(), State: c.State()}
 	if st, ok := a.Servers.State(c.ConfigScope, c.Server); ok && st.LastSuccess != nil {
 		out.ToolCount = len(st.LastSuccess.Tools)
@@ -47,7 +48,7 @@ func (a *api) listConnections(w http.ResponseWriter, r *http.Request, id Identit
 	if err != nil {
 		return err
 	}
-	out := ConnectionList{Owner: owner, Connections: []Connection{}}
+	out := ConnectionList{Owner: domain.OwnerWord(owner), Connections: []Connection{}}
 	loaded := a.Manager.Repo(owner).GetLoaded()
 	if a.ConnProjection == nil {
 		for _, c := range loaded {
@@ -67,7 +68,7 @@ func (a *api) listConnections(w http.ResponseWriter, r *http.Request, id Identit
 			out.Connections = append(out.Connections, a.connJSON(held))
 			continue
 		}
-		out.Connections = append(out.Connections, Connection{Owner: c.Owner, Server: c.Server,
+		out.Connections = append(out.Connections, Connection{Owner: domain.OwnerWord(c.Owner), Server: c.Server,
 			ConnID: c.ConnID, ConfigPosition: c.ConfigVersion, OpenedAt: c.Since})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -84,7 +84,7 @@ func serverJSON(owner string, st domain.ServerState, view domain.ConfigView, wit
 
 // ServerList is the body of GET /v1/servers.
 type ServerList struct {
-	// Owner is the owner the list is for ("" = the app level).
+	// Owner is the owner the list is for ("app" = the app level).
 	Owner   string   `json:"owner"`
 	Servers []Server `json:"servers"`
 }
@@ -94,7 +94,7 @@ func (a *api) listServers(w http.ResponseWriter, r *http.Request, id Identity) e
 	if err != nil {
 		return err
 	}
-	out := ServerList{Owner: owner, Servers: []Server{}}
+	out := ServerList{Owner: domain.OwnerWord(owner), Servers: []Server{}}
 	for _, e := range a.Servers.List(owner) {
 		st, ok := a.Servers.State(e.Scope, e.Name)
 		if !ok || !st.Exists {
