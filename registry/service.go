@@ -139,7 +139,9 @@ type PutResult struct {
 // Put registers name in scope with cfg, or changes it when it exists. Nothing is
 // written on any error: a bad config returns a *domain.ValidationError listing every
 // problem; a user-scope URL the SSRF guard refuses returns an error wrapping
-// ErrBlockedURL. An identical config writes nothing. After a registration or a change
+// ErrBlockedURL; a change of an app server that comes from the config file returns a
+// *FileSourcedError (a new app server is recorded with source api). An identical
+// config writes nothing. After a registration or a change
 // the server is inspected as Options.InspectOnPut says; the inspection's outcome is
 // recorded, never returned as an error.
 func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, name string, cfg domain.ServerConfig) (PutResult, error) {
