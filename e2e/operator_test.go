@@ -127,6 +127,16 @@ func TestOperator_AppServerSources_RestartNoFileEmptyFileAndSIGHUP(t *testing.T)
 	if serverField(t, svc, "clock", "name") == "clock" || serverField(t, svc, "extra", "source") != "api" {
 		t.Fatalf("after SIGHUP: clock %q, extra %q", serverField(t, svc, "clock", "name"), serverField(t, svc, "extra", "source"))
 	}
+	// when the file is emptied by mistake and the service gets SIGHUP again
+	if err := os.WriteFile(cfgPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc.signal(syscall.SIGHUP)
+	// then nothing changes, the log says why, and the process still serves
+	eventually(t, "the refused reload", func() bool { return strings.Contains(svc.logs.String(), "config file is empty") })
+	if serverField(t, svc, "clock2", "source") != "file" || serverField(t, svc, "extra", "source") != "api" {
+		t.Fatal("an empty file removed servers on reload")
+	}
 	select {
 	case <-svc.done:
 		t.Fatalf("SIGHUP stopped the service: %v", svc.exitErr)
