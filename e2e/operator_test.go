@@ -355,6 +355,9 @@ func TestOperator_OneVocabulary(t *testing.T) {
 	if !strings.Contains(res.stdout, "app ") || strings.Contains(res.stdout, "(shared)") {
 		t.Fatalf("connections owner word: %s", res)
 	}
+	if res = runCLI(t, admin, "", "connections", "--owner", "app"); res.code != 0 || !strings.Contains(res.stdout, "clock") {
+		t.Fatalf("connections --owner app: %s", res)
+	}
 	// a config file with problems on lines 3 and 5 (the first hiding nothing) and 7
 	bad := writeConfig(t, "mcpServers:\n  zeta:\n    url: 42\n    timeout: -1\n  alpha: {type: pigeon, command: x}\nlisten: [1]\n")
 	cmd := exec.Command(mcpesBin(), "serve", "--config", bad, "--data", t.TempDir())

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mcpes/mcpes/domain"
 )
 
 // apiClient talks to a running mcpes over its HTTP API.
@@ -116,9 +118,11 @@ func (c *apiClient) call(ctx context.Context, method, path string, q url.Values,
 	return raw, resp.StatusCode, nil
 }
 
+// ownerQuery is the ?owner= of an --owner flag; "app" (or "_") is the app level,
+// which the API takes as no owner.
 func ownerQuery(owner string) url.Values {
 	q := url.Values{}
-	if owner != "" {
+	if owner != "" && ownerArg(owner) != domain.SharedOwner {
 		q.Set("owner", owner)
 	}
 	return q

@@ -54,6 +54,9 @@ them from the log of a stopped service: every owner's unless --owner is given.`,
 					return nil, err
 				}
 				if cmd.Flags().Changed("owner") {
+					if ownerArg(owner) == domain.SharedOwner {
+						return conns.Open(""), nil
+					}
 					return conns.Open(owner), nil
 				}
 				return conns.All(), nil
