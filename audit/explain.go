@@ -66,6 +66,8 @@ type Explanation struct {
 	// Decisions lists the last DecisionsBefore connection events up to Position and
 	// the first DecisionsAfter after it (After set), oldest first.
 	Decisions []DecisionEntry `json:"decisions"`
+	// EarlierDecisions counts the decisions before Position that Decisions leaves out.
+	EarlierDecisions int `json:"earlierDecisions,omitempty"`
 }
 
 // HistoryEntry is one event of a server config stream.
@@ -97,10 +99,10 @@ type DecisionEntry struct {
 	Summary string `json:"summary"`
 }
 
-// NormalizeOwner maps "" and "_" to the shared repository ("") and checks any other
+// NormalizeOwner maps "", "_" and "app" to the shared repository ("") and checks any other
 // owner id. Returns an error wrapping ErrInvalidArgument for a bad id.
 func NormalizeOwner(owner string) (string, error) {
-	if owner == "" || owner == domain.SharedOwner {
+	if domain.IsSharedOwner(owner) {
 		return "", nil
 	}
 	if err := domain.ValidateOwner(owner); err != nil {
@@ -169,11 +171,11 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 	ex.Verdict = verdict(ex)
 	ex.History = history(owner, mergeByPosition(appEvents, privEvents))
 
-	decisions, err := decisionsAround(ctx, st, domain.ConnStream(owner, server), pos)
+	decisions, earlier, err := decisionsAround(ctx, st, domain.ConnStream(owner, server), pos)
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explain: %w", err)
 	}
-	ex.Decisions = decisions
+	ex.Decisions, ex.EarlierDecisions = decisions, earlier
 	return ex, nil
 }
 
@@ -251,13 +253,15 @@ func transportWords(c domain.ServerConfig) string {
 }
 
 // decisionsAround reads the connection stream: the last DecisionsBefore events with
-// position <= pos and the first DecisionsAfter after it.
-func decisionsAround(ctx context.Context, st store.Store, stream string, pos uint64) ([]DecisionEntry, error) {
+// position <= pos and the first DecisionsAfter after it, and how many earlier ones
+// it left out.
+func decisionsAround(ctx context.Context, st store.Store, stream string, pos uint64) ([]DecisionEntry, int, error) {
 	var before, after []DecisionEntry
+	earlier := 0
 	for from := uint64(1); len(after) < DecisionsAfter; {
 		page, err := st.ReadStream(ctx, stream, from, pageSize)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", stream, err)
+			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 		}
 		for _, e := range page {
 			from = e.StreamVersion + 1
@@ -266,6 +270,7 @@ func decisionsAround(ctx context.Context, st store.Store, stream string, pos uin
 				before = append(before, d)
 				if len(before) > DecisionsBefore {
 					before = before[1:]
+					earlier++
 				}
 				continue
 			}
@@ -278,7 +283,7 @@ func decisionsAround(ctx context.Context, st store.Store, stream string, pos uin
 			break
 		}
 	}
-	return append(append([]DecisionEntry{}, before...), after...), nil
+	return append(append([]DecisionEntry{}, before...), after...), earlier, nil
 }
 
 func decision(e events.Envelope) DecisionEntry {

@@ -109,6 +109,10 @@ func (ex Explanation) Text() string {
 	if len(ex.Decisions) == 0 {
 		b.WriteString("  (none)\n")
 	}
+	if ex.EarlierDecisions > 0 {
+		fmt.Fprintf(&b, "  (%d earlier decisions not shown: mcpes export --owner %s --server %s lists them all)\n",
+			ex.EarlierDecisions, domain.OwnerWord(ex.Owner), ex.Server)
+	}
 	afterShown := false
 	for _, d := range ex.Decisions {
 		if d.After && !afterShown {

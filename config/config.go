@@ -53,11 +53,14 @@ const (
 // valid config with no servers.
 type Config struct {
 	// MCPServers are the app-scope servers, by name.
-	MCPServers  map[string]domain.ServerConfig `json:"mcpServers,omitempty"`
-	MCPSettings MCPSettings                    `json:"mcpSettings"`
-	Auth        Auth                           `json:"auth"`
-	DataDir     string                         `json:"dataDir"`
-	Listen      string                         `json:"listen"`
+	MCPServers map[string]domain.ServerConfig `json:"mcpServers,omitempty"`
+	// ServerLines is the line of each mcpServers entry in the file (for messages
+	// that send the operator there).
+	ServerLines map[string]int `json:"-"`
+	MCPSettings MCPSettings    `json:"mcpSettings"`
+	Auth        Auth           `json:"auth"`
+	DataDir     string         `json:"dataDir"`
+	Listen      string         `json:"listen"`
 	// PubSub is "" for the in-process pub/sub or nats://HOST:PORT for JetStream.
 	PubSub      string      `json:"pubsub,omitempty"`
 	NodeID      string      `json:"nodeID,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,17 +204,60 @@ func TestParse_UnknownTopLevelKeyIsWarning(t *testing.T) {
 	if cfg == nil || len(warns) != 3 {
 		t.Fatalf("warnings = %+v", warns)
 	}
-	if warns[0].Field != "endpoints" || warns[0].Line != 2 || warns[2].Field != "mcpSettings.foo" {
+	// sorted by line
+	if warns[0].Field != "version" || warns[1].Field != "endpoints" || warns[1].Line != 2 || warns[2].Field != "mcpSettings.foo" {
 		t.Errorf("warnings = %+v", warns)
 	}
 }
 
-func TestParse_EmptyFileIsValid(t *testing.T) {
-	for _, body := range []string{"", "# nothing\n", "---\n"} {
+func TestParse_EmptyFileIsRefused(t *testing.T) {
+	// given files without content, when parsed, then they are refused: applying one
+	// would remove every server the file registered
+	for _, body := range []string{"", "# nothing\n", "---\n", "\n\n"} {
 		cfg, _, err := config.Parse([]byte(body), "empty")
-		if err != nil || cfg == nil || len(cfg.MCPServers) != 0 || cfg.Listen != config.DefaultListen {
-			t.Errorf("%q: cfg=%+v err=%v", body, cfg, err)
+		if !errors.Is(err, config.ErrEmpty) || cfg != nil {
+			t.Errorf("%q: cfg=%+v err=%v, want ErrEmpty", body, cfg, err)
 		}
+	}
+	// and a file that says it has no servers is fine
+	cfg, _, err := config.Parse([]byte("mcpServers: {}\n"), "none")
+	if err != nil || len(cfg.MCPServers) != 0 || cfg.Listen != config.DefaultListen {
+		t.Fatalf("mcpServers: {} = %+v, %v", cfg, err)
+	}
+}
+
+func TestParse_ProblemsSortedByLineAndTypeErrorsHideNothing(t *testing.T) {
+	// given a file whose problems are spread over lines, out of name order, with a
+	// type error next to other bad fields of the same entry
+	body := "mcpServers:\n" +
+		"  zeta:\n" +
+		"    url: 42\n" + // line 3: type error
+		"    timeout: -5\n" + // line 4: invalid value of the same entry
+		"  alpha:\n" +
+		"    type: carrier-pigeon\n" + // line 6
+		"    command: x\n" +
+		"listen: [1]\n" // line 8
+	// when it is parsed
+	_, _, err := config.Parse([]byte(body), "bad.yaml")
+	// then every problem is reported, in line order
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v", err)
+	}
+	var lines []int
+	for _, p := range ce.Problems {
+		lines = append(lines, p.Line)
+	}
+	want := []int{3, 4, 6, 8}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("problem lines = %v, want %v:\n%v", lines, want, err)
+	}
+}
+
+func TestParse_ServerLines(t *testing.T) {
+	cfg, _, err := config.Parse([]byte("mcpServers:\n  a: {command: x}\n\n  b:\n    command: y\n"), "lines.yaml")
+	if err != nil || cfg.ServerLines["a"] != 2 || cfg.ServerLines["b"] != 4 {
+		t.Fatalf("lines = %v, %v", cfg.ServerLines, err)
 	}
 }
 
@@ -292,7 +336,7 @@ func TestLoad_ProtocolVersion(t *testing.T) {
 	for _, c := range []struct {
 		yaml, want, problem string
 	}{
-		{"", "2025-11-25", ""},
+		{"mcpServers: {}", "2025-11-25", ""},
 		{"connections: {protocolVersion: latest}", "latest", ""},
 		{"connections: {protocolVersion: \"2025-11-25\"}", "2025-11-25", ""},
 		{"connections: {protocolVersion: \"1999-01-01\"}", "", "connections.protocolVersion"},

@@ -15,6 +15,12 @@ var ErrInvalid = fmt.Errorf("invalid config file: %w", domain.ErrInvalidConfig)
 // ErrTooLarge is returned (wrapped) for a config file larger than MaxFileSize.
 var ErrTooLarge = errors.New("config file too large")
 
+// ErrEmpty is returned (wrapped) for a config file with no content (0 bytes, or
+// only comments): applying it would remove every server the file registered, which
+// is never what an empty file means. A file that means "no servers" says
+// "mcpServers: {}".
+var ErrEmpty = errors.New("config file is empty")
+
 // Problem is one thing wrong with (or, as a Warning, worth knowing about) a config
 // file: where (server and field, or a top-level setting), why, and the line and
 // column when the parser knows them (0 when not).

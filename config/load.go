@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ func Parse(data []byte, name string) (*Config, []Warning, error) {
 	if err != nil {
 		return nil, nil, &Error{File: name, Problems: []Problem{*err}}
 	}
+	if top == nil {
+		return nil, nil, fmt.Errorf("%s: %w (write \"mcpServers: {}\" for a file without servers)", name, ErrEmpty)
+	}
 	cfg := d.config(top)
 	cfg.SetDefaults()
 	if verr := cfg.Validate(); verr != nil {
@@ -52,9 +56,21 @@ func Parse(data []byte, name string) (*Config, []Warning, error) {
 		}
 	}
 	if len(d.problems) > 0 {
-		return nil, nil, &Error{File: name, Problems: d.problems}
+		return nil, nil, &Error{File: name, Problems: byLine(d.problems)}
 	}
-	return cfg, d.warnings, nil
+	return cfg, byLine(d.warnings), nil
+}
+
+// byLine sorts problems by line and column, those without a line last (stable).
+func byLine(ps []Problem) []Problem {
+	key := func(p Problem) int {
+		if p.Line == 0 {
+			return math.MaxInt
+		}
+		return p.Line<<16 | min(p.Column, 1<<16-1)
+	}
+	slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(key(a), key(b)) })
+	return ps
 }
 
 // ParseServer parses one server config (YAML, or JSON which is YAML) as used by
@@ -71,7 +87,7 @@ func ParseServer(data []byte, name string) (domain.ServerConfig, []Warning, erro
 	}
 	cfg, ok := d.server("", top, nil)
 	if !ok || len(d.problems) > 0 {
-		return domain.ServerConfig{}, nil, &Error{File: name, Problems: d.problems}
+		return domain.ServerConfig{}, nil, &Error{File: name, Problems: byLine(d.problems)}
 	}
 	for _, p := range domain.ConfigWarnings("", cfg) {
 		d.warn(Problem{Field: p.Field, Reason: p.Reason}, []string{p.Field})
@@ -131,7 +147,7 @@ var topKeys = []string{"mcpServers", "mcpSettings", "auth", "dataDir", "listen",
 	"nodeID", "inspection", "connections", "audit", "http", "limits"}
 
 func (d *decoder) config(top any) *Config {
-	cfg := &Config{MCPServers: map[string]domain.ServerConfig{}}
+	cfg := &Config{MCPServers: map[string]domain.ServerConfig{}, ServerLines: map[string]int{}}
 	if top == nil {
 		return cfg
 	}
@@ -144,6 +160,7 @@ func (d *decoder) config(top any) *Config {
 		servers := d.obj([]string{"mcpServers"}, v)
 		for _, name := range slices.Sorted(maps.Keys(servers)) {
 			path := []string{"mcpServers", name}
+			cfg.ServerLines[name], _ = d.pos(path)
 			if sc, ok := d.server(name, servers[name], path); ok {
 				cfg.MCPServers[name] = sc
 				for _, w := range domain.ConfigWarnings(name, sc) {
@@ -237,16 +254,42 @@ func (d *decoder) server(name string, v any, path []string) (domain.ServerConfig
 		return cfg, false
 	}
 	if err := json.Unmarshal(raw, &cfg); err != nil {
-		p := Problem{Server: name, Reason: err.Error()}
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			p.Field = te.Field
-			p.Reason = fmt.Sprintf("want %s, got %s", jsonKind(te.Type.String()), te.Value)
-		}
-		d.problem(p, append(slices.Clone(path), fieldPath(p.Field)...))
+		d.fieldByField(name, v.(map[string]any), path)
 		return cfg, false
 	}
 	return cfg, true
+}
+
+// fieldByField reports every field of a server entry whose value has the wrong
+// type, and then the entry's other problems (domain validation of the fields that
+// decoded), so that one type error does not hide the rest.
+func (d *decoder) fieldByField(name string, m map[string]any, path []string) {
+	var good domain.ServerConfig
+	bad := map[string]bool{}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		one, _ := json.Marshal(map[string]any{k: m[k]})
+		if err := json.Unmarshal(one, &good); err != nil {
+			p := Problem{Server: name, Field: k, Reason: err.Error()}
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				if te.Field != "" {
+					p.Field = te.Field
+				}
+				p.Reason = fmt.Sprintf("want %s, got %s", jsonKind(te.Type.String()), te.Value)
+			}
+			bad[k] = true
+			d.problem(p, append(slices.Clone(path), fieldPath(p.Field)...))
+		}
+	}
+	for _, p := range ServerProblems(domain.AppScope, name, good) {
+		top, _, _ := strings.Cut(p.Field, ".")
+		top, _, _ = strings.Cut(top, "[")
+		inferred := p.Field == "type" && (bad["url"] || bad["command"])
+		if p.Field == "" || bad[top] || inferred || name == "" && p.Field == "name" {
+			continue // a consequence of a field that did not decode (or of no name)
+		}
+		d.problem(p, append(slices.Clone(path), fieldPath(p.Field)...))
+	}
 }
 
 // serverPath is the AST path of a Validate problem.

@@ -35,16 +35,10 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	who := e.Owner
-	if who == "" {
-		who = "shared repository"
-	} else {
-		who = "owner " + who
-	}
 	if e.Rule == domain.RuleNoConfig {
-		return fmt.Sprintf("server %s not found for %s", e.Server, who)
+		return fmt.Sprintf("server %s not found for %s", e.Server, domain.OwnerWord(e.Owner))
 	}
-	return fmt.Sprintf("server %s: connection refused for %s (rule %s)", e.Server, who, e.Rule)
+	return domain.RefusalText(e.Server, e.Owner, e.Rule)
 }
 
 // Unwrap returns ErrRefused and, depending on the rule, ErrNotFound or ErrUnavailable.
@@ -67,7 +61,7 @@ type ConnectError struct {
 }
 
 func (e *ConnectError) Error() string {
-	return fmt.Sprintf("connect %s (%s): %v", e.Server, e.Class, e.Err)
+	return fmt.Sprintf("connect %s (%s): %s", e.Server, e.Class, domain.TidyMessage(e.Err.Error()))
 }
 
 // Unwrap returns ErrUnavailable and the cause.

@@ -45,6 +45,11 @@ type Manager struct {
 	stop      chan struct{}
 	decMu     sync.Mutex
 	decisions map[string]uint64
+
+	// toSweep holds the servers changed since the sweeper last looked.
+	sweepMu   sync.Mutex
+	toSweep   map[string]struct{}
+	sweepKick chan struct{}
 }
 
 // NewManager returns a manager whose repositories read servers (which must follow st,
@@ -65,10 +70,17 @@ func NewManager(st store.Store, servers *projections.Servers, opts Options) *Man
 		opts.Classify = defaultClassify
 	}
 	m := &Manager{st: st, servers: servers, opts: opts, stop: make(chan struct{}),
-		repos: map[string]*Repository{}, decisions: map[string]uint64{}}
-	servers.OnChange(func(_ domain.Scope, name string) { m.changeCounter(name).Add(1) })
+		repos: map[string]*Repository{}, decisions: map[string]uint64{},
+		toSweep: map[string]struct{}{}, sweepKick: make(chan struct{}, 1)}
+	servers.OnChange(func(_ domain.Scope, name string) {
+		m.changeCounter(name).Add(1)
+		m.queueSweep(name)
+	})
 	if m.begin() {
 		go m.ticker()
+	}
+	if m.begin() {
+		go m.sweeper()
 	}
 	return m
 }

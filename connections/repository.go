@@ -246,10 +246,11 @@ func (r *Repository) connect(o origin, e *entry, call *connectCall, st domain.Se
 	if err != nil {
 		class := opts.Classify(err)
 		attempt := e.br.failure(now, opts)
-		if msg := domain.FailureMessageFor(r.owner, st.Scope, class, err.Error()); msg != err.Error() {
-			err = errors.New(msg) // the owner's stream and answer never carry an app server's stderr
+		msg := domain.TidyMessage(err.Error())
+		if shown := domain.FailureMessageFor(r.owner, st.Scope, class, msg); shown != msg {
+			msg, err = shown, errors.New(shown) // the owner's stream and answer never carry an app server's stderr
 		}
-		fact := domain.ConnectionOpenFailed{Inputs: in, Class: class, Message: err.Error(), DurationMS: dur, Attempt: attempt}
+		fact := domain.ConnectionOpenFailed{Inputs: in, Class: class, Message: msg, DurationMS: dur, Attempt: attempt}
 		if rerr := r.record(bg, e, o, fact, string(class)); rerr != nil {
 			call.err = errors.Join(&ConnectError{Server: e.name, Class: class, Err: err}, rerr)
 			return
@@ -336,25 +337,33 @@ func (r *Repository) evict(ctx context.Context, e *entry, c *Connection, reason 
 // (disallowed or removed). It never connects. The answer for an allowed server with a
 // live connection is found without allocating.
 func (r *Repository) Has(ctx context.Context, name string) bool {
+	ok, err := r.evictDisallowed(ctx, name)
+	if err != nil {
+		r.m.opts.Logger.Error("evict", "owner", r.owner, "server", name, "err", err)
+	}
+	return ok
+}
+
+// evictDisallowed is Has returning the error of recording an eviction.
+func (r *Repository) evictDisallowed(ctx context.Context, name string) (bool, error) {
 	_, view, _ := r.m.servers.Effective(r.owner, name)
 	e := r.lookup(name)
 	if e == nil || e.conn.Load() == nil {
 		ok, _ := domain.MayConnect(r.owner, view)
-		return ok
+		return ok, nil
 	}
 	if ok, _ := domain.MayConnect(r.owner, view); ok || r.m.closed.Load() {
-		return ok
+		return ok, nil
 	}
 	e = r.lockEntry(name)
 	defer e.mu.Unlock()
 	_, in := r.inputs(ctx, e, r.m.opts.Clock())
 	d := domain.DecideHas(in)
+	var err error
 	if d.Evict != "" {
-		if err := r.evict(ctx, e, e.conn.Load(), d.Evict, d.Rule, in); err != nil {
-			r.m.opts.Logger.Error("evict", "owner", r.owner, "server", name, "err", err)
-		}
+		err = r.evict(ctx, e, e.conn.Load(), d.Evict, d.Rule, in)
 	}
-	return d.Action != domain.ActionRefuse
+	return d.Action != domain.ActionRefuse, err
 }
 
 // GetMany gets every named server, at most MaxConcurrentConnects at once. One failing

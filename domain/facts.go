@@ -10,6 +10,8 @@ type ServerRegistered struct {
 	Scope  Scope        `json:"scope"`
 	Name   string       `json:"name"`
 	Config ServerConfig `json:"config"`
+	// Source says where an app server's config comes from (file or api).
+	Source Source `json:"source,omitempty"`
 }
 
 // ServerConfigChanged records a new config for an existing server, naming the
@@ -19,6 +21,8 @@ type ServerConfigChanged struct {
 	Name    string       `json:"name"`
 	Config  ServerConfig `json:"config"`
 	Changed []string     `json:"changed"`
+	// Source says where an app server's config comes from now (file or api).
+	Source Source `json:"source,omitempty"`
 }
 
 // ServerRemoved records that a server config was removed from its scope.
@@ -89,6 +93,9 @@ const (
 	FailureAuth        FailureClass = "auth"
 	FailureUnsupported FailureClass = "unsupported"
 	FailureRefused     FailureClass = "refused" // blocked by the SSRF guard or the breaker
+	// FailureConfig: the config cannot be used as it stands (an unset ${VAR}, a
+	// secret that cannot be resolved): fix the config or the environment.
+	FailureConfig FailureClass = "config"
 )
 
 // ServerInspectionFailed records a failed inspection. With RequiresOAuth set (the
@@ -192,7 +199,15 @@ type ConnectionLost struct {
 	ConnID        string `json:"connId"`
 	ConfigVersion uint64 `json:"configVersion"`
 	Error         string `json:"error"`
+	// Reason is LostRestart when the connection was open in the log when mcpes
+	// stopped without closing it (crash, SIGKILL) and was found at the next start;
+	// "" for a connection that died while mcpes ran.
+	Reason string `json:"reason,omitempty"`
 }
+
+// LostRestart is the ConnectionLost reason of connections a restart found open in
+// the log: the process that held them is gone.
+const LostRestart = "restart"
 
 // ToolCalled records one tool call through the gateway (optional audit).
 type ToolCalled struct {

@@ -45,7 +45,7 @@ func ValidateOwner(owner string) error {
 	if owner == "" || len(owner) > 128 {
 		return fmt.Errorf("owner %q: must be 1 to 128 characters", owner)
 	}
-	if owner == SharedOwner {
+	if owner == SharedOwner || owner == ScopeWordApp {
 		return fmt.Errorf("owner %q: reserved for the shared repository", owner)
 	}
 	for _, r := range owner {

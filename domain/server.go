@@ -15,6 +15,12 @@ type ServerState struct {
 	Name   string       `json:"name"`
 	Exists bool         `json:"exists"`
 	Config ServerConfig `json:"config"`
+	// Source is the recorded source of an app server ("" before sources were
+	// recorded, and for user scopes); see AppSource.
+	Source Source `json:"source,omitempty"`
+	// ConfigVersion counts this server's configs: 1 at registration, one more for
+	// every change and for a recovery by reinspection.
+	ConfigVersion uint64 `json:"configVersion"`
 	// Version is the log position of the last config-changing event (see ConfigView).
 	Version uint64 `json:"version"`
 	// StreamVersion is the number of events in the stream, for optimistic concurrency.
@@ -69,10 +75,14 @@ func (s ServerState) Apply(fact any, pos uint64, at time.Time) ServerState {
 	s.StreamVersion++
 	switch f := fact.(type) {
 	case ServerRegistered:
-		s = ServerState{Scope: f.Scope, Name: f.Name, Exists: true, Config: f.Config,
-			Version: pos, StreamVersion: s.StreamVersion, UpdatedAt: at}
+		s = ServerState{Scope: f.Scope, Name: f.Name, Exists: true, Config: f.Config, Source: f.Source,
+			ConfigVersion: 1, Version: pos, StreamVersion: s.StreamVersion, UpdatedAt: at}
 	case ServerConfigChanged:
 		s.Config, s.Version, s.UpdatedAt = f.Config, pos, at
+		s.ConfigVersion++
+		if f.Source != "" {
+			s.Source = f.Source
+		}
 		s.Inspected, s.InspectionFailed, s.OAuthDetected = false, false, false
 		s.FailureClass, s.FailureMessage = "", ""
 	case ServerRemoved:
@@ -80,6 +90,7 @@ func (s ServerState) Apply(fact any, pos uint64, at time.Time) ServerState {
 	case ServerInspected:
 		if f.Recovered {
 			s.Version, s.UpdatedAt = pos, at
+			s.ConfigVersion++
 		}
 		s.Inspected, s.InspectionFailed, s.OAuthDetected = true, false, false
 		s.FailureClass, s.FailureMessage = "", ""
@@ -99,18 +110,21 @@ func (s ServerState) Apply(fact any, pos uint64, at time.Time) ServerState {
 
 // Commands. Each is a plain struct; its decide function returns the facts to append.
 
-// RegisterServer adds a new server config to a scope.
+// RegisterServer adds a new server config to a scope. Source is set for app servers.
 type RegisterServer struct {
 	Scope  Scope
 	Name   string
 	Config ServerConfig
+	Source Source
 }
 
-// ChangeServerConfig replaces an existing server's config.
+// ChangeServerConfig replaces an existing server's config. Source is set for app
+// servers; a change of source alone is a change (field "source").
 type ChangeServerConfig struct {
 	Scope  Scope
 	Name   string
 	Config ServerConfig
+	Source Source
 }
 
 // RemoveServer removes a server config from its scope.
@@ -160,7 +174,7 @@ func DecideRegisterServer(st ServerState, cmd RegisterServer) ([]any, error) {
 	if st.Exists {
 		return nil, &ServerError{Name: cmd.Name, Err: ErrServerExists}
 	}
-	return []any{ServerRegistered{Scope: cmd.Scope, Name: cmd.Name, Config: cmd.Config.Clone()}}, nil
+	return []any{ServerRegistered{Scope: cmd.Scope, Name: cmd.Name, Config: cmd.Config.Clone(), Source: cmd.Source}}, nil
 }
 
 // DecideChangeServerConfig validates cmd and returns ServerConfigChanged, or nothing
@@ -173,18 +187,23 @@ func DecideChangeServerConfig(st ServerState, cmd ChangeServerConfig) ([]any, er
 		return nil, &ServerError{Name: cmd.Name, Err: ErrServerNotFound}
 	}
 	changed := st.Config.ChangedFields(cmd.Config)
+	if cmd.Source != "" && cmd.Source != st.AppSource() {
+		changed = append(changed, "source")
+	}
 	if len(changed) == 0 {
 		return nil, nil
 	}
-	return []any{ServerConfigChanged{Scope: cmd.Scope, Name: cmd.Name, Config: cmd.Config.Clone(), Changed: changed}}, nil
+	return []any{ServerConfigChanged{Scope: cmd.Scope, Name: cmd.Name, Config: cmd.Config.Clone(),
+		Changed: changed, Source: cmd.Source}}, nil
 }
 
 // DecidePutServer registers the server when absent and changes it when present.
-func DecidePutServer(st ServerState, scope Scope, name string, cfg ServerConfig) ([]any, error) {
+// source is where an app server's config comes from ("" for user scopes).
+func DecidePutServer(st ServerState, scope Scope, name string, cfg ServerConfig, source Source) ([]any, error) {
 	if st.Exists {
-		return DecideChangeServerConfig(st, ChangeServerConfig{Scope: scope, Name: name, Config: cfg})
+		return DecideChangeServerConfig(st, ChangeServerConfig{Scope: scope, Name: name, Config: cfg, Source: source})
 	}
-	return DecideRegisterServer(st, RegisterServer{Scope: scope, Name: name, Config: cfg})
+	return DecideRegisterServer(st, RegisterServer{Scope: scope, Name: name, Config: cfg, Source: source})
 }
 
 // DecideRemoveServer returns ServerRemoved, or ErrServerNotFound when absent.

@@ -76,14 +76,14 @@ func TestDecideChangeServerConfig(t *testing.T) {
 		wantServerErr(t, err, ErrServerNotFound, "files")
 	})
 	t.Run("put registers then changes", func(t *testing.T) {
-		got, err := DecidePutServer(given(), AppScope, "files", httpCfg)
+		got, err := DecidePutServer(given(), AppScope, "files", httpCfg, "")
 		if err != nil || len(got) != 1 {
 			t.Fatalf("register: %+v %v", got, err)
 		}
 		if _, ok := got[0].(ServerRegistered); !ok {
 			t.Fatalf("want ServerRegistered, got %T", got[0])
 		}
-		got, err = DecidePutServer(given(reg), AppScope, "files", ServerConfig{Command: "x"})
+		got, err = DecidePutServer(given(reg), AppScope, "files", ServerConfig{Command: "x"}, "")
 		if _, ok := got[0].(ServerConfigChanged); err != nil || !ok {
 			t.Fatalf("change: %+v %v", got, err)
 		}

@@ -19,8 +19,8 @@ func TestCLI_CommandsAgainstAService(t *testing.T) {
 	clockURL, _ := startClockHTTP(t)
 	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})
 	svc.waitReady()
-	admin := []string{"MCPES_SERVER=" + svc.url, "MCPES_TOKEN=" + adminToken}
-	alice := []string{"MCPES_SERVER=" + svc.url, "MCPES_TOKEN=" + aliceToken}
+	admin := []string{"MCPES_URL=" + svc.url, "MCPES_TOKEN=" + adminToken}
+	alice := []string{"MCPES_URL=" + svc.url, "MCPES_TOKEN=" + aliceToken}
 	dir := t.TempDir()
 	notes := filepath.Join(dir, "notes.json")
 	os.WriteFile(notes, []byte(`{"type":"streamable-http","url":"`+clockURL+`","title":"Notes"}`), 0o600)

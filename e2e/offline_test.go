@@ -61,6 +61,12 @@ func TestOfflineVerify_PassesAfterStopAndNamesAFlippedByte(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stdout, `"ok": false`) {
 		t.Fatalf("verify --json of a tampered log: %s", res)
 	}
+	// and an export of it writes the events but warns and exits 1
+	res = runCLI(t, nil, "", "export", "--data", svc.data)
+	if res.code != 1 || !strings.Contains(res.stderr, fmt.Sprintf("hash chain is broken at position %d", pos)) ||
+		!strings.Contains(res.stdout, "mcpes.server.registered.v1") {
+		t.Fatalf("export of a tampered log (event %d): %s", pos, res)
+	}
 }
 
 func TestOfflineData_InUseByARunningService(t *testing.T) {
@@ -71,7 +77,7 @@ func TestOfflineData_InUseByARunningService(t *testing.T) {
 	for _, args := range [][]string{{"verify"}, {"servers", "list"}, {"events"}, {"explain", "--owner", "_", "--server", "clock"}} {
 		res := runCLI(t, nil, "", append(args, "--data", svc.data)...)
 		// then it fails at once with a clear message naming the pid
-		want := fmt.Sprintf("data directory %s is in use by a running mcpes (pid %d) — use --server or stop it", svc.data, svc.cmd.Process.Pid)
+		want := fmt.Sprintf("data directory %s is in use by a running mcpes (pid %d) — use --url or stop it", svc.data, svc.cmd.Process.Pid)
 		if res.code != 1 || !strings.Contains(res.stderr, want) {
 			t.Errorf("mcpes %v --data: %s", args, res)
 		}

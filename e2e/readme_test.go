@@ -101,7 +101,7 @@ func TestREADME_WalkThrough(t *testing.T) {
 		"7300", strconv.Itoa(apiPort),
 	)
 	env := append(os.Environ(),
-		fmt.Sprintf("MCPES_SERVER=http://127.0.0.1:%d", apiPort),
+		fmt.Sprintf("MCPES_URL=http://127.0.0.1:%d", apiPort),
 		fmt.Sprintf("MCPES_LISTEN=127.0.0.1:%d", apiPort),
 		"MCPES_DATA="+data,
 		"MCPES_TOKEN=", "MCPES_ADMIN_TOKEN=",
@@ -154,6 +154,11 @@ func TestREADME_WalkThrough(t *testing.T) {
 		}
 		cmd := exec.Command("bash", "-c", line)
 		cmd.Dir, cmd.Env = repoRoot, env
+		if c.background && strings.HasPrefix(c.line, "go run") {
+			// kill %N would stop only the go command and leave the program it started
+			// running (issue 12, point 8).
+			t.Fatalf("%s: a background job started with go run cannot be stopped by kill %%N; start the built binary", step)
+		}
 		if c.background {
 			j := &job{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 			cmd.Stdout, cmd.Stderr = j.out, j.out

@@ -20,7 +20,7 @@ func serverNames(tb testing.TB, body []byte) []string {
 	var ans struct {
 		Servers []struct {
 			Name    string `json:"name"`
-			Version uint64 `json:"version"`
+			Version uint64 `json:"position"`
 		} `json:"servers"`
 	}
 	if err := json.Unmarshal(body, &ans); err != nil {
@@ -179,7 +179,7 @@ func TestRefusals_BadInputWritesNoEvent(t *testing.T) {
 		// the CLI refuses a malformed file before sending anything
 		bad := filepath.Join(t.TempDir(), "bad.yaml")
 		os.WriteFile(bad, []byte("url: [\n"), 0o600)
-		res := runCLI(t, []string{"MCPES_SERVER=" + svc.url, "MCPES_TOKEN=" + aliceToken}, "", "servers", "put", "x", "-f", bad)
+		res := runCLI(t, []string{"MCPES_URL=" + svc.url, "MCPES_TOKEN=" + aliceToken}, "", "servers", "put", "x", "-f", bad)
 		if res.code != 1 || !strings.Contains(res.stderr, "line") {
 			t.Errorf("servers put with a malformed file: %s", res)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,6 +69,16 @@ func init() {
 	register[domain.ConnectionEvicted]()
 	register[domain.ConnectionLost]()
 	register[domain.ToolCalled]()
+}
+
+// Types returns every event type of the current catalogue, sorted.
+func Types() []string {
+	out := make([]string, 0, len(typeOf))
+	for _, t := range typeOf {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TypeName returns the CloudEvents type of a domain fact. Returns an error for a value

@@ -197,14 +197,14 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 
 // RequestOwner is the owner a request by id acts for: an owner token's own owner
 // always; for the admin the ?owner= parameter, or "" (the app scope, the shared
-// repository) without it or for "_". Returns domain.ValidateOwner's error, as is, for
+// repository) without it or for "_" or "app". Returns domain.ValidateOwner's error, as is, for
 // a malformed ?owner=.
 func RequestOwner(r *http.Request, id Identity) (string, error) {
 	if !id.Admin {
 		return id.Owner, nil
 	}
 	owner := r.URL.Query().Get("owner")
-	if owner == "" || owner == domain.SharedOwner {
+	if domain.IsSharedOwner(owner) {
 		return "", nil
 	}
 	if err := domain.ValidateOwner(owner); err != nil {

@@ -11,15 +11,17 @@ import (
 
 // Connection is one open connection as the API shows it.
 type Connection struct {
-	// Owner is "" for the shared (app-level) repository.
+	// Owner is the owner, or "app" (domain.ScopeWordApp) for the shared repository.
 	Owner  string `json:"owner"`
 	Server string `json:"server"`
 	ConnID string `json:"connId"`
 	// ConfigScope is where the config it was built from came from.
-	ConfigScope   domain.Scope `json:"configScope,omitempty"`
-	ConfigVersion uint64       `json:"configVersion"`
-	OpenedAt      time.Time    `json:"openedAt"`
-	LastUsed      time.Time    `json:"lastUsed,omitzero"`
+	ConfigScope domain.Scope `json:"configScope,omitempty"`
+	// ConfigPosition is the log position of the config it was built from (the
+	// server's "position" then); a connection is stale when the server's moved on.
+	ConfigPosition uint64    `json:"configPosition"`
+	OpenedAt       time.Time `json:"openedAt"`
+	LastUsed       time.Time `json:"lastUsed,omitzero"`
 	// State is "alive" or "dead" (dead ones are replaced at the next connect).
 	State     domain.ConnState `json:"state,omitempty"`
 	ToolCount int              `json:"toolCount"`
@@ -27,13 +29,14 @@ type Connection struct {
 
 // ConnectionList is the body of GET /v1/connections.
 type ConnectionList struct {
+	// Owner is the owner the list is for, or "app" for the shared repository.
 	Owner       string       `json:"owner"`
 	Connections []Connection `json:"connections"`
 }
 
 func (a *api) connJSON(c *connections.Connection) Connection {
-	out := Connection{Owner: c.Owner, Server: c.Server, ConnID: c.ConnID, ConfigScope: c.ConfigScope,
-		ConfigVersion: c.ConfigVersion, OpenedAt: c.OpenedAt, LastUsed: c.LastUsed(), State: c.State()}
+	out := Connection{Owner: domain.OwnerWord(c.Owner), Server: c.Server, ConnID: c.ConnID, ConfigScope: c.ConfigScope,
+		ConfigPosition: c.ConfigVersion, OpenedAt: c.OpenedAt, LastUsed: c.LastUsed(), State: c.State()}
 	if st, ok := a.Servers.State(c.ConfigScope, c.Server); ok && st.LastSuccess != nil {
 		out.ToolCount = len(st.LastSuccess.Tools)
 	}
@@ -45,7 +48,7 @@ func (a *api) listConnections(w http.ResponseWriter, r *http.Request, id Identit
 	if err != nil {
 		return err
 	}
-	out := ConnectionList{Owner: owner, Connections: []Connection{}}
+	out := ConnectionList{Owner: domain.OwnerWord(owner), Connections: []Connection{}}
 	loaded := a.Manager.Repo(owner).GetLoaded()
 	if a.ConnProjection == nil {
 		for _, c := range loaded {
@@ -65,8 +68,8 @@ func (a *api) listConnections(w http.ResponseWriter, r *http.Request, id Identit
 			out.Connections = append(out.Connections, a.connJSON(held))
 			continue
 		}
-		out.Connections = append(out.Connections, Connection{Owner: c.Owner, Server: c.Server,
-			ConnID: c.ConnID, ConfigVersion: c.ConfigVersion, OpenedAt: c.Since})
+		out.Connections = append(out.Connections, Connection{Owner: domain.OwnerWord(c.Owner), Server: c.Server,
+			ConnID: c.ConnID, ConfigPosition: c.ConfigVersion, OpenedAt: c.Since})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -21,7 +21,7 @@ func TestConnections_ConnectListDisconnect(t *testing.T) {
 	var c handlers.Connection
 	r.json(t, &c)
 	st, _ := s.servers.State(domain.AppScope, "clock")
-	if c.Owner != "alice" || c.Server != "clock" || c.ConnID == "" || c.ConfigVersion != st.Version ||
+	if c.Owner != "alice" || c.Server != "clock" || c.ConnID == "" || c.ConfigPosition != st.Version ||
 		c.ConfigScope != domain.AppScope || c.State != domain.ConnAlive || c.ToolCount != 4 {
 		t.Fatalf("connection %+v (version %d)", c, st.Version)
 	}

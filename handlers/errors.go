@@ -44,6 +44,7 @@ const (
 	CodeNotFound            = "not_found"
 	CodeConflict            = "conflict"
 	CodeNotFailed           = "not_failed"
+	CodeFileSourced         = "file_sourced"
 	CodeInvalidConfig       = "invalid_config"
 	CodeInvalidRequest      = "invalid_request"
 	CodeBodyTooLarge        = "body_too_large"
@@ -116,6 +117,8 @@ func errorStatus(err error) (int, APIError) {
 		return http.StatusBadRequest, APIError{Code: CodeInvalidRequest, Message: err.Error()}
 	case errors.Is(err, ErrNotFound), errors.Is(err, domain.ErrServerNotFound), isConnNotFound(err):
 		return http.StatusNotFound, APIError{Code: CodeNotFound, Message: err.Error(), Rule: extra.Rule}
+	case errors.Is(err, registry.ErrFileSourced):
+		return http.StatusConflict, APIError{Code: CodeFileSourced, Message: err.Error()}
 	case errors.Is(err, domain.ErrNotFailed):
 		return http.StatusConflict, APIError{Code: CodeNotFailed, Message: err.Error()}
 	case errors.Is(err, domain.ErrServerExists), errors.Is(err, registry.ErrConflict), errors.Is(err, store.ErrVersionConflict):

@@ -63,6 +63,8 @@ type Registry interface {
 // (*connections.Manager implements it).
 type ConnManager interface {
 	Repo(owner string) *connections.Repository
+	// Sweep evicts every owner's connections to names that may no longer be connected.
+	Sweep(ctx context.Context, names ...string) error
 }
 
 // Deps are the parts the API is built on.
@@ -94,6 +96,8 @@ type Deps struct {
 	Clock func() time.Time
 	// Heartbeat is the SSE keep-alive interval (default DefaultHeartbeat).
 	Heartbeat time.Duration
+	// Version is mcpes's version, shown by GET /healthz.
+	Version string
 }
 
 // api is the HTTP API; its methods are the route handlers.
@@ -242,7 +246,7 @@ func (a *api) authorize(w http.ResponseWriter, r *http.Request) (Identity, bool)
 }
 
 func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": a.Version})
 }
 
 // ReadyResponse is the body of GET /readyz.

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/handlers"
+	"github.com/mcpes/mcpes/internal/testevents"
 )
 
 // raw sends one request with exactly the given headers ("Host" sets the Host line).
@@ -193,4 +195,26 @@ func TestSecurity_LowItems(t *testing.T) {
 	// an out-of-range time is a 400, not an empty 200
 	expect(t, s.do("GET", "/v1/audit/explain?owner=alice&server=x&at=9223372036854775807", adminToken, nil),
 		http.StatusBadRequest, handlers.CodeInvalidRequest)
+}
+
+func TestSecurity_OwnersSeeNoAppServerFailureMessage(t *testing.T) {
+	// given an app server whose inspection failed with stderr carrying a secret
+	s := newSvc(t)
+	s.do("PUT", "/v1/servers/leaky", adminToken, `{"type":"sse","url":"http://127.0.0.1:1/sse","startup":false}`)
+	st, _ := s.servers.State(domain.AppScope, "leaky")
+	testevents.Append(t, s.st, "system", domain.ServerInspectionFailed{Scope: domain.AppScope, Name: "leaky",
+		ConfigVersion: st.Version, Class: domain.FailureProtocol, Message: "stderr: TOPSECRET-TOKEN"})
+
+	// when alice and the admin read it (one server, the list, and explain)
+	for _, path := range []string{"/v1/servers/leaky", "/v1/servers", "/v1/audit/explain?server=leaky"} {
+		alice := s.do("GET", path, aliceToken, nil)
+		// then alice sees the class, never the message
+		if alice.status != 200 || strings.Contains(string(alice.body), "TOPSECRET") || !strings.Contains(string(alice.body), "protocol") {
+			t.Fatalf("alice %s: %d %s", path, alice.status, alice.body)
+		}
+	}
+	// and the operator sees it
+	if admin := s.do("GET", "/v1/servers/leaky", adminToken, nil); !strings.Contains(string(admin.body), "TOPSECRET") {
+		t.Fatalf("admin: %s", admin.body)
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
-	"github.com/mcpes/mcpes/registry"
 )
 
 // Server is one server as the API shows it. Secrets in Config are redacted.
@@ -19,12 +18,18 @@ type Server struct {
 	Scope domain.Scope `json:"scope"`
 	// Config is the stored config with every header and env value that is not a
 	// ${VAR} placeholder replaced by "[redacted]".
-	Config    domain.ServerConfig `json:"config"`
-	Version   uint64              `json:"version"`
-	UpdatedAt time.Time           `json:"updatedAt"`
-	// State is "ready" (inspected), "pending" (not inspected yet), "failed"
-	// (inspection failed: a stub until reinspected) or "requires_oauth".
-	State            string              `json:"state"`
+	Config domain.ServerConfig `json:"config"`
+	// Source is where an app server comes from: "file" (the config file; the API
+	// may not change it) or "api". Empty for user-scope servers.
+	Source domain.Source `json:"source,omitempty"`
+	// ConfigVersion counts the server's configs (1 at registration); Position is
+	// the log position of the event that made the current one.
+	ConfigVersion uint64    `json:"configVersion"`
+	Position      uint64    `json:"position"`
+	UpdatedAt     time.Time `json:"updatedAt"`
+	// State is a domain.Status word; Reason says why, for failed and requires_oauth.
+	State            domain.Status       `json:"state"`
+	Reason           string              `json:"reason,omitempty"`
 	Inspected        bool                `json:"inspected"`
 	InspectionFailed bool                `json:"inspectionFailed"`
 	RequiresOAuth    bool                `json:"requiresOAuth"`
@@ -57,21 +62,13 @@ type InspectionDetail struct {
 
 // serverJSON renders st for owner; view is the policy view it gives that owner.
 func serverJSON(owner string, st domain.ServerState, view domain.ConfigView, withTools bool) Server {
-	s := Server{Name: st.Name, Scope: st.Scope, Config: domain.RedactSecrets(st.Config),
-		Version: st.Version, UpdatedAt: st.UpdatedAt, Inspected: st.Inspected,
+	shown := st // what owner may read of it: never an app server's failure message
+	shown.FailureMessage = domain.FailureMessageFor(owner, st.Scope, st.FailureClass, st.FailureMessage)
+	s := Server{Name: st.Name, Scope: st.Scope, Config: domain.RedactSecrets(st.Config), Source: st.AppSource(),
+		ConfigVersion: st.ConfigVersion, Position: st.Version, UpdatedAt: st.UpdatedAt, Inspected: st.Inspected,
 		InspectionFailed: st.InspectionFailed, RequiresOAuth: st.RequiresOAuth(),
-		FailureClass: st.FailureClass, FailureMessage: domain.FailureMessageFor(owner, st.Scope, st.FailureClass, st.FailureMessage),
-		PrivateShadowed: view.Shadowed}
-	switch {
-	case st.InspectionFailed:
-		s.State = "failed"
-	case st.RequiresOAuth() && st.Inspected:
-		s.State = "requires_oauth"
-	case st.Inspected:
-		s.State = "ready"
-	default:
-		s.State = "pending"
-	}
+		FailureClass: st.FailureClass, FailureMessage: shown.FailureMessage, PrivateShadowed: view.Shadowed,
+		State: shown.Status(), Reason: shown.Reason()}
 	if view.Found {
 		s.MayConnect, s.Rule = domain.MayConnect(owner, view)
 	}
@@ -89,7 +86,7 @@ func serverJSON(owner string, st domain.ServerState, view domain.ConfigView, wit
 
 // ServerList is the body of GET /v1/servers.
 type ServerList struct {
-	// Owner is the owner the list is for ("" = the app level).
+	// Owner is the owner the list is for ("app" = the app level).
 	Owner   string   `json:"owner"`
 	Servers []Server `json:"servers"`
 }
@@ -99,7 +96,7 @@ func (a *api) listServers(w http.ResponseWriter, r *http.Request, id Identity) e
 	if err != nil {
 		return err
 	}
-	out := ServerList{Owner: owner, Servers: []Server{}}
+	out := ServerList{Owner: domain.OwnerWord(owner), Servers: []Server{}}
 	for _, e := range a.Servers.List(owner) {
 		st, ok := a.Servers.State(e.Scope, e.Name)
 		if !ok || !st.Exists {
@@ -154,6 +151,10 @@ func (a *api) putServer(w http.ResponseWriter, r *http.Request, id Identity) err
 	scope := scopeOf(owner)
 	res, err := a.Registry.Put(r.Context(), id.Actor(), scope, name, cfg)
 	if err != nil {
+		return err
+	}
+	// A config that no longer lets some owner connect evicts that owner's connection.
+	if err := a.Manager.Sweep(r.Context(), name); err != nil {
 		return err
 	}
 	st, _ := a.Servers.State(scope, name)
@@ -229,6 +230,10 @@ func (a *api) deleteServer(w http.ResponseWriter, r *http.Request, id Identity) 
 	if err := a.Registry.Remove(r.Context(), id.Actor(), scope, name); err != nil {
 		return err
 	}
+	// Every owner's open connection to it is evicted before the answer.
+	if err := a.Manager.Sweep(r.Context(), name); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, RemoveResponse{Server: name, Scope: scope, Removed: true})
 	return nil
 }
@@ -242,7 +247,7 @@ func (a *api) reinspect(w http.ResponseWriter, r *http.Request, id Identity) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, registry.ReinspectResult{Server: res.Server, OK: res.OK, Reason: res.Reason})
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }
 

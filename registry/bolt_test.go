@@ -27,7 +27,7 @@ func TestService_Reconcile_RestartWithSameFileWritesNoEvents(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mcpes.db")
 	st := openBolt(t, path)
 	h := newHarness(t, st, registry.Options{InspectOnPut: registry.InspectOff})
-	rep, err := h.Svc.Reconcile(ctx(t), fileServers())
+	rep, err := h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: fileServers()})
 	if err != nil || len(rep.Registered) != 3 {
 		t.Fatalf("first reconcile = %+v, %v", rep, err)
 	}
@@ -43,7 +43,7 @@ func TestService_Reconcile_RestartWithSameFileWritesNoEvents(t *testing.T) {
 	st = openBolt(t, path)
 	t.Cleanup(func() { _ = st.Close() })
 	h = newHarness(t, st, registry.Options{InspectOnPut: registry.InspectOff})
-	rep, err = h.Svc.Reconcile(ctx(t), fileServers())
+	rep, err = h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: fileServers()})
 
 	// then no event is written
 	if err != nil {
@@ -56,7 +56,7 @@ func TestService_Reconcile_RestartWithSameFileWritesNoEvents(t *testing.T) {
 	// when the file then loses a server
 	file := fileServers()
 	delete(file, "docs")
-	rep, err = h.Svc.Reconcile(ctx(t), file)
+	rep, err = h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: file})
 	// then only the removal is written
 	if err != nil || len(rep.Removed) != 1 || h.head(t) != head+1 {
 		t.Fatalf("reconcile = %+v, %v, head %d→%d", rep, err, head, h.head(t))

@@ -1,6 +1,9 @@
 package registry
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors of the registry service. Errors of the decide functions (domain.ErrServerNotFound,
 // domain.ErrNotFailed, *domain.ValidationError) are returned unchanged.
@@ -17,3 +20,29 @@ var (
 	// every retry.
 	ErrConflict = errors.New("server changed concurrently, retries exhausted")
 )
+
+// ErrFileSourced is wrapped by *FileSourcedError.
+var ErrFileSourced = errors.New("server comes from the config file")
+
+// FileSourcedError refuses an API change or removal of an app server that comes from
+// the operator's config file: only the file changes it (edit it, then SIGHUP). File
+// and Line say where, when the file was loaded by this process.
+type FileSourcedError struct {
+	Server string
+	File   string
+	Line   int
+}
+
+func (e *FileSourcedError) Error() string {
+	where := "the config file"
+	if e.File != "" {
+		where += " " + e.File
+		if e.Line > 0 {
+			where += fmt.Sprintf(" (line %d)", e.Line)
+		}
+	}
+	return fmt.Sprintf("server %s comes from %s: change it there and reload (SIGHUP)", e.Server, where)
+}
+
+// Unwrap returns ErrFileSourced.
+func (e *FileSourcedError) Unwrap() error { return ErrFileSourced }

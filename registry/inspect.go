@@ -32,11 +32,14 @@ type InspectRequest struct {
 type InspectFunc func(ctx context.Context, req InspectRequest) domain.InspectionOutcome
 
 // ReinspectResult is the structured answer of Reinspect: OK is false with Reason when
-// the server is still unreachable.
+// the server is still unreachable. State is the server's state after it: ready,
+// failed, or requires_oauth (the server answered 401/403: OK, since it is no longer
+// failed, but only owners with their own token can connect it).
 type ReinspectResult struct {
-	Server string `json:"server"`
-	OK     bool   `json:"ok"`
-	Reason string `json:"reason,omitempty"`
+	Server string        `json:"server"`
+	OK     bool          `json:"ok"`
+	State  domain.Status `json:"state"`
+	Reason string        `json:"reason,omitempty"`
 }
 
 // Ready returns a channel closed once StartupInspect has finished (every app server
@@ -119,6 +122,7 @@ func (s *Service) runInspector(st domain.ServerState) domain.InspectionOutcome {
 	if !out.OK && out.Class == "" {
 		out.Class = domain.FailureProtocol
 	}
+	out.Message = domain.TidyMessage(out.Message)
 	s.log.Info("server inspected", "scope", st.Scope, "server", st.Name, "version", st.Version,
 		"ok", out.OK, "class", out.Class, "oauth", out.RequiresOAuth, "duration", out.Duration)
 	return out
@@ -129,22 +133,14 @@ func (s *Service) runInspector(st domain.ServerState) domain.InspectionOutcome {
 // is dropped: it describes a config that no longer exists.
 func (s *Service) record(ctx context.Context, scope domain.Scope, name string, version uint64,
 	out domain.InspectionOutcome, actor, causation string) error {
-	for attempt := 0; ; attempt++ {
-		st := s.state(scope, name)
-		facts, err := domain.DecideRecordInspection(st, domain.RecordInspection{Scope: scope, Name: name,
+	_, err := s.update(ctx, scope, name, meta{actor: actor, causation: causation}, func(st domain.ServerState) ([]any, error) {
+		return domain.DecideRecordInspection(st, domain.RecordInspection{Scope: scope, Name: name,
 			InspectedVersion: version, Outcome: out})
-		if errors.Is(err, domain.ErrServerNotFound) {
-			return nil
-		}
-		if err != nil || len(facts) == 0 {
-			return err
-		}
-		_, _, err = s.append(ctx, scope, name, st.StreamVersion, actor, "", causation, facts...)
-		if s.again(attempt, &err) {
-			continue
-		}
-		return err
+	})
+	if errors.Is(err, domain.ErrServerNotFound) {
+		return nil
 	}
+	return err
 }
 
 // inspectAfterPut inspects a server Put just registered or changed, as
@@ -272,37 +268,23 @@ func (s *Service) Reinspect(ctx context.Context, actor string, scope domain.Scop
 // inspects and records the outcome.
 func (s *Service) reinspect(actor string, scope domain.Scope, name string) (ReinspectResult, error) {
 	ctx := s.bgCtx
-	var st domain.ServerState
-	var requestID string
-	for attempt := 0; ; attempt++ {
-		st = s.state(scope, name)
-		facts, err := domain.DecideRequestReinspection(st, domain.RequestReinspection{Scope: scope, Name: name})
-		if err != nil {
-			return ReinspectResult{}, err
-		}
-		_, ids, err := s.append(ctx, scope, name, st.StreamVersion, actor, "", "", facts...)
-		if s.again(attempt, &err) {
-			continue
-		}
-		if err != nil {
-			return ReinspectResult{}, err
-		}
-		requestID = ids[0]
-		break
-	}
-	out, err := s.inspectState(ctx, st, actor, requestID)
+	up, err := s.update(ctx, scope, name, meta{actor: actor}, func(st domain.ServerState) ([]any, error) {
+		return domain.DecideRequestReinspection(st, domain.RequestReinspection{Scope: scope, Name: name})
+	})
 	if err != nil {
 		return ReinspectResult{}, err
 	}
-	res := ReinspectResult{Server: name, OK: out.OK || out.RequiresOAuth}
+	out, err := s.inspectState(ctx, up.before, actor, up.ids[0])
+	if err != nil {
+		return ReinspectResult{}, err
+	}
+	res := ReinspectResult{Server: name, OK: out.OK || out.RequiresOAuth, State: domain.StatusReady}
 	switch {
 	case out.RequiresOAuth:
-		res.Reason = "server requires OAuth"
+		res.State, res.Reason = domain.StatusRequiresOAuth, domain.ServerState{OAuthDetected: true, Inspected: true}.Reason()
 	case !out.OK:
-		res.Reason = out.Message
-		if out.Class != "" {
-			res.Reason = string(out.Class) + ": " + out.Message
-		}
+		res.State, res.Reason = domain.StatusFailed, domain.ServerState{InspectionFailed: true,
+			FailureClass: out.Class, FailureMessage: out.Message}.Reason()
 	}
 	return res, nil
 }

@@ -33,7 +33,7 @@ func TestService_StartupInspect_SlowAndDeadServersDelayNoOne(t *testing.T) {
 		"hang1":     {Type: "streamable-http", URL: hang1, InitTimeoutMS: hangTimeout.Milliseconds()},
 		"hang2":     {Type: "streamable-http", URL: hang2, InitTimeoutMS: hangTimeout.Milliseconds()},
 	}
-	if _, err := h.Svc.Reconcile(ctx(t), file); err != nil {
+	if _, err := h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: file}); err != nil {
 		t.Fatal(err)
 	}
 	if h.Svc.IsReady() {

@@ -34,6 +34,9 @@ type Options struct {
 	InspectOnPut InspectMode
 	// NodeID names this node in event sources: mcpes://<NodeID> (default "local").
 	NodeID string
+	// Source, when set, is the event source instead (the service adds its version:
+	// mcpes://<NodeID>?version=<v>).
+	Source string
 	// ConflictRetries bounds how often a command re-reads the projection after a
 	// stream version conflict (default 5).
 	ConflictRetries int
@@ -55,6 +58,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.NodeID == "" {
 		o.NodeID = DefaultNodeID
+	}
+	if o.Source == "" {
+		o.Source = "mcpes://" + o.NodeID
 	}
 	if o.ConflictRetries == 0 {
 		o.ConflictRetries = DefaultConflictRetries

@@ -16,17 +16,30 @@ type ReconcileReport struct {
 	Removed    []string `json:"removed,omitempty"`
 }
 
-// Reconcile makes the app scope equal the operator's config file: it registers,
-// changes or removes a server only where the file differs from the projection, so a
-// restart with the same file writes no event. Every config is validated first: a bad
-// file returns a *domain.ValidationError listing every problem of every server, and
-// nothing is applied. A store error part-way returns the report of what was applied
-// so far with the error. Reconcile does not inspect; see StartupInspect.
-func (s *Service) Reconcile(ctx context.Context, fileServers map[string]domain.ServerConfig) (ReconcileReport, error) {
+// ConfigFile is the operator's config file as Reconcile applies it.
+type ConfigFile struct {
+	// Path names the file in messages.
+	Path    string
+	Servers map[string]domain.ServerConfig
+	// Lines is the line of each server's entry (0 or absent when unknown).
+	Lines map[string]int
+}
+
+// Reconcile makes the file-sourced app servers equal the operator's config file: it
+// registers, changes or removes a server only where the file differs from the
+// projection, so a restart with the same file writes no event. App servers an admin
+// added through the API are never changed or removed by it, unless the file names
+// them too: then the file takes them over (their source becomes file). Every config
+// is validated first: a bad file returns a *domain.ValidationError listing every
+// problem of every server, and nothing is applied. A store error part-way returns
+// the report of what was applied so far with the error. Reconcile does not inspect;
+// see StartupInspect.
+func (s *Service) Reconcile(ctx context.Context, file ConfigFile) (ReconcileReport, error) {
 	var rep ReconcileReport
 	if err := s.checkOpen(); err != nil {
 		return rep, err
 	}
+	fileServers := file.Servers
 	names := slices.Sorted(maps.Keys(fileServers))
 	var problems []domain.Problem
 	for _, name := range names {
@@ -48,9 +61,12 @@ func (s *Service) Reconcile(ctx context.Context, fileServers map[string]domain.S
 		}
 		sealed[name] = cfg
 	}
-	const actor, reason = "system", "config file"
+	s.fileMu.Lock()
+	s.file = file
+	s.fileMu.Unlock()
+	m := meta{actor: "system", reason: "config file"}
 	for _, name := range names {
-		out, err := s.putSealed(ctx, actor, reason, domain.AppScope, name, sealed[name])
+		out, err := s.putSealed(ctx, m, domain.AppScope, name, sealed[name], domain.SourceFile)
 		if err != nil {
 			return rep, err
 		}
@@ -65,9 +81,14 @@ func (s *Service) Reconcile(ctx context.Context, fileServers map[string]domain.S
 		if _, ok := fileServers[name]; ok {
 			continue
 		}
-		err := s.remove(ctx, actor, reason, domain.AppScope, name)
-		if errors.Is(err, domain.ErrServerNotFound) {
-			continue // removed concurrently
+		up, err := s.update(ctx, domain.AppScope, name, m, func(st domain.ServerState) ([]any, error) {
+			if st.AppSource() != domain.SourceFile {
+				return nil, nil // an admin's: not the file's to remove
+			}
+			return domain.DecideRemoveServer(st, domain.RemoveServer{Scope: domain.AppScope, Name: name})
+		})
+		if errors.Is(err, domain.ErrServerNotFound) || len(up.facts) == 0 && err == nil {
+			continue // removed concurrently, or not from the file
 		}
 		if err != nil {
 			return rep, err
@@ -85,33 +106,31 @@ type putOutcome struct {
 	eventID string
 }
 
-// putSealed decides and appends one already validated and sealed config, retrying on
-// version conflicts.
-func (s *Service) putSealed(ctx context.Context, actor, reason string, scope domain.Scope, name string,
-	sealed domain.ServerConfig) (putOutcome, error) {
-	for attempt := 0; ; attempt++ {
-		st := s.state(scope, name)
-		facts, err := domain.DecidePutServer(st, scope, name, sealed)
-		if err != nil {
-			return putOutcome{}, err
+// putSealed decides and appends one already validated and sealed config from
+// source. An API put (source api, or a user scope) of an app server that comes from
+// the config file is refused with a *FileSourcedError.
+func (s *Service) putSealed(ctx context.Context, m meta, scope domain.Scope, name string,
+	sealed domain.ServerConfig, source domain.Source) (putOutcome, error) {
+	up, err := s.update(ctx, scope, name, m, func(st domain.ServerState) ([]any, error) {
+		if source != domain.SourceFile {
+			if err := s.checkAPISource(st); err != nil {
+				return nil, err
+			}
 		}
-		if len(facts) == 0 {
-			return putOutcome{version: st.Version}, nil
-		}
-		ar, ids, err := s.append(ctx, scope, name, st.StreamVersion, actor, reason, "", facts...)
-		if s.again(attempt, &err) {
-			continue
-		}
-		if err != nil {
-			return putOutcome{}, err
-		}
-		out := putOutcome{version: ar.Positions[0], eventID: ids[0]}
-		switch f := facts[0].(type) {
-		case domain.ServerRegistered:
-			out.created = true
-		case domain.ServerConfigChanged:
-			out.changed = f.Changed
-		}
-		return out, nil
+		return domain.DecidePutServer(st, scope, name, sealed, source)
+	})
+	if err != nil {
+		return putOutcome{}, err
 	}
+	if len(up.facts) == 0 {
+		return putOutcome{version: up.before.ConfigVersion}, nil
+	}
+	out := putOutcome{version: up.before.ConfigVersion + 1, eventID: up.ids[0]}
+	switch f := up.facts[0].(type) {
+	case domain.ServerRegistered:
+		out.created, out.version = true, 1
+	case domain.ServerConfigChanged:
+		out.changed = f.Changed
+	}
+	return out, nil
 }

@@ -21,7 +21,7 @@ func fileServers() map[string]domain.ServerConfig {
 func TestService_Reconcile_AppliesOnlyDifferences(t *testing.T) {
 	// given a registry reconciled once with a file
 	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectOff})
-	rep, err := h.Svc.Reconcile(ctx(t), fileServers())
+	rep, err := h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: fileServers()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestService_Reconcile_AppliesOnlyDifferences(t *testing.T) {
 	head := h.head(t)
 
 	// when the same file is reconciled again
-	rep, err = h.Svc.Reconcile(ctx(t), fileServers())
+	rep, err = h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: fileServers()})
 	// then nothing is written
 	if err != nil || rep.Registered != nil || rep.Changed != nil || rep.Removed != nil || h.head(t) != head {
 		t.Fatalf("same file: %+v, %v, head %d→%d", rep, err, head, h.head(t))
@@ -42,7 +42,7 @@ func TestService_Reconcile_AppliesOnlyDifferences(t *testing.T) {
 	file["docs"] = httpConfig("https://docs2.example.com/mcp")
 	delete(file, "search")
 	file["notes"] = httpConfig("https://notes.example.com/mcp")
-	rep, err = h.Svc.Reconcile(ctx(t), file)
+	rep, err = h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: file})
 
 	// then exactly those three are recorded
 	if err != nil {
@@ -60,7 +60,7 @@ func TestService_Reconcile_AppliesOnlyDifferences(t *testing.T) {
 func TestService_Reconcile_BadFileAppliesNothing(t *testing.T) {
 	// given a registry holding one app server
 	h := newHarness(t, nil, registry.Options{InspectOnPut: registry.InspectOff})
-	if _, err := h.Svc.Reconcile(ctx(t), map[string]domain.ServerConfig{"old": httpConfig("https://old.example.com/mcp")}); err != nil {
+	if _, err := h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: map[string]domain.ServerConfig{"old": httpConfig("https://old.example.com/mcp")}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -68,7 +68,7 @@ func TestService_Reconcile_BadFileAppliesNothing(t *testing.T) {
 	file := fileServers()
 	file["broken"] = domain.ServerConfig{Type: "sse"}
 	file["bad__name"] = httpConfig("https://x.example.com/mcp")
-	_, err := h.Svc.Reconcile(ctx(t), file)
+	_, err := h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: file})
 
 	// then every bad server is named and nothing is applied (not even the removal)
 	var verr *domain.ValidationError

@@ -71,6 +71,9 @@ type Service struct {
 
 	closeMu sync.RWMutex
 	closed  bool
+
+	fileMu sync.RWMutex
+	file   ConfigFile // the config file last reconciled, for messages
 }
 
 // New returns a Service over st, deciding on proj, guarding user-scope URLs with guard.
@@ -136,7 +139,9 @@ type PutResult struct {
 // Put registers name in scope with cfg, or changes it when it exists. Nothing is
 // written on any error: a bad config returns a *domain.ValidationError listing every
 // problem; a user-scope URL the SSRF guard refuses returns an error wrapping
-// ErrBlockedURL. An identical config writes nothing. After a registration or a change
+// ErrBlockedURL; a change of an app server that comes from the config file returns a
+// *FileSourcedError (a new app server is recorded with source api). An identical
+// config writes nothing. After a registration or a change
 // the server is inspected as Options.InspectOnPut says; the inspection's outcome is
 // recorded, never returned as an error.
 func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, name string, cfg domain.ServerConfig) (PutResult, error) {
@@ -169,7 +174,11 @@ func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, nam
 	if err != nil {
 		return PutResult{}, err
 	}
-	out, err := s.putSealed(ctx, actor, "", scope, name, sealed)
+	var source domain.Source
+	if scope.IsApp() {
+		source = domain.SourceAPI
+	}
+	out, err := s.putSealed(ctx, meta{actor: actor}, scope, name, sealed, source)
 	if err != nil {
 		return PutResult{}, err
 	}
@@ -182,7 +191,8 @@ func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, nam
 }
 
 // Remove removes name from scope. Returns domain.ErrServerNotFound (as a
-// *domain.ServerError) when it does not exist.
+// *domain.ServerError) when it does not exist, and a *FileSourcedError for an app
+// server that comes from the config file.
 func (s *Service) Remove(ctx context.Context, actor string, scope domain.Scope, name string) error {
 	if err := s.checkOpen(); err != nil {
 		return err
@@ -190,22 +200,24 @@ func (s *Service) Remove(ctx context.Context, actor string, scope domain.Scope, 
 	if err := checkCommand(actor, scope); err != nil {
 		return err
 	}
-	return s.remove(ctx, actor, "", scope, name)
+	_, err := s.update(ctx, scope, name, meta{actor: actor}, func(st domain.ServerState) ([]any, error) {
+		if err := s.checkAPISource(st); err != nil {
+			return nil, err
+		}
+		return domain.DecideRemoveServer(st, domain.RemoveServer{Scope: scope, Name: name})
+	})
+	return err
 }
 
-func (s *Service) remove(ctx context.Context, actor, reason string, scope domain.Scope, name string) error {
-	for attempt := 0; ; attempt++ {
-		st := s.state(scope, name)
-		facts, err := domain.DecideRemoveServer(st, domain.RemoveServer{Scope: scope, Name: name})
-		if err != nil {
-			return err
-		}
-		_, _, err = s.append(ctx, scope, name, st.StreamVersion, actor, reason, "", facts...)
-		if s.again(attempt, &err) {
-			continue
-		}
-		return err
+// checkAPISource refuses an API command on an app server that comes from the config
+// file: the file is where it changes.
+func (s *Service) checkAPISource(st domain.ServerState) error {
+	if !st.Exists || st.AppSource() != domain.SourceFile {
+		return nil
 	}
+	s.fileMu.RLock()
+	defer s.fileMu.RUnlock()
+	return &FileSourcedError{Server: st.Name, File: s.file.Path, Line: s.file.Lines[st.Name]}
 }
 
 // append writes facts to the server's stream at expected version and returns the
@@ -222,7 +234,7 @@ func (s *Service) append(ctx context.Context, scope domain.Scope, name string, e
 		if err != nil {
 			return store.AppendResult{}, nil, fmt.Errorf("event id: %w", err)
 		}
-		env, err := events.New(f, events.Meta{ID: id.String(), Source: "mcpes://" + s.opts.NodeID,
+		env, err := events.New(f, events.Meta{ID: id.String(), Source: s.opts.Source,
 			Time: now, Actor: actor, Reason: reason, CausationID: causation})
 		if err != nil {
 			return store.AppendResult{}, nil, err
@@ -279,20 +291,6 @@ func (s *Service) appNames() []string {
 		}
 	}
 	return out
-}
-
-// again reports whether a command should re-read the projection and try once more:
-// err is a version conflict and attempts remain. When they are used up, err is
-// wrapped in ErrConflict (it still matches store.ErrVersionConflict).
-func (s *Service) again(attempt int, err *error) bool {
-	if !errors.Is(*err, store.ErrVersionConflict) {
-		return false
-	}
-	if attempt+1 < s.opts.ConflictRetries {
-		return true
-	}
-	*err = fmt.Errorf("%w: %w", ErrConflict, *err)
-	return false
 }
 
 // checkCommand refuses a command without an actor or with a malformed scope, before

@@ -93,7 +93,7 @@ func actorOf(scope domain.Scope) string {
 func (b *builder) put(scope domain.Scope, name string, cfg domain.ServerConfig) {
 	b.tb.Helper()
 	sealed, _ := domain.SealSecrets(cfg, func(v string) string { return domain.SecretRef([]byte("fixture-key"), v) })
-	b.emit(actorOf(scope), "put", b.must(domain.DecidePutServer(b.state(scope, name), scope, name, sealed))...)
+	b.emit(actorOf(scope), "put", b.must(domain.DecidePutServer(b.state(scope, name), scope, name, sealed, ""))...)
 }
 
 func (b *builder) remove(scope domain.Scope, name string) {

@@ -100,7 +100,7 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 	}
 	res, err := resolveConfig(cfg, opts)
 	if err != nil {
-		return fail(domain.FailureUnreachable, err)
+		return fail(domain.FailureConfig, err)
 	}
 	red := newRedactor(res.secrets)
 

@@ -150,7 +150,7 @@ func TestDial_Failures_Classified(t *testing.T) {
 		{"websocket", domain.ServerConfig{Type: "websocket", URL: "ws://127.0.0.1:1/"}, domain.FailureUnsupported, "transport websocket not supported"},
 		{"refused", domain.ServerConfig{Type: "http", URL: "http://127.0.0.1:1/mcp"}, domain.FailureUnreachable, "connection refused"},
 		{"sse-refused", domain.ServerConfig{Type: "sse", URL: "http://127.0.0.1:1/sse"}, domain.FailureUnreachable, "connection refused"},
-		{"unset-var", domain.ServerConfig{Type: "http", URL: "http://127.0.0.1:1/mcp", Headers: map[string]string{"X": "${MCPES_TEST_UNSET_VAR}"}}, domain.FailureUnreachable, "MCPES_TEST_UNSET_VAR"},
+		{"unset-var", domain.ServerConfig{Type: "http", URL: "http://127.0.0.1:1/mcp", Headers: map[string]string{"X": "${MCPES_TEST_UNSET_VAR}"}}, domain.FailureConfig, "MCPES_TEST_UNSET_VAR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()

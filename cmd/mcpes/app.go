@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +33,13 @@ import (
 // the projections, close the store).
 type Main struct {
 	Config *config.Config
-	Logger *slog.Logger
+	// ConfigPath is the file Config was loaded from: named in messages, and read
+	// again by Reload (SIGHUP).
+	ConfigPath string
+	// NoConfigFile is set when serve found no config file: the app servers the log
+	// holds are then kept as they are (an absent file never removes anything).
+	NoConfigFile bool
+	Logger       *slog.Logger
 	// DrainTimeout bounds the wait for in-flight requests at Close (default 10s).
 	DrainTimeout time.Duration
 	// SnapshotInterval is how often the projections are snapshotted while the log
@@ -107,17 +115,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if nodeID == "" {
 		nodeID = registry.DefaultNodeID
 	}
+	// Every event this process writes names the node and the version that wrote it.
+	source := "mcpes://" + nodeID + "?version=" + url.QueryEscape(version())
 	guard := &upstream.Guard{AllowedDomains: cfg.MCPSettings.AllowedDomains}
-	m.registry, err = registry.New(m.metered, m.servers, guard, registry.Options{NodeID: nodeID, Logger: log,
+	m.registry, err = registry.New(m.metered, m.servers, guard, registry.Options{NodeID: nodeID, Source: source, Logger: log,
 		StartupConcurrency: cfg.Inspection.Concurrency})
 	if err != nil {
 		return err
 	}
-	rep, err := m.registry.Reconcile(ctx, cfg.MCPServers)
-	if err != nil {
-		return fmt.Errorf("apply config file: %w", err)
+	if m.NoConfigFile {
+		log.Info("no config file: the app servers in the log are kept as they are")
+	} else {
+		rep, err := m.registry.Reconcile(ctx, registry.ConfigFile{Path: m.ConfigPath, Servers: cfg.MCPServers, Lines: cfg.ServerLines})
+		if err != nil {
+			return fmt.Errorf("apply config file: %w", err)
+		}
+		log.Info("config file reconciled", "registered", rep.Registered, "changed", rep.Changed, "removed", rep.Removed)
 	}
-	log.Info("config file reconciled", "registered", rep.Registered, "changed", rep.Changed, "removed", rep.Removed)
 
 	secrets := func(ref string) (string, error) {
 		b, err := m.metered.Secret(context.Background(), ref)
@@ -130,9 +144,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		IdleTimeout:           cfg.Connections.IdleTimeout.D(),
 		BreakerThreshold:      cfg.Connections.Breaker.Failures,
 		BackoffMax:            cfg.Connections.Breaker.OpenDuration.D(),
-		Source:                "mcpes://" + nodeID,
+		Source:                source,
 		Logger:                log,
 	})
+	// Connections the log shows open were held by a process that is gone: say so
+	// before anything else reads the log.
+	if n, err := m.manager.RecoverRestart(ctx, m.conns.All()); err != nil {
+		return fmt.Errorf("record connections lost at restart: %w", err)
+	} else if n > 0 {
+		log.Warn("connections left open by the previous run recorded as lost", "count", n, "reason", "restart")
+	}
 
 	bg, cancel := context.WithCancel(context.Background())
 	m.bgCancel = cancel
@@ -153,7 +174,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	streams, streamsCancel := context.WithCancel(context.Background())
 	m.streamsCancel = streamsCancel
 	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager,
-		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: "mcpes://" + nodeID, Logger: log})
+		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: source, Logger: log})
 	listenHost, _, _ := net.SplitHostPort(cfg.Listen)
 	api := handlers.New(handlers.Deps{
 		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
@@ -163,6 +184,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Protection: &handlers.Protection{ListenHost: listenHost, AllowedHosts: cfg.HTTP.AllowedHosts,
 			AllowedOrigins: cfg.HTTP.AllowedOrigins},
 		Limiter: limiter,
+		Version: version(),
 	})
 	m.http = &http.Server{Handler: endStreams(streams, api), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -192,6 +214,29 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	})
 	return nil
+}
+
+// Reload reads the config file again and reconciles its servers (SIGHUP): changes
+// apply in place, and the connections of removed or now disallowed servers are
+// evicted. Only mcpServers is reapplied; other settings need a restart. A bad (or
+// empty) file changes nothing and returns its problems.
+func (m *Main) Reload(ctx context.Context) (registry.ReconcileReport, error) {
+	if m.NoConfigFile || m.ConfigPath == "" {
+		return registry.ReconcileReport{}, errors.New("no config file to reload (serve was started without one)")
+	}
+	cfg, warns, err := config.Load(m.ConfigPath)
+	if err != nil {
+		return registry.ReconcileReport{}, err
+	}
+	for _, w := range warns {
+		m.Logger.Warn("config file", "file", m.ConfigPath, "warning", w.String())
+	}
+	rep, err := m.registry.Reconcile(ctx, registry.ConfigFile{Path: m.ConfigPath, Servers: cfg.MCPServers, Lines: cfg.ServerLines})
+	if err != nil {
+		return rep, err
+	}
+	changed := append(append(slices.Clone(rep.Changed), rep.Removed...), rep.Registered...)
+	return rep, m.manager.Sweep(ctx, changed...)
 }
 
 // snapshotLoop snapshots both projections every interval while the log moves.

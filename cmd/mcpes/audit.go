@@ -37,18 +37,19 @@ func newExplainCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "explain --owner ID --server NAME [--at TIME]",
 		Short: "Explain why a connection was (or would be) made, refused or evicted",
-		Long: `explain reconstructs from the log alone, for one owner's repository ("_" is the
+		Long: `explain reconstructs from the log alone, for one owner's repository ("app" is the
 shared one) and one server at a time (default now): the effective config and where it
 came from, its history, the may-connect verdict and the rule, and the connection
 decisions around that time.`,
-		Example: `  mcpes explain --owner _ --server clock
+		Example: `  mcpes explain --owner app --server clock
   mcpes explain --owner alice --server notes --at 2026-11-24T14:02:00Z --json
   mcpes explain --owner alice --server notes --data ./mcpes-data`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("owner") || server == "" {
-				return usagef("explain needs --owner ID (\"_\" for the shared repository) and --server NAME")
+				return usagef("explain needs --owner ID (\"app\" for the shared repository) and --server NAME")
 			}
+			owner = ownerArg(owner)
 			when, err := parseTime("at", at)
 			if err != nil {
 				return err
@@ -79,7 +80,7 @@ decisions around that time.`,
 			return err
 		},
 	}
-	c.Flags().StringVar(&owner, "owner", "", "owner whose repository to explain (\"_\" = the shared repository)")
+	c.Flags().StringVar(&owner, "owner", "", "owner whose repository to explain (\"app\" = the shared repository)")
 	c.Flags().StringVar(&server, "server", "", "server name")
 	c.Flags().StringVar(&at, "at", "", "time to explain (RFC 3339; default now)")
 	dataFlag(c, e)
@@ -106,10 +107,15 @@ func newExportCmd(e *env) *cobra.Command {
 				return err
 			}
 			f.Owner, f.Server = owner, server
+			f.Owner = ownerArg(f.Owner)
 			for _, t := range types {
 				f.Types = append(f.Types, fullType(t))
 			}
-			st, closeFn, err := e.readStore(cmd.Context())
+			if err := checkTypes(f.Types); err != nil {
+				return err
+			}
+			var check logCheck
+			st, closeFn, err := e.readStore(cmd.Context(), &check)
 			if err != nil {
 				return err
 			}
@@ -124,13 +130,34 @@ func newExportCmd(e *env) *cobra.Command {
 			if isTerminal(e.stderr) {
 				fmt.Fprintf(e.stderr, "exported %d events\n", n)
 			}
+			if e.data != "" {
+				// The copy fetched from a service was checked line by line; a data
+				// directory is checked here.
+				rep, err := store.Verify(cmd.Context(), st)
+				if err != nil {
+					return err
+				}
+				if !rep.OK {
+					check.broken, check.at, check.why = true, rep.FirstBad, "verify found a problem"
+					if len(rep.Problems) > 0 {
+						check.why = rep.Problems[0].Message
+					}
+				}
+			}
+			warns := check.warnings()
+			for _, w := range warns {
+				fmt.Fprintf(e.stderr, "warning: %s\n", w)
+			}
+			if check.broken {
+				return errReported
+			}
 			return nil
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
 	f.StringVar(&until, "until", "", "only events at or before this time (RFC 3339)")
-	f.StringVar(&owner, "owner", "", "only this owner's streams (\"_\" = the shared repository's connections)")
+	f.StringVar(&owner, "owner", "", "only this owner's streams (\"app\" = the shared repository's connections)")
 	f.StringVar(&server, "server", "", "only streams of servers of this name")
 	f.StringSliceVar(&types, "type", nil, "only events of this type (a trailing * matches a prefix); repeatable")
 	dataFlag(c, e)
@@ -140,7 +167,8 @@ func newExportCmd(e *env) *cobra.Command {
 // readStore returns a store to read the whole log from: the data directory opened
 // read-only with --data, or else an in-memory copy of the running service's log
 // fetched through /v1/events (so offline audit code runs unchanged).
-func (e *env) readStore(ctx context.Context) (store.Store, func(), error) {
+// check, when not nil, sees every fetched line.
+func (e *env) readStore(ctx context.Context, check *logCheck) (store.Store, func(), error) {
 	if e.data != "" {
 		st, err := openData(e.data)
 		if err != nil {
@@ -175,6 +203,9 @@ func (e *env) readStore(ctx context.Context) (store.Store, func(), error) {
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				mem.Close()
 				return nil, nil, fmt.Errorf("decode event after %d: %w", after, err)
+			}
+			if check != nil {
+				check.line(sc.Bytes(), ev)
 			}
 			n++
 			after = uint64(ev.Sequence)

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mcpes/mcpes/domain"
 )
 
 // apiClient talks to a running mcpes over its HTTP API.
@@ -40,11 +42,11 @@ func (e *apiError) Error() string {
 }
 
 func (e *env) client() (*apiClient, error) {
-	u, err := url.Parse(e.server)
+	u, err := url.Parse(e.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("--server %q: want an http:// or https:// URL", e.server)
+		return nil, usagef("--url %q: want an http:// or https:// URL", e.url)
 	}
-	return &apiClient{base: strings.TrimRight(e.server, "/"), token: e.getenv("MCPES_TOKEN"),
+	return &apiClient{base: strings.TrimRight(e.url, "/"), token: e.getenv("MCPES_TOKEN"),
 		http: &http.Client{}}, nil
 }
 
@@ -116,9 +118,11 @@ func (c *apiClient) call(ctx context.Context, method, path string, q url.Values,
 	return raw, resp.StatusCode, nil
 }
 
+// ownerQuery is the ?owner= of an --owner flag; "app" (or "_") is the app level,
+// which the API takes as no owner.
 func ownerQuery(owner string) url.Values {
 	q := url.Values{}
-	if owner != "" {
+	if owner != "" && ownerArg(owner) != domain.SharedOwner {
 		q.Set("owner", owner)
 	}
 	return q

@@ -8,19 +8,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/store"
 )
 
 var connColumns = []column{
 	{header: "OWNER", key: "owner", format: func(v any, _ map[string]any) string {
-		if s, _ := v.(string); s != "" {
-			return s
-		}
-		return "(shared)"
+		s, _ := v.(string)
+		return domain.OwnerWord(s)
 	}},
 	{header: "SERVER", key: "server"},
-	{header: "CONFIG-VERSION", key: "configVersion"},
+	// The log position of the config the connection was built from (the API's
+	// configPosition; the log's own record, read with --data, calls it configVersion).
+	{header: "CONFIG-POSITION", key: "configPosition", format: func(v any, r map[string]any) string {
+		if v == nil {
+			v = r["configVersion"]
+		}
+		return cell(v)
+	}},
 	{header: "SINCE", key: "openedAt", format: func(v any, r map[string]any) string {
 		if v == nil {
 			v = r["since"]
@@ -48,6 +54,9 @@ them from the log of a stopped service: every owner's unless --owner is given.`,
 					return nil, err
 				}
 				if cmd.Flags().Changed("owner") {
+					if ownerArg(owner) == domain.SharedOwner {
+						return conns.Open(""), nil
+					}
 					return conns.Open(owner), nil
 				}
 				return conns.All(), nil
@@ -81,7 +90,7 @@ evicted and rebuilt; a refusal names the rule. Every decision is recorded.`,
 			}
 			var info map[string]any
 			_ = json.Unmarshal(raw, &info)
-			fmt.Fprintf(e.stdout, "connected to %s (config version %s)\n", args[0], cell(lookup(info, "configVersion")))
+			fmt.Fprintf(e.stdout, "connected to %s (config at log position %s)\n", args[0], cell(lookup(info, "configPosition")))
 			return nil
 		},
 	}
@@ -97,8 +106,15 @@ func newDisconnectCmd(e *env) *cobra.Command {
 		Example: `  mcpes disconnect clock`,
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, _, err := e.change(cmd.Context(), "disconnect", "DELETE", "/v1/connections/"+url.PathEscape(args[0]), ownerQuery(owner), nil, nil); err != nil {
+			var ans struct {
+				Disconnected bool `json:"disconnected"`
+			}
+			if _, _, err := e.change(cmd.Context(), "disconnect", "DELETE", "/v1/connections/"+url.PathEscape(args[0]), ownerQuery(owner), nil, &ans); err != nil {
 				return err
+			}
+			if !ans.Disconnected {
+				fmt.Fprintf(e.stdout, "no open connection to %s: nothing to disconnect\n", args[0])
+				return nil
 			}
 			fmt.Fprintf(e.stdout, "disconnected from %s\n", args[0])
 			return nil

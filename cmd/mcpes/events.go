@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -37,7 +38,8 @@ func newEventsCmd(e *env) *cobra.Command {
 		Short: "Print the event log as JSON Lines (CloudEvents), optionally following it live",
 		Long: `events prints the log, one CloudEvents JSON object a line, in log order, from the
 position after --after. --follow keeps printing new events as they are committed
-(Server-Sent Events from the API). --from nats://HOST:PORT reads from NATS JetStream
+(Server-Sent Events from the API); when the stream ends without being interrupted
+(the service stopped), it exits 1 saying so and where to resume. --from nats://HOST:PORT reads from NATS JetStream
 instead (what 'mcpes serve --pubsub nats://...' publishes); --durable NAME keeps the
 position on the NATS server so a restarted follower resumes where it stopped.`,
 		Example: `  mcpes events
@@ -68,7 +70,10 @@ position on the NATS server so a restarted follower resumes where it stopped.`,
 				if ctx.Err() != nil {
 					return nil
 				}
-				return err
+				if err == nil {
+					err = errors.New("the stream ended")
+				}
+				return fmt.Errorf("following %s: %w; resume with --durable", o.from, err)
 			case e.data != "":
 				if o.follow {
 					return usagef("--follow needs a running service (or --from nats://...), not --data")
@@ -139,11 +144,14 @@ func (e *env) onlineEvents(ctx context.Context, w *bufio.Writer, o eventsOpts) e
 			return err
 		}
 		defer resp.Body.Close()
-		err = copySSE(resp.Body, w)
+		last, err := copySSE(resp.Body, w)
 		if ctx.Err() != nil {
-			return nil
+			return nil // interrupted: the follower was asked to stop
 		}
-		return err
+		if err == nil {
+			err = errors.New("the service closed the stream (stopped or restarting?)")
+		}
+		return fmt.Errorf("following %s: %w; resume with --follow --after %d", cl.base, err, max(last, o.after))
 	}
 	after := o.after
 	q.Set("limit", strconv.Itoa(eventsPage))
@@ -194,8 +202,9 @@ func sequenceOf(line []byte) uint64 {
 }
 
 // copySSE writes the data of every Server-Sent Event of r as one line to w, flushing
-// after each, until r ends.
-func copySSE(r io.Reader, w *bufio.Writer) error {
+// after each, until r ends. It returns the sequence of the last event written.
+func copySSE(r io.Reader, w *bufio.Writer) (uint64, error) {
+	var last uint64
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var data []string
@@ -204,10 +213,14 @@ func copySSE(r io.Reader, w *bufio.Writer) error {
 		switch {
 		case line == "":
 			if len(data) > 0 {
-				w.WriteString(strings.Join(data, "\n"))
+				line := strings.Join(data, "\n")
+				w.WriteString(line)
 				w.WriteByte('\n')
 				if err := w.Flush(); err != nil {
-					return err
+					return last, err
+				}
+				if seq := sequenceOf([]byte(line)); seq > last {
+					last = seq
 				}
 				data = data[:0]
 			}
@@ -216,7 +229,7 @@ func copySSE(r io.Reader, w *bufio.Writer) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("event stream: %w", err)
+		return last, fmt.Errorf("event stream: %w", err)
 	}
-	return nil
+	return last, nil
 }

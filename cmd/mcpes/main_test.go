@@ -43,7 +43,7 @@ func TestRun_ExitCodes(t *testing.T) {
 		{[]string{"events", "--from", "nats://127.0.0.1:1"}, 2},
 		{[]string{"servers", "put", "x", "-f", "f", "--data", "d"}, 2},
 		{[]string{"--help"}, 0},
-		{[]string{"servers", "list", "--server", "http://127.0.0.1:1"}, 1},
+		{[]string{"servers", "list", "--url", "http://127.0.0.1:1"}, 1},
 		{[]string{"verify", "--data", t.TempDir()}, 1},
 	} {
 		if _, errOut, code := runArgs(t, "", c.args...); code != c.code {
@@ -56,7 +56,7 @@ func TestCopySSE_WritesOneLinePerEvent(t *testing.T) {
 	in := ": heartbeat\n\nid: 1\ndata: {\"a\":1}\n\ndata: {\"b\":2}\n\n"
 	var out bytes.Buffer
 	w := bufio.NewWriter(&out)
-	if err := copySSE(strings.NewReader(in), w); err != nil {
+	if _, err := copySSE(strings.NewReader(in), w); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "{\"a\":1}\n{\"b\":2}\n" {

@@ -21,7 +21,7 @@ const (
 type inUseError struct{ dir, pid string }
 
 func (e *inUseError) Error() string {
-	return fmt.Sprintf("data directory %s is in use by a running mcpes (%s) — use --server or stop it", e.dir, e.pid)
+	return fmt.Sprintf("data directory %s is in use by a running mcpes (%s) — use --url or stop it", e.dir, e.pid)
 }
 
 func dbPath(dir string) string { return filepath.Join(dir, dbFile) }
@@ -50,7 +50,7 @@ func openData(dir string) (*bolt.Store, error) {
 // refuseOffline is for commands that change state: they need the running service.
 func (e *env) refuseOffline(what string) error {
 	if e.data != "" {
-		return usagef("%s changes state and needs a running service; drop --data and use --server", what)
+		return usagef("%s changes state and needs a running service; drop --data and use --url", what)
 	}
 	return nil
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/mcpes/mcpes/store"
 )
 
-// call sends one request to the running service named by --server and returns the
-// raw answer and its status (see apiClient.call). A bad --server is a usage error.
+// call sends one request to the running service named by --url and returns the
+// raw answer and its status (see apiClient.call). A bad --url is a usage error.
 func (e *env) call(ctx context.Context, method, path string, q url.Values, body []byte, out any) ([]byte, int, error) {
 	cl, err := e.client()
 	if err != nil {

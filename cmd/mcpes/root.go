@@ -20,13 +20,17 @@ const (
 	exitUsage   = 2
 )
 
-// usageError marks a command-line mistake (exit 2).
-type usageError struct{ err error }
+// usageError marks a command-line mistake (exit 2); cmd is the command path whose
+// help to point at ("" for the root).
+type usageError struct {
+	err error
+	cmd string
+}
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+func usagef(format string, args ...any) error { return usageError{err: fmt.Errorf(format, args...)} }
 
 // failure is an error already reported to the user (exit 1, nothing more printed).
 var errReported = errors.New("reported")
@@ -35,7 +39,7 @@ var errReported = errors.New("reported")
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	server         string
+	url            string
 	data           string
 	json           bool
 	getenv         func(string) string
@@ -45,6 +49,11 @@ type env struct {
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	root := newRoot(e)
+	// The command usage errors point at: the deepest one the arguments name.
+	helpOf := "mcpes"
+	if c, _, ferr := root.Find(args); ferr == nil && c != nil {
+		helpOf = c.CommandPath()
+	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -58,7 +67,11 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case errors.Is(err, errReported):
 		return exitFailure
 	case isUsage(err):
-		fmt.Fprintf(stderr, "mcpes: %v\nRun 'mcpes --help' for usage.\n", err)
+		var ue usageError
+		if errors.As(err, &ue) && ue.cmd != "" {
+			helpOf = ue.cmd
+		}
+		fmt.Fprintf(stderr, "mcpes: %v\nRun '%s --help' for usage.\n", err, helpOf)
 		return exitUsage
 	}
 	fmt.Fprintf(stderr, "mcpes: %v\n", err)
@@ -84,18 +97,23 @@ platform. Every config change, inspection and connection decision is an event in
 hash-chained log that can be verified, replayed, explained and exported.
 
 'mcpes serve' runs the service. The other commands talk to a running service
-(--server, token from MCPES_TOKEN) or, with --data DIR, read a stopped service's data
-directory directly.`,
+(--url, or $MCPES_URL; token from $MCPES_TOKEN) or, with --data DIR, read a stopped
+service's data directory directly. --server always names an MCP server.
+
+Exit codes: 0 done; 1 failed (the message says what happened: refused, unreachable,
+still failing, verify found a problem, the event stream ended); 2 usage.`,
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetVersionTemplate("mcpes {{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err: err, cmd: c.CommandPath()} })
 	pf := root.PersistentFlags()
-	defServer := "http://127.0.0.1:7300"
-	if v := os.Getenv("MCPES_SERVER"); v != "" {
-		defServer = v
+	defURL := "http://127.0.0.1:7300"
+	if v := os.Getenv("MCPES_URL"); v != "" {
+		defURL = v
 	}
-	pf.StringVar(&e.server, "server", defServer, "URL of a running mcpes (or $MCPES_SERVER; bearer token from $MCPES_TOKEN)")
+	pf.StringVar(&e.url, "url", defURL, "URL of a running mcpes (or $MCPES_URL; bearer token from $MCPES_TOKEN)")
 	pf.BoolVar(&e.json, "json", false, "print JSON instead of tables")
 	root.AddCommand(
 		newServeCmd(e),
@@ -118,13 +136,13 @@ directory directly.`,
 
 // dataFlag adds --data DIR (offline mode) to a reading command.
 func dataFlag(c *cobra.Command, e *env) {
-	c.Flags().StringVar(&e.data, "data", "", "read this data directory directly instead of asking --server (the service must be stopped)")
+	c.Flags().StringVar(&e.data, "data", "", "read this data directory directly instead of asking --url (the service must be stopped)")
 }
 
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usagef("%s: want %s, got %d argument(s)", c.CommandPath(), what, len(args))
+			return usageError{err: fmt.Errorf("%s: want %s, got %d argument(s)", c.CommandPath(), what, len(args)), cmd: c.CommandPath()}
 		}
 		return nil
 	}
@@ -132,7 +150,7 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 
 func noArgs(c *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usagef("%s takes no arguments, got %q", c.CommandPath(), args)
+		return usageError{err: fmt.Errorf("%s takes no arguments, got %q", c.CommandPath(), args), cmd: c.CommandPath()}
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,7 +38,14 @@ registration, change or removal only where the file differs from the log), inspe
 every app server in the background (/readyz turns ready when done), and serves the HTTP
 API (/healthz at once). SIGINT or SIGTERM stops accepting, drains in-flight requests,
 records the shutdown of every open connection, stops the relay, snapshots the
-projections and closes the log.
+projections and closes the log. SIGHUP reads the config file again and applies its
+mcpServers in place (other settings need a restart).
+
+App servers have a source: the config file, or the API (an admin's PUT). Applying
+the file touches only the file's servers; the API may not change those (409 naming
+the file and line). Without a config file nothing is applied and nothing removed;
+an empty file is refused. Connections the log shows open from a previous run that
+did not stop cleanly are recorded as lost (reason restart) before serving.
 
 Defaults: ./mcpes.yaml if present, data directory ./mcpes-data, 127.0.0.1:7300,
 in-process pub/sub. Flags override the config file; when neither sets them,
@@ -67,7 +76,7 @@ func (e *env) serve(cmd *cobra.Command, o serveOpts) error {
 		return err
 	}
 	slog.SetDefault(log)
-	cfg, err := loadServeConfig(log, o.configPath)
+	cfg, path, err := loadServeConfig(log, o.configPath)
 	if err != nil {
 		return err
 	}
@@ -90,12 +99,26 @@ func (e *env) serve(cmd *cobra.Command, o serveOpts) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	m := &Main{Config: cfg, Logger: log, DrainTimeout: o.drain}
+	m := &Main{Config: cfg, ConfigPath: path, NoConfigFile: path == "", Logger: log, DrainTimeout: o.drain}
+	// SIGHUP reloads the config file in place (instead of killing the process).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ctx := cmd.Context()
 	if err := m.Run(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			if rep, err := m.Reload(ctx); err != nil {
+				log.Error("reload config file: nothing changed", "file", path, "err", err)
+			} else {
+				log.Info("config file reloaded", "file", path, "registered", rep.Registered, "changed", rep.Changed, "removed", rep.Removed)
+			}
+		case <-ctx.Done():
+		}
+	}
 	log.Info("signal received")
 	sctx, cancel := context.WithTimeout(context.Background(), o.drain+30*time.Second)
 	defer cancel()
@@ -103,27 +126,27 @@ func (e *env) serve(cmd *cobra.Command, o serveOpts) error {
 }
 
 // loadServeConfig loads path, or ./mcpes.yaml when path is empty and it exists, or
-// the defaults. Warnings are logged.
-func loadServeConfig(log *slog.Logger, path string) (*config.Config, error) {
+// the defaults; it returns the path loaded ("" for none). Warnings are logged.
+func loadServeConfig(log *slog.Logger, path string) (*config.Config, string, error) {
 	explicit := path != ""
 	if !explicit {
 		path = defaultConfigFile
 	}
 	cfg, warns, err := config.Load(path)
 	if !explicit && errors.Is(err, fs.ErrNotExist) {
-		log.Info("no config file; using defaults", "looked for", path)
+		log.Info("no config file; using defaults, keeping the app servers in the log", "looked for", path)
 		cfg = &config.Config{}
 		cfg.SetDefaults()
-		return cfg, nil
+		return cfg, "", nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	for _, w := range warns {
 		log.Warn("config file", "file", path, "warning", w.String())
 	}
 	log.Info("config file loaded", "file", path, "servers", len(cfg.MCPServers))
-	return cfg, nil
+	return cfg, path, nil
 }
 
 func newLogger(e *env, format, level string) (*slog.Logger, error) {

@@ -97,7 +97,7 @@ recorded connection decision. Exit 1 when a decision replays differently.`,
 					return usagef("--until %q: want a log position or an RFC 3339 time", until)
 				}
 			}
-			st, closeFn, err := e.readStore(ctx)
+			st, closeFn, err := e.readStore(ctx, nil)
 			if err != nil {
 				return err
 			}
