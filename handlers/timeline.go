@@ -1,15 +1,18 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mcpes/mcpes/audit"
+	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
 )
 
@@ -19,7 +22,7 @@ import (
 const (
 	DefaultTimelineBuckets = 60
 	MaxTimelineBuckets     = 500
-	timelineReadBudget     = 8192
+	timelineReadBudget     = 4096
 	timelineMinPerBucket   = 16
 	timelineMaxPerBucket   = 256
 	// timelineMaxEvents caps the single events listed (those of exact buckets).
@@ -70,6 +73,9 @@ type timelineQuery struct {
 	from, to time.Time
 	buckets  int
 	filter   audit.Filter
+	// streams, when not nil, are the only streams read (an owner's view); nil reads
+	// the whole log.
+	streams []string
 }
 
 // parseTimelineQuery reads from, to (RFC 3339 or Unix seconds; default: the first
@@ -135,6 +141,9 @@ func (a *api) timeline(w http.ResponseWriter, r *http.Request, id Identity) erro
 	if err != nil {
 		return err
 	}
+	if q.filter.Owner != "" {
+		q.streams = a.ownerStreams(q.filter.Owner, q.filter.Server)
+	}
 	tl, err := buildTimeline(ctx, a.Store, q)
 	if err != nil {
 		return err
@@ -143,11 +152,44 @@ func (a *api) timeline(w http.ResponseWriter, r *http.Request, id Identity) erro
 	return nil
 }
 
+// ownerStreams lists the streams of owner's view, read one by one through the store's
+// stream index: its connection stream to every server it sees and the config stream of
+// each of its private servers. Servers removed before now are not listed.
+func (a *api) ownerStreams(owner, server string) []string {
+	repo := owner
+	if owner == domain.SharedOwner {
+		repo = ""
+	}
+	var out []string
+	for _, e := range a.Servers.List(repo) {
+		if server != "" && e.Name != server {
+			continue
+		}
+		out = append(out, domain.ConnStream(repo, e.Name))
+		if !e.Scope.IsApp() {
+			out = append(out, domain.ServerStream(e.Scope, e.Name))
+		}
+	}
+	return out
+}
+
 // timelineStore is what the timeline reads from the store.
 type timelineStore interface {
 	Head(ctx context.Context) (uint64, [32]byte, error)
 	PositionAt(ctx context.Context, t time.Time) (uint64, error)
 	ReadAll(ctx context.Context, from uint64, limit int) ([]events.Envelope, error)
+	ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]events.Envelope, error)
+	StreamVersion(ctx context.Context, stream string) (uint64, error)
+}
+
+// timelineBuilder accumulates weighted counts per bucket: an event read in full
+// weighs 1, a sampled one the number of events it stands for.
+type timelineBuilder struct {
+	q      timelineQuery
+	tl     Timeline
+	edges  []uint64
+	counts []map[string]map[string]float64
+	lanes  map[string]bool
 }
 
 func buildTimeline(ctx context.Context, st timelineStore, q timelineQuery) (Timeline, error) {
@@ -158,96 +200,236 @@ func buildTimeline(ctx context.Context, st timelineStore, q timelineQuery) (Time
 	span := q.to.Sub(q.from)
 	step := max(span/time.Duration(q.buckets), time.Millisecond)
 	n := int(min(int64(q.buckets), int64((span+step-1)/step)))
-	tl := Timeline{From: q.from, To: q.to, Step: step.Milliseconds(), Head: head,
-		Lanes: []string{}, Buckets: make([]TimelineBucket, n), Events: []TimelineEvent{}}
+	b := &timelineBuilder{q: q, edges: make([]uint64, n+1), counts: make([]map[string]map[string]float64, n), lanes: map[string]bool{},
+		tl: Timeline{From: q.from, To: q.to, Step: step.Milliseconds(), Head: head,
+			Lanes: []string{}, Buckets: make([]TimelineBucket, n), Events: []TimelineEvent{}}}
 	// edges[i] is the last position at or before bucket i's start; bucket i holds the
 	// positions (edges[i], edges[i+1]]. The time index keeps a running maximum, so an
 	// event whose clock went backwards falls in the bucket of its predecessor.
-	edges := make([]uint64, n+1)
-	for i := range edges {
+	for i := range b.edges {
 		t := q.from.Add(time.Duration(i) * step).Add(-time.Nanosecond)
 		if i == n {
 			t = q.to
 		}
-		if edges[i], err = st.PositionAt(ctx, t); err != nil {
+		if b.edges[i], err = st.PositionAt(ctx, t); err != nil {
 			return Timeline{}, err
 		}
+		if i > 0 {
+			b.edges[i] = max(b.edges[i], b.edges[i-1])
+		}
 	}
-	perBucket := min(max(timelineReadBudget/n, timelineMinPerBucket), timelineMaxPerBucket)
-	lanes := map[string]bool{}
 	for i := range n {
-		b := &tl.Buckets[i]
-		b.Start = q.from.Add(time.Duration(i) * step)
-		lo, hi := edges[i], max(edges[i+1], edges[i])
+		b.tl.Buckets[i] = TimelineBucket{Start: q.from.Add(time.Duration(i) * step), Exact: true}
+	}
+	if q.streams != nil {
+		err = b.readStreams(ctx, st)
+	} else {
+		err = b.readLog(ctx, st)
+	}
+	if err != nil {
+		return Timeline{}, err
+	}
+	return b.finish(), nil
+}
+
+// readLog reads every bucket of the whole log: in full when it holds at most its
+// share of the read budget, else an even sample of its positions.
+func (b *timelineBuilder) readLog(ctx context.Context, st timelineStore) error {
+	n := len(b.tl.Buckets)
+	per := uint64(min(max(timelineReadBudget/n, timelineMinPerBucket), timelineMaxPerBucket))
+	for i := range n {
+		lo, hi := b.edges[i], b.edges[i+1]
 		size := hi - lo
-		if size == 0 {
-			b.Exact = true
+		switch {
+		case size == 0:
+		case size <= per:
+			evs, err := st.ReadAll(ctx, lo+1, int(size))
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				b.add(i, e, 1)
+			}
+		default:
+			weight := float64(size) / float64(per)
+			for k := range per {
+				evs, err := st.ReadAll(ctx, lo+1+(2*k+1)*size/(2*per), 1)
+				if err != nil {
+					return err
+				}
+				for _, e := range evs {
+					b.add(i, e, weight)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// readStreams reads the window of each listed stream through the stream index: in
+// full when it fits the stream's share of the read budget, else an even sample of its
+// versions. A rare stream is thus read exactly however busy the rest of the log is.
+func (b *timelineBuilder) readStreams(ctx context.Context, st timelineStore) error {
+	if len(b.q.streams) == 0 {
+		return nil
+	}
+	per := uint64(max(timelineReadBudget/len(b.q.streams), timelineMinPerBucket))
+	lo, hi := b.edges[0], b.edges[len(b.edges)-1]
+	for _, stream := range b.q.streams {
+		v, err := st.StreamVersion(ctx, stream)
+		if err != nil {
+			return err
+		}
+		posOf := func(ver uint64) (uint64, error) {
+			evs, err := st.ReadStream(ctx, stream, ver, 1)
+			if err != nil || len(evs) == 0 {
+				return 0, err
+			}
+			return uint64(evs[0].Sequence), nil
+		}
+		// first is the first version after lo, last+1 the first after hi.
+		first, err := searchVersion(v, lo, posOf)
+		if err != nil {
+			return err
+		}
+		end, err := searchVersion(v, hi, posOf)
+		if err != nil {
+			return err
+		}
+		count := end - first
+		if count == 0 {
 			continue
 		}
-		var picked []events.Envelope
-		if size <= uint64(perBucket) {
-			if picked, err = st.ReadAll(ctx, lo+1, int(size)); err != nil {
-				return Timeline{}, err
+		if count <= per {
+			evs, err := st.ReadStream(ctx, stream, first, int(count))
+			if err != nil {
+				return err
 			}
-			b.Exact = true
-		} else {
-			picked = make([]events.Envelope, 0, perBucket)
-			for k := range perBucket {
-				pos := lo + 1 + (uint64(2*k+1)*size)/uint64(2*perBucket)
-				e, err := st.ReadAll(ctx, pos, 1)
-				if err != nil {
-					return Timeline{}, err
-				}
-				picked = append(picked, e...)
+			for _, e := range evs {
+				b.addAt(e, 1)
 			}
+			continue
 		}
-		for _, e := range picked {
-			if !q.filter.Match(e) {
-				continue
-			}
-			lane, kind := laneOf(e.Subject), kindOf(e.Type)
-			lanes[lane] = true
-			if b.Counts == nil {
-				b.Counts = map[string]map[string]int{}
-			}
-			if b.Counts[lane] == nil {
-				b.Counts[lane] = map[string]int{}
-			}
-			b.Counts[lane][kind]++
-			b.Count++
-			if !b.Exact {
-				continue
-			}
-			if len(tl.Events) == timelineMaxEvents {
-				tl.Truncated = true
-				continue
-			}
-			tl.Events = append(tl.Events, TimelineEvent{Position: uint64(e.Sequence), Type: e.Type,
-				Kind: kind, Lane: lane, Subject: e.Subject, Time: e.Time, Actor: e.Actor, Reason: e.Reason})
+		// Every bucket the stream's window spans is an estimate now.
+		from, err := posOf(first)
+		if err != nil {
+			return err
 		}
-		if !b.Exact {
-			b.Count = scaleCounts(b.Counts, size, len(picked))
+		to, err := posOf(end - 1)
+		if err != nil {
+			return err
+		}
+		for i := max(b.bucketOf(from), 0); i < len(b.tl.Buckets) && b.edges[i] < to; i++ {
+			b.tl.Buckets[i].Exact = false
+		}
+		weight := float64(count) / float64(per)
+		for k := range per {
+			evs, err := st.ReadStream(ctx, stream, first+(2*k+1)*count/(2*per), 1)
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				b.addAt(e, weight)
+			}
 		}
 	}
-	for l := range lanes {
+	return nil
+}
+
+// searchVersion returns the first stream version (1..v) whose position is after pos,
+// or v+1 when there is none, by binary search over the stream index.
+func searchVersion(v, pos uint64, posOf func(uint64) (uint64, error)) (uint64, error) {
+	lo, hi := uint64(1), v+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		p, err := posOf(mid)
+		if err != nil {
+			return 0, err
+		}
+		if p > pos {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
+}
+
+// addAt adds e to the bucket that holds its position.
+func (b *timelineBuilder) addAt(e events.Envelope, weight float64) {
+	if i := b.bucketOf(uint64(e.Sequence)); i >= 0 {
+		b.add(i, e, weight)
+	}
+}
+
+// add counts e in bucket i when the filter selects it; weight 1 means e was read as
+// part of a full read, and it is then listed too.
+func (b *timelineBuilder) add(i int, e events.Envelope, weight float64) {
+	if weight != 1 {
+		b.tl.Buckets[i].Exact = false
+	}
+	if !b.q.filter.Match(e) {
+		return
+	}
+	lane, kind := laneOf(e.Subject), kindOf(e.Type)
+	b.lanes[lane] = true
+	if b.counts[i] == nil {
+		b.counts[i] = map[string]map[string]float64{}
+	}
+	if b.counts[i][lane] == nil {
+		b.counts[i][lane] = map[string]float64{}
+	}
+	b.counts[i][lane][kind] += weight
+	if weight == 1 {
+		b.tl.Events = append(b.tl.Events, TimelineEvent{Position: uint64(e.Sequence), Type: e.Type,
+			Kind: kind, Lane: lane, Subject: e.Subject, Time: e.Time, Actor: e.Actor, Reason: e.Reason})
+	}
+}
+
+// finish rounds the counts (a lane and kind seen at all keeps at least 1), lists the
+// lanes, and keeps the newest timelineMaxEvents events of exact buckets in log order.
+func (b *timelineBuilder) finish() Timeline {
+	tl := b.tl
+	for i, lanes := range b.counts {
+		if lanes == nil {
+			continue
+		}
+		bk := &tl.Buckets[i]
+		bk.Counts = map[string]map[string]int{}
+		for lane, kinds := range lanes {
+			bk.Counts[lane] = map[string]int{}
+			for k, c := range kinds {
+				n := max(int(c+0.5), 1)
+				bk.Counts[lane][k] = n
+				bk.Count += n
+			}
+		}
+	}
+	evs := tl.Events[:0]
+	for _, e := range tl.Events {
+		if i := b.bucketOf(e.Position); i >= 0 && tl.Buckets[i].Exact {
+			evs = append(evs, e)
+		}
+	}
+	slices.SortFunc(evs, func(x, y TimelineEvent) int { return cmp.Compare(x.Position, y.Position) })
+	if len(evs) > timelineMaxEvents {
+		evs, tl.Truncated = evs[len(evs)-timelineMaxEvents:], true
+	}
+	tl.Events = evs
+	for l := range b.lanes {
 		tl.Lanes = append(tl.Lanes, l)
 	}
 	slices.Sort(tl.Lanes)
-	return tl, nil
+	return tl
 }
 
-// scaleCounts turns the counts of a sample of n events into estimates for size
-// events (a lane and kind seen at least once keeps at least 1) and returns their sum.
-func scaleCounts(counts map[string]map[string]int, size uint64, n int) int {
-	total := 0
-	for _, kinds := range counts {
-		for k, c := range kinds {
-			est := max(int((uint64(c)*size+uint64(n)/2)/uint64(n)), 1)
-			kinds[k] = est
-			total += est
-		}
+func (b *timelineBuilder) bucketOf(pos uint64) int {
+	n := len(b.tl.Buckets)
+	i := sort.Search(n, func(i int) bool { return b.edges[i+1] >= pos })
+	if i < n && pos > b.edges[i] {
+		return i
 	}
-	return total
+	return -1
 }
 
 // laneOf is the lane of a stream: the server name, its last path segment.
