@@ -23,8 +23,10 @@ const (
 	DefaultTimelineBuckets = 60
 	MaxTimelineBuckets     = 500
 	timelineReadBudget     = 4096
-	timelineMinPerBucket   = 16
+	timelineMinPerBucket   = 8
 	timelineMaxPerBucket   = 256
+	// maxTimelineSpan bounds to-from, far from time.Duration's overflow.
+	maxTimelineSpan = 100 * 366 * 24 * time.Hour
 	// timelineMaxEvents caps the single events listed (those of exact buckets).
 	timelineMaxEvents = 2000
 )
@@ -109,6 +111,12 @@ func (a *api) parseTimelineQuery(ctx context.Context, r *http.Request, id Identi
 	}
 	if !out.from.Before(out.to) {
 		return out, fmt.Errorf("%w: from must be before to", ErrInvalidRequest)
+	}
+	if out.from.Year() < 1 || out.to.Year() > 9999 {
+		return out, fmt.Errorf("%w: from and to must be within the years 1 to 9999", ErrInvalidRequest)
+	}
+	if out.to.Sub(out.from) > maxTimelineSpan {
+		return out, fmt.Errorf("%w: from and to are more than 100 years apart", ErrInvalidRequest)
 	}
 	if v := q.Get("buckets"); v != "" {
 		n, err := strconv.Atoi(v)

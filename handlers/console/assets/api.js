@@ -43,17 +43,13 @@ export async function getJSON(path, opts) {
   return res.json();
 }
 
-// getLines fetches a JSON Lines body (the event feed) and returns the parsed lines.
-export async function getLines(path) {
-  const res = await request(path, { accept: 'application/x-ndjson' });
-  if (!res.ok) await fail(res);
-  const text = await res.text();
-  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
-}
+// postJSON is getJSON with POST (and no body).
+export const postJSON = (path, opts) => getJSON(path, { ...opts, method: 'POST' });
 
-// follow reads the live event feed (Server-Sent Events over fetch, since EventSource
-// cannot send an Authorization header) and calls onEvent with each CloudEvent until
-// signal aborts. It reconnects after a dropped stream from the last position seen.
+// follow reads the live event feed (Server-Sent Events over fetch: the browser's own
+// SSE client cannot send an Authorization header) and calls onEvent with each
+// CloudEvent until signal aborts. After a dropped stream it reconnects from the last
+// position seen.
 export async function follow(path, after, onEvent, signal) {
   let last = after;
   while (!signal.aborted) {

@@ -28,7 +28,3 @@ export function kindOf(type) {
 export function laneOf(subject) {
   return subject.slice(subject.lastIndexOf('/') + 1);
 }
-
-export function errorBox(err) {
-  return h('p', { class: 'error', role: 'alert' }, err.message || String(err));
-}

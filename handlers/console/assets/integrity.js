@@ -1,5 +1,5 @@
 import { h } from './dom.js';
-import { session, APIError } from './api.js';
+import { postJSON } from './api.js';
 
 const KNOWN = new Set(['ok', 'events', 'decisions', 'problems']);
 
@@ -16,11 +16,7 @@ export async function renderIntegrity(view, ctx) {
   const run = async () => {
     out.replaceChildren(h('p', { 'data-testid': 'verify-status', 'data-ok': '', class: 'status running' }, 'verifying…'));
     try {
-      const res = await fetch('/v1/audit/verify', { method: 'POST', credentials: 'omit', cache: 'no-store', signal: ctx.abort.signal,
-        headers: { Authorization: 'Bearer ' + session.token(), Accept: 'application/json' } });
-      const rep = await res.json();
-      if (!res.ok) throw new APIError(res.status, rep.error?.code, rep.error?.message);
-      out.replaceChildren(...report(rep));
+      out.replaceChildren(...report(await postJSON('/v1/audit/verify', { signal: ctx.abort.signal })));
     } catch (err) {
       if (!ctx.abort.signal.aborted) out.replaceChildren(h('p', { 'data-testid': 'verify-status', class: 'status error', role: 'alert' }, 'could not verify: ' + err.message));
     }
