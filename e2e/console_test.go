@@ -36,6 +36,7 @@ type browserResult struct {
 	AliceEvents    []tlMark `json:"aliceEvents"`
 	AliceIntegrity string   `json:"aliceIntegrity"`
 	ConsoleErrors  []string `json:"consoleErrors"`
+	Steps          []string `json:"steps"`
 }
 
 type tlMark struct {
@@ -89,6 +90,7 @@ func (b browser) run(t *testing.T, scenario string, env ...string) browserResult
 	if runErr != nil || err != nil {
 		t.Fatalf("browser scenario %s: %v / %v\n%s\n%s", scenario, runErr, err, logs.String(), raw)
 	}
+	t.Logf("browser %s: %s", scenario, strings.Join(res.Steps, "; "))
 	if len(res.ConsoleErrors) > 0 {
 		t.Errorf("browser console errors in %s: %q", scenario, res.ConsoleErrors)
 	}

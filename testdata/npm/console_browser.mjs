@@ -16,7 +16,9 @@ const base = env('MCPES_URL');
 const shots = env('SHOTS');
 const scenario = process.argv[2] ?? 'main';
 const timeout = 30_000;
-const result = { scenario };
+const result = { scenario, steps: [] };
+const t0 = Date.now();
+const step = (name) => result.steps.push(`${Date.now() - t0} ms ${name}`);
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -48,13 +50,15 @@ async function integrity(page, name) {
   await status.waitFor();
   await shot(page, name);
   return { ok: await status.getAttribute('data-ok'), text: await status.innerText(),
-    firstBad: await page.locator('#first-bad').innerText().catch(() => '') };
+    firstBad: (await page.locator('#first-bad').count()) ? await page.locator('#first-bad').innerText() : '' };
 }
 
 try {
   if (scenario === 'main') {
     // Admin: servers and a detail view.
+    step('browser up');
     const admin = await signIn(env('ADMIN_TOKEN'));
+    step('admin signed in');
     let page = admin.page;
     result.adminServers = await names(page);
     await shot(page, '1-servers');
@@ -62,6 +66,7 @@ try {
     await page.getByRole('heading', { name: 'Tools' }).or(page.getByRole('heading', { name: /^Tools/ })).first().waitFor();
     result.detailHeading = await page.locator('#view h2').innerText();
     await shot(page, '2-server-detail');
+    step('detail');
 
     // Timeline: a config change made now appears without reloading the page.
     await page.goto(base + '/ui/#timeline');
@@ -81,6 +86,7 @@ try {
       [sel, [...known]], { timeout });
     result.liveChange = (await timelineEvents(page)).filter((e) => e.type === 'mcpes.server.config_changed.v1' && !known.has(e.position));
     await shot(page, '3-timeline');
+    step('timeline live change');
 
     // Explain as of a given time, the same question the Go test asks the CLI.
     await page.goto(base + '/ui/#explain');
@@ -92,8 +98,10 @@ try {
     result.explainVerdict = await page.getByTestId('explain-verdict').innerText();
     result.explainPosition = Number(await page.locator('#ex-position').innerText());
     await shot(page, '4-explain');
+    step('explain');
 
     result.integrity = await integrity(page, '5-integrity');
+    step('integrity');
     await admin.context.close();
 
     // Alice: her servers and events only.
@@ -108,9 +116,12 @@ try {
     await page.goto(base + '/ui/#integrity');
     result.aliceIntegrity = await page.locator('#view').innerText();
     await alice.context.close();
+    step('alice');
   } else if (scenario === 'tamper') {
+    step('browser up');
     const admin = await signIn(env('ADMIN_TOKEN'));
     result.integrity = await integrity(admin.page, '8-integrity-broken');
+    step('integrity');
     await admin.context.close();
   } else {
     throw new Error('unknown scenario ' + scenario);
