@@ -71,6 +71,7 @@ export async function renderTimeline(view, ctx) {
     const tl = await getJSON('/v1/audit/timeline' + qs(params(ctx)), { signal });
     state.from = new Date(tl.from);
     state.to = new Date(tl.to);
+    nav.querySelector('[aria-pressed]').setAttribute('aria-pressed', String(state.live));
     draw(body, tl);
     return tl;
   }
@@ -110,8 +111,9 @@ function draw(body, tl) {
     if (b.exact || !b.counts) return;
     for (const [lane, kinds] of Object.entries(b.counts)) {
       const n = Object.values(kinds).reduce((a, c) => a + c, 0);
+      const top = Object.entries(kinds).sort((x, y) => y[1] - x[1])[0][0];
       const label = `about ${n} events in ${lane} from ${fmtTime(b.start)}: ` + Object.entries(kinds).map(([k, c]) => `${k} ${c}`).join(', ');
-      tracks[lane]?.append(h('button', { type: 'button', class: 'bar', title: label, 'aria-label': label + '. Zoom in.',
+      tracks[lane]?.append(h('button', { type: 'button', class: 'bar ' + groupOf(top), title: label, 'aria-label': label + '. Zoom in.',
         style: { left: i * width + '%', width: width + '%', opacity: Math.min(1, 0.25 + Math.log10(n + 1) / 5) },
         onclick: () => { state.from = new Date(b.start); state.to = new Date(+state.from + tl.stepMs); state.live = false; refresh(); } }));
     }
@@ -147,7 +149,7 @@ function addLive(body, ev) {
 
 function legend() {
   return h('ul', { class: 'legend', 'aria-label': 'Legend' }, Object.keys(GROUPS).map((g) => h('li', {}, h('span', { class: 'dot ' + g }), ' ', g)),
-    h('li', {}, h('span', { class: 'swatch' }), ' many events (estimated; select to zoom)'));
+    h('li', {}, h('span', { class: 'swatch' }), ' many events, coloured by the commonest kind (estimated; select to zoom in)'));
 }
 
 function fmtDur(ms) {
