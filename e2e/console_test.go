@@ -37,6 +37,9 @@ type browserResult struct {
 	AliceIntegrity string   `json:"aliceIntegrity"`
 	ConsoleErrors  []string `json:"consoleErrors"`
 	Steps          []string `json:"steps"`
+	Unlabelled     []string `json:"unlabelled"`
+	// KeyboardTimeline: alice reached the Timeline with Tab and Enter alone.
+	KeyboardTimeline bool `json:"keyboardTimeline"`
 }
 
 type tlMark struct {
@@ -177,6 +180,10 @@ func TestConsole_InARealBrowser(t *testing.T) {
 		if bobs[e.Position] || strings.Contains(e.Label, "bob") {
 			t.Errorf("alice's timeline shows bob's event %+v", e)
 		}
+	}
+	// and every control has a label, and the views are reachable by keyboard
+	if len(res.Unlabelled) > 0 || !res.KeyboardTimeline {
+		t.Errorf("accessibility: unlabelled controls %q, timeline by keyboard %v", res.Unlabelled, res.KeyboardTimeline)
 	}
 	if !strings.Contains(res.AliceIntegrity, "admin only") {
 		t.Errorf("alice's integrity view: %q", res.AliceIntegrity)

@@ -16,7 +16,7 @@ const base = env('MCPES_URL');
 const shots = env('SHOTS');
 const scenario = process.argv[2] ?? 'main';
 const timeout = 30_000;
-const result = { scenario, steps: [] };
+const result = { scenario, steps: [], unlabelled: [] };
 const t0 = Date.now();
 const step = (name) => result.steps.push(`${Date.now() - t0} ms ${name}`);
 
@@ -40,6 +40,11 @@ async function signIn(token) {
 }
 
 const shot = (page, name) => page.screenshot({ path: join(shots, name + '.png'), fullPage: true });
+// unlabelled lists the form controls of the page that have no accessible name.
+const unlabelled = (page) => page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter((el) => el.offsetParent !== null && !(el.labels?.length || el.getAttribute('aria-label') || el.textContent.trim()))
+  .map((el) => el.outerHTML.slice(0, 80)));
+const checkLabels = async (page, view) => { for (const u of await unlabelled(page)) result.unlabelled.push(`${view}: ${u}`); };
 const names = (page) => page.getByTestId('server-row').evaluateAll((rows) => rows.map((r) => r.dataset.name));
 const timelineEvents = (page) => page.getByTestId('timeline-event').evaluateAll((els) =>
   els.map((e) => ({ type: e.dataset.type, position: Number(e.dataset.position), label: e.getAttribute('aria-label') })));
@@ -62,10 +67,12 @@ try {
     let page = admin.page;
     result.adminServers = await names(page);
     await shot(page, '1-servers');
+    await checkLabels(page, 'servers');
     await page.getByRole('link', { name: env('DETAIL_SERVER'), exact: true }).click();
     await page.getByRole('heading', { name: 'Tools' }).or(page.getByRole('heading', { name: /^Tools/ })).first().waitFor();
     result.detailHeading = await page.locator('#view h2').innerText();
     await shot(page, '2-server-detail');
+    await checkLabels(page, 'detail');
     step('detail');
 
     // Timeline: a config change made now appears without reloading the page.
@@ -86,6 +93,7 @@ try {
       [sel, [...known]], { timeout });
     result.liveChange = (await timelineEvents(page)).filter((e) => e.type === 'mcpes.server.config_changed.v1' && !known.has(e.position));
     await shot(page, '3-timeline');
+    await checkLabels(page, 'timeline');
     step('timeline live change');
 
     // Explain as of a given time, the same question the Go test asks the CLI.
@@ -98,6 +106,7 @@ try {
     result.explainVerdict = await page.getByTestId('explain-verdict').innerText();
     result.explainPosition = Number(await page.locator('#ex-position').innerText());
     await shot(page, '4-explain');
+    await checkLabels(page, 'explain');
     step('explain');
 
     result.integrity = await integrity(page, '5-integrity');
@@ -109,8 +118,14 @@ try {
     page = alice.page;
     result.aliceServers = await names(page);
     await shot(page, '6-alice-servers');
-    await page.goto(base + '/ui/#timeline');
+    // by keyboard alone: Tab to the Timeline link and follow it
+    for (let i = 0; i < 15; i++) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate(() => document.activeElement?.textContent === 'Timeline')) break;
+    }
+    await page.keyboard.press('Enter');
     await page.locator('.lanes').waitFor();
+    result.keyboardTimeline = page.url().endsWith('#timeline');
     result.aliceEvents = await timelineEvents(page);
     await shot(page, '7-alice-timeline');
     await page.goto(base + '/ui/#integrity');
