@@ -14,6 +14,8 @@ const groupOf = (kind) => Object.keys(GROUPS).find((g) => GROUPS[g].includes(kin
 
 // state survives re-renders of the view (zoom, filters, live refreshes).
 const state = { from: null, to: null, live: true, server: '', groups: new Set(Object.keys(GROUPS)), buckets: 60 };
+// LIVE_MARKS bounds the events drawn from the live feed between two refreshes.
+const LIVE_MARKS = 200;
 // refresh fetches and draws the current window again (set by renderTimeline).
 let refresh = async () => {};
 
@@ -67,8 +69,11 @@ export async function renderTimeline(view, ctx) {
 
   const signal = ctx.abort.signal;
   let timer = null;
+  let asked = 0;
   async function rerender() {
+    const mine = ++asked;
     const tl = await getJSON('/v1/audit/timeline' + qs(params(ctx)), { signal });
+    if (mine !== asked) return tl; // a newer request will draw
     state.from = new Date(tl.from);
     state.to = new Date(tl.to);
     nav.querySelector('[aria-pressed]').setAttribute('aria-pressed', String(state.live));
@@ -77,13 +82,18 @@ export async function renderTimeline(view, ctx) {
   }
   refresh = rerender;
   const tl = await rerender();
-  // Live: every new event the caller may see is drawn at once, then the buckets are
-  // fetched again (debounced) so counts and lanes stay the server's.
+  // Live: each new event the caller may see is drawn at once (up to LIVE_MARKS between
+  // refreshes, so a busy log cannot flood the page), and at most every 1.5 s the
+  // buckets are fetched again so counts and lanes stay the server's.
+  let drawn = 0;
   follow('/v1/events' + qs({ owner: ctx.owner }), tl.head, (ev) => {
     if (!state.live || !matches(ev)) return;
-    addLive(body, ev);
-    clearTimeout(timer);
-    timer = setTimeout(() => { if (!signal.aborted) rerender().catch(() => {}); }, 1500);
+    if (drawn++ < LIVE_MARKS) addLive(body, ev);
+    timer ??= setTimeout(() => {
+      timer = null;
+      drawn = 0;
+      if (!signal.aborted) rerender().catch(() => {});
+    }, 1500);
   }, signal).catch(() => {});
 }
 
