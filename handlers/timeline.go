@@ -16,9 +16,10 @@ import (
 	"github.com/mcpes/mcpes/events"
 )
 
-// Bounds of GET /v1/audit/timeline. The answer reads at most timelineReadBudget events
-// whatever the size of the log: bucket edges come from the store's time index, and a
-// bucket holding more events than its share of the budget is sampled evenly.
+// Bounds of GET /v1/audit/timeline. One answer reads about timelineReadBudget events
+// whatever the size of the log (plus a binary search of the stream index per stream
+// of an owner's view): bucket edges come from the store's time index, and a bucket or
+// stream holding more events than its share of the budget is sampled evenly.
 const (
 	DefaultTimelineBuckets = 60
 	MaxTimelineBuckets     = 500
@@ -42,7 +43,7 @@ type Timeline struct {
 	Head    uint64           `json:"head"`
 	Lanes   []string         `json:"lanes"`
 	Buckets []TimelineBucket `json:"buckets"`
-	// Events lists, in log order, the events of the exact buckets (at most 2000).
+	// Events lists, in log order, the events of the exact buckets (the newest 2000).
 	Events []TimelineEvent `json:"events"`
 	// Truncated says that exact buckets held more events than Events lists.
 	Truncated bool `json:"truncated,omitempty"`
@@ -168,7 +169,7 @@ func (a *api) ownerStreams(owner, server string) []string {
 	if owner == domain.SharedOwner {
 		repo = ""
 	}
-	var out []string
+	out := []string{} // not nil: an owner without servers reads nothing, not the log
 	for _, e := range a.Servers.List(repo) {
 		if server != "" && e.Name != server {
 			continue
