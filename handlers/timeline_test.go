@@ -228,3 +228,22 @@ func TestIdentity_SaysWhoTheTokenIs(t *testing.T) {
 	}
 	expect(t, s.do("GET", "/v1/identity", "wrong", nil), http.StatusUnauthorized, handlers.CodeUnauthorized)
 }
+
+func TestConsole_MountedAtUI(t *testing.T) {
+	s := newSvc(t)
+	// when /ui is asked for without its slash, the browser is sent to /ui/
+	req, _ := http.NewRequest("GET", s.ts.URL+"/ui", nil)
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 3 || res.Header.Get("Location") != "/ui/" {
+		t.Errorf("GET /ui: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	// and the page needs no token (it asks for one), while the API behind it does
+	if r := s.do("GET", "/ui/", "", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), "token-input") {
+		t.Errorf("GET /ui/: %d", r.status)
+	}
+	expect(t, s.do("GET", "/ui/nope.js", "", nil), http.StatusNotFound, "")
+}
