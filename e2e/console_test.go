@@ -22,6 +22,7 @@ import (
 type browserResult struct {
 	AdminServers    []string `json:"adminServers"`
 	DetailHeading   string   `json:"detailHeading"`
+	DriftBadges     []string `json:"driftBadges"`
 	TimelineBefore  int      `json:"timelineBefore"`
 	ChangeStatus    int      `json:"changeStatus"`
 	LiveChange      []tlMark `json:"liveChange"`
@@ -118,6 +119,18 @@ func TestConsole_InARealBrowser(t *testing.T) {
 		[]byte(`{"type":"sse","url":"http://127.0.0.1:1/sse","description":"`+marker+`"}`))
 	svc.mustCall(201, "PUT", "/v1/servers/alice-notes", aliceToken, []byte(`{"type":"sse","url":"http://127.0.0.1:1/sse"}`))
 	svc.mustCall(201, "PUT", "/v1/servers/bob-secret", bobToken, []byte(`{"type":"sse","url":"http://127.0.0.1:1/sse"}`))
+	// and an app server whose tool catalogue drifted: the clock's tools, then
+	// server-everything's at the next inspection
+	clockURL, _ := startClockHTTP(t)
+	everything := testnpm.Require(t).StartHTTP(t, "mcp-server-everything", nil, "streamableHttp")
+	svc.mustCall(201, "PUT", "/v1/servers/drifty", adminToken, []byte(`{"type":"streamable-http","url":"`+clockURL+`"}`))
+	waitInspected(t, svc, "drifty", adminToken)
+	svc.mustCall(200, "PUT", "/v1/servers/drifty", adminToken,
+		[]byte(fmt.Sprintf(`{"type":"streamable-http","url":"http://127.0.0.1:%d/mcp","initTimeout":20000}`, everything.Port)))
+	waitInspected(t, svc, "drifty", adminToken)
+	if n := countType(svc.events(adminToken), "mcpes.server.tools_changed."); n != 1 {
+		t.Fatalf("%d tool drift events, want 1: %s", n, svc.mustCall(200, "GET", "/v1/servers/drifty", adminToken, nil))
+	}
 	svc.mustCall(200, "POST", "/v1/connections/clock", aliceToken, nil)
 	svc.mustCall(200, "POST", "/v1/connections/clock", bobToken, nil)
 	time.Sleep(10 * time.Millisecond)
@@ -137,6 +150,9 @@ func TestConsole_InARealBrowser(t *testing.T) {
 		if !slices.Contains(res.AdminServers, want) {
 			t.Errorf("admin servers %v lack %s", res.AdminServers, want)
 		}
+	}
+	if !slices.Equal(res.DriftBadges, []string{"drifty"}) {
+		t.Errorf("drift badges on %v, want drifty only", res.DriftBadges)
 	}
 	if !strings.HasPrefix(res.DetailHeading, "clock") {
 		t.Errorf("detail heading %q", res.DetailHeading)

@@ -28,6 +28,8 @@ const (
 	timelineMaxPerBucket   = 256
 	// maxTimelineSpan bounds to-from, far from time.Duration's overflow.
 	maxTimelineSpan = 100 * 366 * 24 * time.Hour
+	// maxTimelineSubjects bounds the subject= streams of one query.
+	maxTimelineSubjects = 500
 	// timelineMaxEvents caps the single events listed (those of exact buckets).
 	timelineMaxEvents = 2000
 )
@@ -76,14 +78,15 @@ type timelineQuery struct {
 	from, to time.Time
 	buckets  int
 	filter   audit.Filter
-	// streams, when not nil, are the only streams read (an owner's view); nil reads
-	// the whole log.
+	// streams, when not nil, are the only streams read (subject= or an owner's view);
+	// nil reads the whole log.
 	streams []string
 }
 
 // parseTimelineQuery reads from, to (RFC 3339 or Unix seconds; default: the first
-// event's time and now), buckets, owner (admin only), server and kind (repeatable; an
-// area such as "connection" or a fact such as "server.config_changed").
+// event's time and now), buckets, owner (admin only), server, kind (repeatable; an
+// area such as "connection" or a fact such as "server.config_changed") and subject
+// (repeatable: read only these streams).
 func (a *api) parseTimelineQuery(ctx context.Context, r *http.Request, id Identity) (timelineQuery, error) {
 	q := r.URL.Query()
 	out := timelineQuery{buckets: DefaultTimelineBuckets, to: a.Clock()}
@@ -141,6 +144,19 @@ func (a *api) parseTimelineQuery(ctx context.Context, r *http.Request, id Identi
 		}
 		out.filter.Types = append(out.filter.Types, "mcpes."+k+".*")
 	}
+	// subject names streams to read one by one (exactly, through the stream index);
+	// the owner rule still applies to what they hold.
+	if subjects := q["subject"]; len(subjects) > 0 {
+		if len(subjects) > maxTimelineSubjects {
+			return out, fmt.Errorf("%w: at most %d subject= streams", ErrInvalidRequest, maxTimelineSubjects)
+		}
+		for _, subj := range subjects {
+			if !strings.HasPrefix(subj, "server/") && !strings.HasPrefix(subj, "conn/") || len(subj) > 512 {
+				return out, fmt.Errorf("%w: subject=%q: want a stream, server/<scope>/<name> or conn/<owner>/<server>", ErrInvalidRequest, subj)
+			}
+		}
+		out.streams = slices.Compact(slices.Sorted(slices.Values(subjects)))
+	}
 	return out, nil
 }
 
@@ -150,8 +166,12 @@ func (a *api) timeline(w http.ResponseWriter, r *http.Request, id Identity) erro
 	if err != nil {
 		return err
 	}
-	if q.filter.Owner != "" {
+	if q.streams == nil && q.filter.Owner != "" {
 		q.streams = a.ownerStreams(q.filter.Owner, q.filter.Server)
+	}
+	if !id.Admin {
+		// Another owner's stream is not even read: its size must not show.
+		q.streams = slices.DeleteFunc(q.streams, func(s string) bool { return !audit.OwnsSubject(id.Owner, s) })
 	}
 	tl, err := buildTimeline(ctx, a.Store, q)
 	if err != nil {

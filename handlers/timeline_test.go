@@ -247,3 +247,35 @@ func TestConsole_MountedAtUI(t *testing.T) {
 	}
 	expect(t, s.do("GET", "/ui/nope.js", "", nil), http.StatusNotFound, "")
 }
+
+func TestTimeline_Subjects_ReadExactlyAndKeepTheOwnerRule(t *testing.T) {
+	// given app-x's drift hidden among 20,000 refusals in one second
+	s := newSvc(t)
+	appendAt(t, s.st, t0Timeline, "admin", domain.ServerRegistered{Scope: domain.AppScope, Name: "app-x",
+		Config: domain.ServerConfig{Type: "sse", URL: "http://127.0.0.1:1/sse"}})
+	for i := range 20 {
+		appendAt(t, s.st, t0Timeline.Add(time.Duration(i)*50*time.Millisecond), "owner:bob", refusals("bob", "app-x", 1000)...)
+		if i == 10 {
+			appendAt(t, s.st, t0Timeline.Add(505*time.Millisecond), "system",
+				domain.ServerToolsChanged{Scope: domain.AppScope, Name: "app-x", PrevDigest: "a", Digest: "b", Added: []string{"t"}})
+		}
+	}
+	q := window(t0Timeline, t0Timeline.Add(time.Second+time.Millisecond), 1)
+	q.Set("kind", "server.tools_changed")
+	q["subject"] = []string{"server/app/app-x", "server/app/app-y"}
+	// when the admin asks for the drift of those config streams
+	tl := getTimeline(t, s, adminToken, q)
+	// then the one drift event is found, exactly
+	if len(tl.Events) != 1 || tl.Events[0].Kind != "server.tools_changed" || !tl.Buckets[0].Exact {
+		t.Fatalf("drift: %+v %+v", tl.Events, tl.Buckets)
+	}
+	// and alice naming bob's stream gets nothing of it
+	q = window(t0Timeline, t0Timeline.Add(time.Second+time.Millisecond), 1)
+	q["subject"] = []string{"conn/bob/app-x"}
+	if tl := getTimeline(t, s, aliceToken, q); len(tl.Events) != 0 || tl.Buckets[0].Count != 0 || !tl.Buckets[0].Exact {
+		t.Errorf("alice reads bob's stream: %+v", tl)
+	}
+	// and a subject that is no stream is refused
+	q["subject"] = []string{"tool/x"}
+	expect(t, s.do("GET", "/v1/audit/timeline?"+q.Encode(), adminToken, nil), http.StatusBadRequest, handlers.CodeInvalidRequest)
+}

@@ -66,6 +66,7 @@ try {
     step('admin signed in');
     let page = admin.page;
     result.adminServers = await names(page);
+    result.driftBadges = await page.locator('[data-testid="server-row"]:has(.badge.drift)').evaluateAll((rows) => rows.map((r) => r.dataset.name));
     await shot(page, '1-servers');
     await checkLabels(page, 'servers');
     await page.getByRole('link', { name: env('DETAIL_SERVER'), exact: true }).click();

@@ -8,19 +8,21 @@ function stateCell(s) {
   return h('td', {}, h('span', { class: 'state ' + s.state }, s.state), reason ? h('div', { class: 'reason' }, reason) : null);
 }
 
-// driftedLanes returns the servers with a recorded tool drift (server.tools_changed).
-async function driftedLanes(ctx) {
-  const tl = await getJSON('/v1/audit/timeline' + qs({ owner: ctx.owner, kind: 'server.tools_changed', buckets: 500 }));
+// drifted returns the names of the listed servers whose config stream records a tool
+// drift (server.tools_changed), read exactly through the stream index. An owner reads
+// only its own private servers' streams.
+async function drifted(ctx, servers) {
+  if (!servers.length) return new Set();
+  const subject = servers.slice(0, 500).map((s) => `server/${s.scope}/${s.name}`);
+  const tl = await getJSON('/v1/audit/timeline' + qs({ owner: ctx.owner, kind: 'server.tools_changed', buckets: 1, subject }));
   return new Set(tl.lanes);
 }
 
 export async function renderServers(view, ctx) {
   const scope = ctx.owner ? `owner ${ctx.owner}` : (ctx.admin ? 'the app scope' : '');
   view.append(h('h2', {}, 'Servers', scope ? h('span', { class: 'sub' }, ` visible to ${scope}`) : null));
-  const [list, drift] = await Promise.all([
-    getJSON('/v1/servers' + qs({ owner: ctx.owner })),
-    driftedLanes(ctx).catch(() => new Set()),
-  ]);
+  const list = await getJSON('/v1/servers' + qs({ owner: ctx.owner }));
+  const drift = await drifted(ctx, list.servers).catch(() => new Set());
   if (!list.servers.length) {
     view.append(h('p', {}, 'No servers.'));
     return;
