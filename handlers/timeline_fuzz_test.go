@@ -23,6 +23,7 @@ func FuzzTimelineQuery(f *testing.F) {
 		"owner=alice", "owner=_", "owner=bob&server=app-x", "owner=%00", "server=app-x&kind=connection",
 		"kind=server.config_changed&kind=connection.refused", "kind=*", "kind=", "to=x", "from=1&to=1",
 		"from=-9223372036&to=9223372036",
+		"subject=server/app/app-x&kind=server", "subject=conn/bob/app-x&subject=conn/alice/app-x", "subject=x", "subject=conn/",
 	} {
 		f.Add(seed)
 	}
