@@ -6,7 +6,7 @@ NPM_DIR := testdata/npm
 GOBIN   := $(CURDIR)/bin
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: test test-volume deps npm nats-server build bench demo fuzz
+.PHONY: test test-volume deps npm nats-server browser build bench demo fuzz
 
 test: deps
 	$(GO) vet ./...
@@ -19,7 +19,7 @@ test: deps
 test-volume:
 	MCPES_RELAY_EVENTS=100000 $(GO) test -count=1 -timeout 10m -run 'TestNATS_100kEvents' ./relay/
 
-deps: npm nats-server
+deps: npm nats-server browser
 	$(GO) mod download
 
 # npm packages (reference MCP servers, the official TypeScript SDK client, peer
@@ -28,6 +28,13 @@ npm:
 	@if [ -f $(NPM_DIR)/package-lock.json ]; then \
 		cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
+
+# Debian's chromium, which the console's browser tests (e2e/console_test.go) drive
+# through playwright-core: Playwright's own browser download does not work here.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 # nats-server built from the Go module, for tests and the distributed demo.
 nats-server:

@@ -15,6 +15,9 @@
 //	GET    /v1/events               JSON Lines of CloudEvents, or SSE with Accept: text/event-stream
 //	GET    /v1/audit/explain        audit.Explanation + {"text"}
 //	POST   /v1/audit/verify         audit.VerifyReport
+//	GET    /v1/audit/timeline       Timeline (events per time bucket, lane and kind)
+//	GET    /v1/identity             IdentityResponse (who the token is)
+//	GET    /ui/                     the audit console (package console)
 package handlers
 
 import (
@@ -27,6 +30,7 @@ import (
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/handlers/console"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/store"
@@ -153,6 +157,9 @@ func New(deps Deps) http.Handler {
 	m.Handle("GET /v1/events", a.route(a.events))
 	m.Handle("GET /v1/audit/explain", a.route(a.explain))
 	m.Handle("POST /v1/audit/verify", a.route(a.verify))
+	m.Handle("GET /v1/audit/timeline", a.route(a.timeline))
+	m.Handle("GET /v1/identity", a.route(a.identity))
+	m.Handle(console.Prefix, console.Handler())
 	if deps.Gateway != nil {
 		m.Handle("/mcp", a.admit(deps.Gateway))
 		m.Handle("/mcp/", a.admit(deps.Gateway))
