@@ -162,8 +162,7 @@ func TestConsole_InARealBrowser(t *testing.T) {
 		t.Errorf("live config change: PUT status %d, new markers %v", res.ChangeStatus, res.LiveChange)
 	}
 	// and the as-of explanation is the CLI's
-	// MCPES_SERVER is the URL variable of this CLI; MCPES_URL its name in the interfaces spec.
-	cli := runCLI(t, []string{"MCPES_URL=" + svc.url, "MCPES_SERVER=" + svc.url, "MCPES_TOKEN=" + adminToken}, "",
+	cli := runCLI(t, []string{"MCPES_URL=" + svc.url, "MCPES_TOKEN=" + adminToken}, "",
 		"explain", "--owner", "alice", "--server", "clock", "--at", at)
 	if cli.code != 0 {
 		t.Fatalf("cli explain: %s", cli)
