@@ -120,9 +120,14 @@ type Store struct {
 
 // Open opens (creating when absent and not read-only) the store at path. Returns an
 // error wrapping ErrLocked when another process holds the file, ErrNotStore for a
-// bbolt file that is not an event store.
+// bbolt file that is not an event store, and a *FileError (ErrBadFile) for an
+// existing file that is empty, truncated, foreign or has damaged meta pages; such a
+// file is never mapped or written.
 func Open(path string, opts Options) (*Store, error) {
 	opts.setDefaults()
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      opts.Timeout,
 		ReadOnly:     opts.ReadOnly,
