@@ -23,6 +23,10 @@ const (
 	DefaultInitTimeoutMS = 30000
 )
 
+// DefaultMaxMessageBytes bounds one message read from an upstream server (a stdio
+// line, an HTTP body, an SSE event): the default of connections.maxMessageBytes.
+const DefaultMaxMessageBytes = 16 << 20
+
 // ServerConfig is one MCP server's configuration, in the shape of LibreChat's
 // mcpServers entries. Fields it does not know are kept in Extra and written back
 // unchanged, so an operator's config round-trips.

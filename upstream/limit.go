@@ -1,0 +1,463 @@
+package upstream
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// Every message read from an upstream is bounded by Options.MaxMessageBytes while
+// it is read, before mcp-go buffers it: mcp-go reads stdio lines and SSE events
+// with bufio and JSON bodies with a decoder, all without a bound.
+//
+//   - a stdio line or an SSE event over the limit is cut off there: the bytes
+//     already passed on end as a malformed message (mcp-go skips it), the rest is
+//     dropped unread-by-mcp-go, and when the message was a response its request
+//     gets a JSON-RPC error naming the limit in its place, so that call fails and
+//     the connection lives on;
+//   - a JSON body over the limit fails its request with a *TooLargeError.
+
+// tooLargeCode is the JSON-RPC error code of a replacement response: a
+// server-defined code that mcp-go turns into an error carrying just the message.
+const tooLargeCode = -32000
+
+// maxScannedID bounds the raw JSON of an id kept from an oversized message; a
+// longer id is not matched to a request.
+const maxScannedID = 256
+
+// TooLargeError says an upstream message went over the limit. It wraps
+// ErrMessageTooLarge.
+type TooLargeError struct{ Limit int64 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("upstream message exceeds connections.maxMessageBytes (%d bytes)", e.Limit)
+}
+
+func (e *TooLargeError) Unwrap() error { return ErrMessageTooLarge }
+
+// replacement is the JSON-RPC error response that stands in for an oversized
+// response to request id.
+func replacement(id json.RawMessage, limit int64) []byte {
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id,
+		"error": map[string]any{"code": tooLargeCode, "message": (&TooLargeError{limit}).Error()}})
+	return b
+}
+
+// msgScan follows one JSON message as it streams by and keeps only what a
+// replacement needs: the raw top-level "id" (bounded) and whether there is a
+// top-level "method" (a request or notification, which gets no replacement). It
+// holds a few bytes whatever the message's size. Keys are compared as written: an
+// id key spelled with escapes is not seen, and that message is only dropped.
+type msgScan struct {
+	depth     int
+	inStr     bool
+	esc       bool
+	expectKey bool // at depth 1, the next string is a key
+	inKey     bool
+	key       [8]byte
+	keyLen    int // may exceed len(key): then the key is none we look for
+	valueOf   string
+	inID      bool
+	id        []byte
+	idBad     bool
+	method    bool
+}
+
+func (s *msgScan) reset() {
+	id := s.id[:0]
+	*s = msgScan{id: id}
+}
+
+func (s *msgScan) feed(b []byte) {
+	for _, c := range b {
+		if s.inStr {
+			if s.inKey {
+				if s.keyLen < len(s.key) {
+					s.key[s.keyLen] = c
+				}
+				s.keyLen++
+			} else if s.inID {
+				s.addID(c)
+			}
+			switch {
+			case s.esc:
+				s.esc = false
+			case c == '\\':
+				s.esc = true
+			case c == '"':
+				s.inStr = false
+				if s.inKey {
+					s.inKey = false
+					s.keyLen-- // the closing quote
+				}
+				s.inID = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			s.inID = false
+		case '"':
+			s.inStr = true
+			if s.depth == 1 && s.expectKey {
+				s.inKey, s.keyLen = true, 0
+			} else {
+				s.startValue(c)
+			}
+		case '{', '[':
+			s.startValue(c)
+			if s.inID {
+				s.inID, s.idBad = false, true // an id is a string or a number
+			}
+			s.depth++
+			s.expectKey = s.depth == 1 && c == '{'
+		case '}', ']':
+			s.inID = false
+			s.depth--
+		case ':':
+			if s.depth == 1 && s.expectKey {
+				s.expectKey, s.valueOf = false, s.keyName()
+			}
+		case ',':
+			s.inID = false
+			if s.depth == 1 {
+				s.expectKey, s.valueOf = true, ""
+			}
+		default:
+			if s.inID {
+				s.addID(c)
+			} else {
+				s.startValue(c)
+			}
+		}
+	}
+}
+
+func (s *msgScan) keyName() string {
+	if s.keyLen > len(s.key) {
+		return "other"
+	}
+	switch k := string(s.key[:s.keyLen]); k {
+	case "id", "method":
+		return k
+	}
+	return "other"
+}
+
+// startValue notes the first byte of a value at depth 1.
+func (s *msgScan) startValue(c byte) {
+	if s.depth != 1 || s.valueOf == "" {
+		return
+	}
+	switch s.valueOf {
+	case "id":
+		s.id, s.idBad, s.inID = append(s.id[:0], c), false, true
+	case "method":
+		s.method = true
+	}
+	s.valueOf = ""
+}
+
+func (s *msgScan) addID(c byte) {
+	if len(s.id) >= maxScannedID {
+		s.idBad, s.inID = true, false
+		return
+	}
+	s.id = append(s.id, c)
+}
+
+// response returns the id of the scanned message when it is a response with a
+// string or number id, else nil.
+func (s *msgScan) response() json.RawMessage {
+	if s.method || s.idBad || len(s.id) == 0 || !json.Valid(s.id) {
+		return nil
+	}
+	if c := s.id[0]; c != '"' && c != '-' && (c < '0' || c > '9') {
+		return nil
+	}
+	return bytes.Clone(s.id)
+}
+
+// queue is the output of a limiter: bytes waiting to be read.
+type queue struct {
+	b   []byte
+	pos int
+}
+
+func (q *queue) read(p []byte) int {
+	n := copy(p, q.b[q.pos:])
+	q.pos += n
+	if q.pos == len(q.b) {
+		q.b, q.pos = q.b[:0], 0
+	}
+	return n
+}
+
+func (q *queue) empty() bool { return q.pos == len(q.b) }
+
+// framer is the part of a limiter that knows one framing: it turns a chunk of
+// input into output bytes on the queue.
+type framer interface{ process(b []byte) }
+
+// limitReader reads r through a framer.
+type limitReader struct {
+	r   io.Reader
+	f   framer
+	q   *queue
+	buf []byte
+	err error
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	for l.q.empty() {
+		if l.err != nil {
+			return 0, l.err
+		}
+		n, err := l.r.Read(l.buf)
+		l.f.process(l.buf[:n])
+		l.err = err
+	}
+	return l.q.read(p), nil
+}
+
+// dropFunc is told of every oversized message: the error naming the limit and the
+// id of the request that got a replacement (nil when none did).
+type dropFunc func(err error, id json.RawMessage)
+
+// limitLines bounds each line (one JSON-RPC message on stdio) read from r to limit
+// bytes, newline excluded.
+func limitLines(r io.Reader, limit int64, onDrop dropFunc) io.Reader {
+	q := &queue{}
+	return &limitReader{r: r, q: q, buf: make([]byte, 32<<10), f: &lineFramer{q: q, limit: limit, onDrop: onDrop}}
+}
+
+type lineFramer struct {
+	q      *queue
+	limit  int64
+	onDrop dropFunc
+	n      int64 // bytes of the current line so far
+	over   bool
+	scan   msgScan
+}
+
+func (f *lineFramer) process(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		seg := b
+		if i >= 0 {
+			seg = b[:i]
+		}
+		f.scan.feed(seg)
+		if !f.over {
+			if room := f.limit - f.n; int64(len(seg)) > room {
+				// What went on ends here as a line that is not JSON.
+				f.q.b = append(append(f.q.b, seg[:room]...), '\n')
+				f.over = true
+			} else {
+				f.q.b = append(f.q.b, seg...)
+			}
+		}
+		f.n += int64(len(seg))
+		if i < 0 {
+			return
+		}
+		if f.over {
+			id := f.scan.response()
+			if id != nil {
+				f.q.b = append(append(f.q.b, replacement(id, f.limit)...), '\n')
+			}
+			f.onDrop(&TooLargeError{f.limit}, id)
+		} else {
+			f.q.b = append(f.q.b, '\n')
+		}
+		f.n, f.over = 0, false
+		f.scan.reset()
+		b = b[i+1:]
+	}
+}
+
+// limitEvents bounds each event of a text/event-stream read from r to limit bytes
+// (its lines and their line ends).
+func limitEvents(r io.Reader, limit int64, onDrop dropFunc) io.Reader {
+	q := &queue{}
+	return &limitReader{r: r, q: q, buf: make([]byte, 32<<10), f: &eventFramer{q: q, limit: limit, onDrop: onDrop}}
+}
+
+type eventFramer struct {
+	q      *queue
+	limit  int64
+	onDrop dropFunc
+	n      int64 // bytes of the current event so far
+	over   bool
+	scan   msgScan
+
+	lineLen int64   // bytes of the current line so far
+	field   [5]byte // the first bytes of the current line
+	data    bool    // the current line is a data line, past "data:" and one space
+	lines   int     // data lines of the current event
+}
+
+func (f *eventFramer) process(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		seg := b
+		if i >= 0 {
+			seg = b[:i+1]
+		}
+		f.feedLine(seg)
+		if !f.over {
+			if room := f.limit - f.n; int64(len(seg)) > room {
+				// What went on ends here as an event that is not JSON.
+				f.q.b = append(append(f.q.b, seg[:room]...), "\n\n"...)
+				f.over = true
+			} else {
+				f.q.b = append(f.q.b, seg...)
+			}
+		}
+		f.n += int64(len(seg))
+		b = b[len(seg):]
+		if i < 0 {
+			return
+		}
+		blank := f.lineLen == 1 || (f.lineLen == 2 && f.field[0] == '\r')
+		f.lineLen, f.data = 0, false
+		if !blank {
+			continue
+		}
+		if f.over {
+			id := f.scan.response()
+			if id != nil {
+				f.q.b = append(f.q.b, "event: message\ndata: "...)
+				f.q.b = append(append(f.q.b, replacement(id, f.limit)...), "\n\n"...)
+			}
+			f.onDrop(&TooLargeError{f.limit}, id)
+		}
+		f.n, f.over, f.lines = 0, false, 0
+		f.scan.reset()
+	}
+}
+
+// feedLine passes the data of a line (a piece of one, ending in its newline when
+// it ends) to the scanner.
+func (f *eventFramer) feedLine(seg []byte) {
+	for len(seg) > 0 {
+		if f.data {
+			end := len(seg)
+			if seg[end-1] == '\n' {
+				end--
+				if end > 0 && seg[end-1] == '\r' {
+					end--
+				}
+			}
+			f.scan.feed(seg[:end])
+			f.lineLen += int64(len(seg))
+			return
+		}
+		c := seg[0]
+		if f.lineLen < int64(len(f.field)) {
+			f.field[f.lineLen] = c
+		}
+		f.lineLen++
+		seg = seg[1:]
+		// "data:" and one optional space; mcp-go takes the value after them.
+		if f.lineLen == 5 && string(f.field[:]) == "data:" {
+			if f.lines > 0 {
+				f.scan.feed([]byte{'\n'})
+			}
+			f.lines++
+			if len(seg) > 0 && seg[0] == ' ' {
+				f.lineLen++
+				seg = seg[1:]
+			}
+			f.data = true
+		}
+	}
+}
+
+// limitBodies wraps base so every response body is bounded: event streams event by
+// event, other bodies as a whole. A body whose declared length is over the limit
+// fails at once, unread.
+func limitBodies(base http.RoundTripper, limit int64, onDrop dropFunc) http.RoundTripper {
+	return &limitTransport{base: base, limit: limit, onDrop: onDrop}
+}
+
+type limitTransport struct {
+	base   http.RoundTripper
+	limit  int64
+	onDrop dropFunc
+}
+
+func (t *limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err != nil || resp.Body == nil {
+		return resp, err
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
+		resp.Body = readCloser{limitEvents(resp.Body, t.limit, t.onDrop), resp.Body}
+		return resp, nil
+	}
+	if resp.ContentLength > t.limit {
+		resp.Body.Close()
+		err := &TooLargeError{t.limit}
+		t.onDrop(err, nil)
+		return nil, err
+	}
+	resp.Body = readCloser{&bodyLimiter{r: resp.Body, left: t.limit, limit: t.limit, onDrop: t.onDrop}, resp.Body}
+	return resp, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// bodyLimiter passes at most left bytes and fails with a *TooLargeError when the
+// body has more.
+type bodyLimiter struct {
+	r      io.Reader
+	left   int64
+	limit  int64
+	onDrop dropFunc
+	err    error
+}
+
+func (b *bodyLimiter) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.left == 0 {
+		var one [1]byte
+		n, err := b.r.Read(one[:])
+		if n == 0 && err != nil {
+			return 0, err
+		}
+		b.err = &TooLargeError{b.limit}
+		b.onDrop(b.err, nil)
+		return 0, b.err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+// isTooLargeReply reports whether err is the JSON-RPC error a replacement response
+// turned into (mcp-go keeps only its message).
+func isTooLargeReply(err error) bool {
+	return strings.Contains(err.Error(), "upstream message exceeds connections.maxMessageBytes")
+}
+
+// dropped logs an oversized message the connection dropped.
+func (c *Conn) dropped(err error, id json.RawMessage) {
+	if id != nil {
+		c.logger.Warn("upstream message dropped; its request fails", "err", err, "requestID", string(id))
+		return
+	}
+	c.logger.Warn("upstream message dropped", "err", err)
+}

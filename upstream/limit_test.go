@@ -1,0 +1,224 @@
+package upstream
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+type drops struct {
+	n   int
+	ids []string
+}
+
+func (d *drops) f(err error, id json.RawMessage) {
+	d.n++
+	if id != nil {
+		d.ids = append(d.ids, string(id))
+	}
+}
+
+func readAllVia(t *testing.T, r io.Reader) string {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// result is a JSON-RPC response whose text makes it n bytes long or more.
+func result(id string, n int, idLast bool) string {
+	text := strings.Repeat("x", n)
+	if idLast { // the TypeScript SDK writes result before id
+		return `{"result":{"content":[{"type":"text","text":"` + text + `"}]},"jsonrpc":"2.0","id":` + id + `}`
+	}
+	return `{"jsonrpc":"2.0","id":` + id + `,"result":{"content":[{"type":"text","text":"` + text + `"}]}}`
+}
+
+func TestLimitLines_PassesLinesUpToTheLimitUnchanged(t *testing.T) {
+	// given lines up to the limit, read one byte at a time and in halves
+	const limit = 200
+	in := result("1", 10, false) + "\n\n" + `{"jsonrpc":"2.0","method":"notifications/progress"}` + "\n" +
+		strings.Repeat("y", limit) + "\n" + "partial line without newline"
+	for name, wrap := range map[string]func(io.Reader) io.Reader{
+		"one byte": iotest.OneByteReader, "half": iotest.HalfReader, "whole": func(r io.Reader) io.Reader { return r },
+	} {
+		var d drops
+		// when they go through the limiter
+		out := readAllVia(t, limitLines(wrap(strings.NewReader(in)), limit, d.f))
+		// then they come out unchanged and nothing is dropped
+		if out != in || d.n != 0 {
+			t.Fatalf("%s: out %q, %d drops; want the input unchanged", name, out, d.n)
+		}
+	}
+}
+
+func TestLimitLines_ReplacesAnOversizedResponseWithAnErrorForItsRequest(t *testing.T) {
+	const limit = 100
+	for _, idLast := range []bool{false, true} {
+		// given an oversized response to request 7 (id first or last), then a
+		// small response to request 8
+		in := result("7", 1000, idLast) + "\n" + result("8", 5, false) + "\n"
+		var d drops
+		// when it goes through the limiter
+		out := readAllVia(t, iotest.HalfReader(limitLines(iotest.OneByteReader(strings.NewReader(in)), limit, d.f)))
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		// then a cut, invalid line comes first, then an error response to 7 naming the
+		// limit, then response 8 intact
+		if len(lines) != 3 || len(lines[0]) != limit || json.Valid([]byte(lines[0])) {
+			t.Fatalf("idLast=%v: got %d lines %q", idLast, len(lines), out)
+		}
+		var msg struct {
+			ID    int `json:"id"`
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(lines[1]), &msg); err != nil || msg.ID != 7 ||
+			msg.Error.Message != "upstream message exceeds connections.maxMessageBytes (100 bytes)" {
+			t.Fatalf("idLast=%v: replacement %q (%v)", idLast, lines[1], err)
+		}
+		if lines[2] != result("8", 5, false) {
+			t.Fatalf("idLast=%v: the next line changed: %q", idLast, lines[2])
+		}
+		if d.n != 1 || len(d.ids) != 1 || d.ids[0] != "7" {
+			t.Fatalf("idLast=%v: drops %+v", idLast, d)
+		}
+	}
+}
+
+func TestLimitLines_DropsAnOversizedNotificationOrRequestWithoutReply(t *testing.T) {
+	const limit = 50
+	big := strings.Repeat("z", 500)
+	for _, in := range []string{
+		`{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"` + big + `"}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"x":"` + big + `"}}`,
+		`{"jsonrpc":"2.0","id":{"a":1},"result":"` + big + `"}`,
+		`{"jsonrpc":"2.0","id":"` + big + `","result":1}`,
+	} {
+		// given an oversized message that is not a response with a usable id
+		var d drops
+		// when it goes through the limiter
+		out := readAllVia(t, limitLines(strings.NewReader(in+"\n"), limit, d.f))
+		// then only the cut line is left and no reply is made up
+		if out != in[:limit]+"\n" || d.n != 1 || len(d.ids) != 0 {
+			t.Fatalf("in %.60q: out %q, drops %+v", in, out, d)
+		}
+	}
+}
+
+func TestLimitEvents_ReplacesAnOversizedEventAndKeepsTheStream(t *testing.T) {
+	const limit = 120
+	small := "event: message\nid: 1\ndata: " + result("1", 5, false) + "\n\n"
+	in := ": ping\n\n" + small +
+		"event: message\r\ndata: " + result("2", 500, true) + "\r\n\r\n" +
+		"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\n" +
+		"data: \"params\":{\"data\":\"" + strings.Repeat("q", 400) + "\"}}\n\n" +
+		small
+	var d drops
+	// when the stream goes through the limiter
+	out := readAllVia(t, limitEvents(iotest.HalfReader(strings.NewReader(in)), limit, d.f))
+	// then the small events pass unchanged, the oversized response is cut and
+	// followed by an error event for request 2, the oversized notification only cut
+	if !strings.HasPrefix(out, ": ping\n\n"+small) || !strings.HasSuffix(out, "\n\n"+small) {
+		t.Fatalf("small events changed: %q", out)
+	}
+	want := `event: message` + "\n" + `data: {"error":{"code":-32000,"message":"upstream message exceeds connections.maxMessageBytes (120 bytes)"},"id":2,"jsonrpc":"2.0"}` + "\n\n"
+	if strings.Count(out, want) != 1 {
+		t.Fatalf("no replacement event %q in %q", want, out)
+	}
+	if d.n != 2 || len(d.ids) != 1 || d.ids[0] != "2" {
+		t.Fatalf("drops %+v", d)
+	}
+	for _, ev := range strings.Split(out, "\n\n") {
+		if len(ev) > limit+2 && !strings.Contains(ev, "maxMessageBytes") {
+			t.Fatalf("an event of %d bytes passed", len(ev))
+		}
+	}
+}
+
+func TestBodyLimiter_FailsPastTheLimit(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{99, true}, {100, true}, {101, false}, {5000, false}} {
+		// given a body of size bytes and a limit of 100
+		var d drops
+		r := &bodyLimiter{r: iotest.HalfReader(bytes.NewReader(make([]byte, tc.size))), left: 100, limit: 100, onDrop: d.f}
+		// when it is read whole
+		b, err := io.ReadAll(r)
+		// then up to the limit it reads, past it the read fails naming the limit
+		if tc.ok && (err != nil || len(b) != tc.size || d.n != 0) {
+			t.Fatalf("%d bytes: %d read, %v", tc.size, len(b), err)
+		}
+		var tl *TooLargeError
+		if !tc.ok && (!errors.Is(err, ErrMessageTooLarge) || !errors.As(err, &tl) || tl.Limit != 100 || d.n != 1) {
+			t.Fatalf("%d bytes: %v, want a *TooLargeError", tc.size, err)
+		}
+	}
+}
+
+func FuzzMsgScan(f *testing.F) {
+	for _, s := range []string{
+		result("1", 3, false), result(`"abc"`, 3, true), `{"jsonrpc":"2.0","method":"x","id":2}`,
+		`{"id":-1.5e3}`, `{"id":null,"result":1}`, `{"a":{"id":1},"id":[1]}`, `{"id":1,"id":"b"}`, `[{"id":1}]`,
+	} {
+		f.Add([]byte(s), 3)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, cut int) {
+		// A message scanned in two pieces gives what encoding/json reads from it.
+		var s msgScan
+		if cut < 0 || cut > len(in) {
+			cut = len(in) / 2
+		}
+		s.feed(in[:cut])
+		s.feed(in[cut:])
+		got := s.response()
+		var m map[string]json.RawMessage
+		if bytes.IndexByte(in, '\\') >= 0 || json.Unmarshal(in, &m) != nil {
+			return
+		}
+		want := m["id"]
+		if _, method := m["method"]; method || len(want) > maxScannedID || len(want) == 0 ||
+			(want[0] != '"' && want[0] != '-' && (want[0] < '0' || want[0] > '9')) {
+			want = nil
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("scan of %q: id %q, encoding/json %q", in, got, want)
+		}
+	})
+}
+
+func FuzzLimitLines(f *testing.F) {
+	f.Add([]byte(result("1", 40, false)+"\n"+result("2", 2, true)+"\n"), 30)
+	f.Add([]byte("\n\n{}\n"), 1)
+	f.Fuzz(func(t *testing.T, in []byte, limit int) {
+		if limit < 1 || limit > 1<<16 {
+			return
+		}
+		out, err := io.ReadAll(limitLines(iotest.HalfReader(bytes.NewReader(in)), int64(limit), func(error, json.RawMessage) {}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		longest := 0
+		for _, l := range bytes.Split(in, []byte("\n")) {
+			longest = max(longest, len(l))
+		}
+		// Input within the limit passes unchanged; otherwise every output line is
+		// within the limit or a replacement.
+		if longest <= limit && !bytes.Equal(in, out) {
+			t.Fatalf("changed: %q -> %q", in, out)
+		}
+		for _, l := range bytes.Split(out, []byte("\n")) {
+			if len(l) > limit && !bytes.Contains(l, []byte("maxMessageBytes")) {
+				t.Fatalf("line of %d bytes passed a limit of %d", len(l), limit)
+			}
+		}
+	})
+}
