@@ -202,4 +202,3 @@ func errText(err error) string {
 	}
 	return ""
 }
-
