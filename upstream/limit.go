@@ -14,11 +14,15 @@ import (
 // it is read, before mcp-go buffers it: mcp-go reads stdio lines and SSE events
 // with bufio and JSON bodies with a decoder, all without a bound.
 //
-//   - a stdio line or an SSE event over the limit is cut off there: the bytes
-//     already passed on end as a malformed message (mcp-go skips it), the rest is
-//     dropped unread-by-mcp-go, and when the message was a response its request
+//   - the first holdAfter bytes of a stdio line or an SSE event pass on at once;
+//     the rest is held back until the message ends, then passes on too. A message
+//     that goes over the limit is cut off there: the held bytes are dropped, the
+//     bytes already passed on end as a malformed message (mcp-go skips it), the
+//     rest is read and discarded, and when the message was a response its request
 //     gets a JSON-RPC error naming the limit in its place, so that call fails and
-//     the connection lives on;
+//     the connection lives on. Holding back keeps mcp-go from buffering up to the
+//     limit of a message that is then dropped: an oversized message costs at most
+//     the limit once, in chunks;
 //   - a JSON body over the limit fails its request with a *TooLargeError.
 
 // tooLargeCode is the JSON-RPC error code of a replacement response: a
@@ -182,26 +186,83 @@ func (s *msgScan) response() json.RawMessage {
 	return bytes.Clone(s.id)
 }
 
-// queue is the output of a limiter: bytes waiting to be read.
+// holdAfter is how much of a message passes on before the rest is held back.
+const holdAfter = 64 << 10
+
+// queue is the output of a limiter: chunks waiting to be read, and the held-back
+// chunks of the message being read.
 type queue struct {
-	b   []byte
-	pos int
+	out  [][]byte
+	pos  int // read offset in out[0]
+	held [][]byte
 }
 
+const chunkSize = 64 << 10
+
+func appendChunks(list [][]byte, b []byte) [][]byte {
+	for len(b) > 0 {
+		if n := len(list); n == 0 || len(list[n-1]) == cap(list[n-1]) {
+			list = append(list, make([]byte, 0, chunkSize))
+		}
+		last := &list[len(list)-1]
+		k := min(len(b), cap(*last)-len(*last))
+		*last = append(*last, b[:k]...)
+		b = b[k:]
+	}
+	return list
+}
+
+// pass queues b for reading.
+func (q *queue) pass(b []byte) { q.out = appendChunks(q.out, b) }
+
+// hold keeps b back until release or discard.
+func (q *queue) hold(b []byte) { q.held = appendChunks(q.held, b) }
+
+// release queues the held bytes for reading.
+func (q *queue) release() {
+	q.out = append(q.out, q.held...)
+	q.held = nil
+}
+
+// discard drops the held bytes.
+func (q *queue) discard() { q.held = nil }
+
 func (q *queue) read(p []byte) int {
-	n := copy(p, q.b[q.pos:])
-	q.pos += n
-	if q.pos == len(q.b) {
-		q.b, q.pos = q.b[:0], 0
+	n := 0
+	for n < len(p) && len(q.out) > 0 {
+		k := copy(p[n:], q.out[0][q.pos:])
+		n += k
+		q.pos += k
+		if q.pos == len(q.out[0]) {
+			if len(q.out) == 1 { // keep the last chunk for the next bytes
+				q.out[0], q.pos = q.out[0][:0], 0
+				break
+			}
+			q.out[0], q.out, q.pos = nil, q.out[1:], 0
+		}
 	}
 	return n
 }
 
-func (q *queue) empty() bool { return q.pos == len(q.b) }
+func (q *queue) empty() bool { return len(q.out) == 0 || (len(q.out) == 1 && q.pos == len(q.out[0])) }
+
+// take passes on the first bytes of a message (up to holdAfter in all, counting
+// the n bytes it already has) and holds back the rest.
+func (q *queue) take(seg []byte, n int64) {
+	now := min(max(holdAfter-n, 0), int64(len(seg)))
+	q.pass(seg[:now])
+	if int64(len(seg)) > now {
+		q.hold(seg[now:])
+	}
+}
 
 // framer is the part of a limiter that knows one framing: it turns a chunk of
-// input into output bytes on the queue.
-type framer interface{ process(b []byte) }
+// input into output bytes on the queue. At the end of the input, end passes on
+// what is held of an unfinished message within the limit.
+type framer interface {
+	process(b []byte)
+	end()
+}
 
 // limitReader reads r through a framer.
 type limitReader struct {
@@ -219,6 +280,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 		}
 		n, err := l.r.Read(l.buf)
 		l.f.process(l.buf[:n])
+		if err != nil {
+			l.f.end()
+		}
 		l.err = err
 	}
 	return l.q.read(p), nil
@@ -244,6 +308,12 @@ type lineFramer struct {
 	scan   msgScan
 }
 
+func (f *lineFramer) end() {
+	if !f.over {
+		f.q.release()
+	}
+}
+
 func (f *lineFramer) process(b []byte) {
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
@@ -255,10 +325,11 @@ func (f *lineFramer) process(b []byte) {
 		if !f.over {
 			if room := f.limit - f.n; int64(len(seg)) > room {
 				// What went on ends here as a line that is not JSON.
-				f.q.b = append(append(f.q.b, seg[:room]...), '\n')
+				f.q.discard()
+				f.q.pass([]byte{'\n'})
 				f.over = true
 			} else {
-				f.q.b = append(f.q.b, seg...)
+				f.q.take(seg, f.n)
 			}
 		}
 		f.n += int64(len(seg))
@@ -268,11 +339,12 @@ func (f *lineFramer) process(b []byte) {
 		if f.over {
 			id := f.scan.response()
 			if id != nil {
-				f.q.b = append(append(f.q.b, replacement(id, f.limit)...), '\n')
+				f.q.pass(append(replacement(id, f.limit), '\n'))
 			}
 			f.onDrop(&TooLargeError{f.limit}, id)
 		} else {
-			f.q.b = append(f.q.b, '\n')
+			f.q.release()
+			f.q.pass([]byte{'\n'})
 		}
 		f.n, f.over = 0, false
 		f.scan.reset()
@@ -301,6 +373,12 @@ type eventFramer struct {
 	lines   int     // data lines of the current event
 }
 
+func (f *eventFramer) end() {
+	if !f.over {
+		f.q.release()
+	}
+}
+
 func (f *eventFramer) process(b []byte) {
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
@@ -312,10 +390,11 @@ func (f *eventFramer) process(b []byte) {
 		if !f.over {
 			if room := f.limit - f.n; int64(len(seg)) > room {
 				// What went on ends here as an event that is not JSON.
-				f.q.b = append(append(f.q.b, seg[:room]...), "\n\n"...)
+				f.q.discard()
+				f.q.pass([]byte("\n\n"))
 				f.over = true
 			} else {
-				f.q.b = append(f.q.b, seg...)
+				f.q.take(seg, f.n)
 			}
 		}
 		f.n += int64(len(seg))
@@ -331,10 +410,12 @@ func (f *eventFramer) process(b []byte) {
 		if f.over {
 			id := f.scan.response()
 			if id != nil {
-				f.q.b = append(f.q.b, "event: message\ndata: "...)
-				f.q.b = append(append(f.q.b, replacement(id, f.limit)...), "\n\n"...)
+				ev := append([]byte("event: message\ndata: "), replacement(id, f.limit)...)
+				f.q.pass(append(ev, "\n\n"...))
 			}
 			f.onDrop(&TooLargeError{f.limit}, id)
+		} else {
+			f.q.release()
 		}
 		f.n, f.over, f.lines = 0, false, 0
 		f.scan.reset()
@@ -406,7 +487,7 @@ func (t *limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.onDrop(err, nil)
 		return nil, err
 	}
-	resp.Body = readCloser{&bodyLimiter{r: resp.Body, left: t.limit, limit: t.limit, onDrop: t.onDrop}, resp.Body}
+	resp.Body = readCloser{newBodyLimiter(resp.Body, t.limit, t.onDrop), resp.Body}
 	return resp, nil
 }
 
@@ -415,36 +496,44 @@ type readCloser struct {
 	io.Closer
 }
 
-// bodyLimiter passes at most left bytes and fails with a *TooLargeError when the
-// body has more.
+// bodyLimiter passes a body of at most limit bytes and fails with a
+// *TooLargeError when it has more. Past holdAfter bytes it holds the body back
+// until its end, so the reader never buffers up to the limit of a body that then
+// fails.
 type bodyLimiter struct {
 	r      io.Reader
-	left   int64
 	limit  int64
 	onDrop dropFunc
+	n      int64
+	q      queue
+	buf    []byte
 	err    error
 }
 
+func newBodyLimiter(r io.Reader, limit int64, onDrop dropFunc) *bodyLimiter {
+	return &bodyLimiter{r: r, limit: limit, onDrop: onDrop, buf: make([]byte, 32<<10)}
+}
+
 func (b *bodyLimiter) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	if b.left == 0 {
-		var one [1]byte
-		n, err := b.r.Read(one[:])
-		if n == 0 && err != nil {
-			return 0, err
+	for b.q.empty() {
+		if b.err != nil {
+			return 0, b.err
 		}
-		b.err = &TooLargeError{b.limit}
-		b.onDrop(b.err, nil)
-		return 0, b.err
+		n, err := b.r.Read(b.buf)
+		b.n += int64(n)
+		if b.n > b.limit {
+			b.q.discard()
+			b.err = &TooLargeError{b.limit}
+			b.onDrop(b.err, nil)
+			return 0, b.err
+		}
+		b.q.take(b.buf[:n], b.n-int64(n))
+		if err != nil {
+			b.q.release()
+			b.err = err
+		}
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.r.Read(p)
-	b.left -= int64(n)
-	return n, err
+	return b.q.read(p), nil
 }
 
 // isTooLargeReply reports whether err is the JSON-RPC error a replacement response

@@ -68,9 +68,9 @@ func TestLimitLines_ReplacesAnOversizedResponseWithAnErrorForItsRequest(t *testi
 		// when it goes through the limiter
 		out := readAllVia(t, iotest.HalfReader(limitLines(iotest.OneByteReader(strings.NewReader(in)), limit, d.f)))
 		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-		// then a cut, invalid line comes first, then an error response to 7 naming the
+		// then a cut, invalid line (what passed before the limit) comes first, then an error response to 7 naming the
 		// limit, then response 8 intact
-		if len(lines) != 3 || len(lines[0]) != limit || json.Valid([]byte(lines[0])) {
+		if len(lines) != 3 || len(lines[0]) > limit || json.Valid([]byte(lines[0])) || !strings.HasPrefix(in, lines[0]) {
 			t.Fatalf("idLast=%v: got %d lines %q", idLast, len(lines), out)
 		}
 		var msg struct {
@@ -106,8 +106,9 @@ func TestLimitLines_DropsAnOversizedNotificationOrRequestWithoutReply(t *testing
 		var d drops
 		// when it goes through the limiter
 		out := readAllVia(t, limitLines(strings.NewReader(in+"\n"), limit, d.f))
-		// then only the cut line is left and no reply is made up
-		if out != in[:limit]+"\n" || d.n != 1 || len(d.ids) != 0 {
+		// then only a cut line is left and no reply is made up
+		cut, _ := strings.CutSuffix(out, "\n")
+		if len(cut) > limit || !strings.HasPrefix(in, cut) || strings.Contains(cut, "\n") || d.n != 1 || len(d.ids) != 0 {
 			t.Fatalf("in %.60q: out %q, drops %+v", in, out, d)
 		}
 	}
@@ -148,9 +149,10 @@ func TestBodyLimiter_FailsPastTheLimit(t *testing.T) {
 		size int
 		ok   bool
 	}{{99, true}, {100, true}, {101, false}, {5000, false}} {
+		// (sizes around 100; TestBodyLimiter_HoldsBack covers bodies past holdAfter)
 		// given a body of size bytes and a limit of 100
 		var d drops
-		r := &bodyLimiter{r: iotest.HalfReader(bytes.NewReader(make([]byte, tc.size))), left: 100, limit: 100, onDrop: d.f}
+		r := newBodyLimiter(iotest.HalfReader(bytes.NewReader(make([]byte, tc.size))), 100, d.f)
 		// when it is read whole
 		b, err := io.ReadAll(r)
 		// then up to the limit it reads, past it the read fails naming the limit
@@ -221,4 +223,63 @@ func FuzzLimitLines(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLimiters_HoldBackLongMessagesAndPassThemWholeWithinTheLimit(t *testing.T) {
+	const limit = 1 << 20
+	long := result("5", 300<<10, false)
+	over := result("6", 2<<20, true)
+	for name, tc := range map[string]struct {
+		limiter      func(io.Reader, int64, dropFunc) io.Reader
+		frame        func(string) string
+		end, lastCut string
+	}{
+		"lines":  {limitLines, func(m string) string { return m + "\n" }, "\n", "\n"},
+		"events": {limitEvents, func(m string) string { return "data: " + m + "\n\n" }, "\n\n", "\n\n"},
+	} {
+		// given a message longer than what passes at once but within the limit, one
+		// over the limit, and an unfinished one at the end of the input
+		in := tc.frame(long) + tc.frame(over) + strings.TrimSuffix(tc.frame(long), tc.end)
+		var d drops
+		// when read through the limiter
+		out := readAllVia(t, tc.limiter(iotest.HalfReader(strings.NewReader(in)), limit, d.f))
+		// then the long and the unfinished messages pass whole, and of the one over
+		// the limit at most holdAfter bytes went on before its replacement
+		first, rest, _ := strings.Cut(out, tc.frame(long))
+		if first != "" {
+			t.Fatalf("%s: the long message did not come first whole", name)
+		}
+		cut, rest, _ := strings.Cut(rest, tc.lastCut)
+		if len(cut) > holdAfter+len("data: ") || !strings.HasPrefix(tc.frame(over), cut) {
+			t.Fatalf("%s: %d bytes of the oversized message went on", name, len(cut))
+		}
+		if !strings.Contains(rest, "maxMessageBytes") || !strings.HasSuffix(rest, strings.TrimSuffix(tc.frame(long), tc.end)) {
+			t.Fatalf("%s: no replacement or the unfinished message is not whole at the end", name)
+		}
+		if d.n != 1 || len(d.ids) != 1 || d.ids[0] != "6" {
+			t.Fatalf("%s: drops %+v", name, d)
+		}
+	}
+}
+
+func TestBodyLimiter_HoldsBackPastHoldAfterAndFailsWithoutPassingIt(t *testing.T) {
+	const limit = 1 << 20
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{300 << 10, true}, {limit, true}, {limit + 1, false}, {3 << 20, false}} {
+		// given a body of size bytes and a limit of 1 MiB
+		body := bytes.Repeat([]byte("0123456789"), tc.size/10+1)[:tc.size]
+		r := newBodyLimiter(iotest.HalfReader(bytes.NewReader(body)), limit, func(error, json.RawMessage) {})
+		// when it is read whole
+		got, err := io.ReadAll(r)
+		// then within the limit it reads whole; over it, the read fails after at most
+		// holdAfter bytes went through
+		if tc.ok && (err != nil || !bytes.Equal(got, body)) {
+			t.Fatalf("%d bytes: %d read, %v", tc.size, len(got), err)
+		}
+		if !tc.ok && (!errors.Is(err, ErrMessageTooLarge) || len(got) > holdAfter) {
+			t.Fatalf("%d bytes: %d read before %v", tc.size, len(got), err)
+		}
+	}
 }
