@@ -283,3 +283,29 @@ func TestBodyLimiter_HoldsBackPastHoldAfterAndFailsWithoutPassingIt(t *testing.T
 		}
 	}
 }
+
+func FuzzLimitEvents(f *testing.F) {
+	f.Add([]byte("event: message\ndata: "+result("1", 40, false)+"\n\n: ping\n\ndata: "+result("2", 2, true)+"\r\n\r\n"), 60)
+	f.Add([]byte("data: a\ndata: b\n\n\n\ndata"), 3)
+	f.Fuzz(func(t *testing.T, in []byte, limit int) {
+		if limit < 1 || limit > 1<<16 {
+			return
+		}
+		out, err := io.ReadAll(limitEvents(iotest.HalfReader(bytes.NewReader(in)), int64(limit), func(error, json.RawMessage) {}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Input whose events are all within the limit passes unchanged.
+		largest, n := 0, 0
+		for _, l := range bytes.SplitAfter(in, []byte("\n")) {
+			n += len(l)
+			largest = max(largest, n)
+			if string(l) == "\n" || string(l) == "\r\n" {
+				n = 0
+			}
+		}
+		if largest <= limit && !bytes.Equal(in, out) {
+			t.Fatalf("changed: %q -> %q", in, out)
+		}
+	})
+}
