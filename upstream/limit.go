@@ -23,22 +23,22 @@ import (
 //     the connection lives on. Holding back keeps mcp-go from buffering up to the
 //     limit of a message that is then dropped: an oversized message costs at most
 //     the limit once, in chunks;
-//   - a JSON body over the limit fails its request with a *TooLargeError.
+//   - a JSON body over the limit fails its request with a *TooLargeError; it is
+//     held back past holdAfter too, so the decoder never buffers it.
 
 // tooLargeCode is the JSON-RPC error code of a replacement response: a
 // server-defined code that mcp-go turns into an error carrying just the message.
 const tooLargeCode = -32000
 
-// maxScannedID bounds the raw JSON of an id kept from an oversized message; a
-// longer id is not matched to a request.
-const maxScannedID = 256
-
 // TooLargeError says an upstream message went over the limit. It wraps
 // ErrMessageTooLarge.
 type TooLargeError struct{ Limit int64 }
 
+// tooLargePhrase starts every message of a TooLargeError.
+const tooLargePhrase = "upstream message exceeds connections.maxMessageBytes"
+
 func (e *TooLargeError) Error() string {
-	return fmt.Sprintf("upstream message exceeds connections.maxMessageBytes (%d bytes)", e.Limit)
+	return fmt.Sprintf("%s (%d bytes)", tooLargePhrase, e.Limit)
 }
 
 func (e *TooLargeError) Unwrap() error { return ErrMessageTooLarge }
@@ -49,141 +49,6 @@ func replacement(id json.RawMessage, limit int64) []byte {
 	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id,
 		"error": map[string]any{"code": tooLargeCode, "message": (&TooLargeError{limit}).Error()}})
 	return b
-}
-
-// msgScan follows one JSON message as it streams by and keeps only what a
-// replacement needs: the raw top-level "id" (bounded) and whether there is a
-// top-level "method" (a request or notification, which gets no replacement). It
-// holds a few bytes whatever the message's size. Keys are compared as written: an
-// id key spelled with escapes is not seen, and that message is only dropped.
-type msgScan struct {
-	depth     int
-	inStr     bool
-	esc       bool
-	expectKey bool // at depth 1, the next string is a key
-	inKey     bool
-	key       [8]byte
-	keyLen    int // may exceed len(key): then the key is none we look for
-	valueOf   string
-	inID      bool
-	id        []byte
-	idBad     bool
-	method    bool
-}
-
-func (s *msgScan) reset() {
-	id := s.id[:0]
-	*s = msgScan{id: id}
-}
-
-func (s *msgScan) feed(b []byte) {
-	for _, c := range b {
-		if s.inStr {
-			if s.inKey {
-				if s.keyLen < len(s.key) {
-					s.key[s.keyLen] = c
-				}
-				s.keyLen++
-			} else if s.inID {
-				s.addID(c)
-			}
-			switch {
-			case s.esc:
-				s.esc = false
-			case c == '\\':
-				s.esc = true
-			case c == '"':
-				s.inStr = false
-				if s.inKey {
-					s.inKey = false
-					s.keyLen-- // the closing quote
-				}
-				s.inID = false
-			}
-			continue
-		}
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			s.inID = false
-		case '"':
-			s.inStr = true
-			if s.depth == 1 && s.expectKey {
-				s.inKey, s.keyLen = true, 0
-			} else {
-				s.startValue(c)
-			}
-		case '{', '[':
-			s.startValue(c)
-			if s.inID {
-				s.inID, s.idBad = false, true // an id is a string or a number
-			}
-			s.depth++
-			s.expectKey = s.depth == 1 && c == '{'
-		case '}', ']':
-			s.inID = false
-			s.depth--
-		case ':':
-			if s.depth == 1 && s.expectKey {
-				s.expectKey, s.valueOf = false, s.keyName()
-			}
-		case ',':
-			s.inID = false
-			if s.depth == 1 {
-				s.expectKey, s.valueOf = true, ""
-			}
-		default:
-			if s.inID {
-				s.addID(c)
-			} else {
-				s.startValue(c)
-			}
-		}
-	}
-}
-
-func (s *msgScan) keyName() string {
-	if s.keyLen > len(s.key) {
-		return "other"
-	}
-	switch k := string(s.key[:s.keyLen]); k {
-	case "id", "method":
-		return k
-	}
-	return "other"
-}
-
-// startValue notes the first byte of a value at depth 1.
-func (s *msgScan) startValue(c byte) {
-	if s.depth != 1 || s.valueOf == "" {
-		return
-	}
-	switch s.valueOf {
-	case "id":
-		s.id, s.idBad, s.inID = append(s.id[:0], c), false, true
-	case "method":
-		s.method = true
-	}
-	s.valueOf = ""
-}
-
-func (s *msgScan) addID(c byte) {
-	if len(s.id) >= maxScannedID {
-		s.idBad, s.inID = true, false
-		return
-	}
-	s.id = append(s.id, c)
-}
-
-// response returns the id of the scanned message when it is a response with a
-// string or number id, else nil.
-func (s *msgScan) response() json.RawMessage {
-	if s.method || s.idBad || len(s.id) == 0 || !json.Valid(s.id) {
-		return nil
-	}
-	if c := s.id[0]; c != '"' && c != '-' && (c < '0' || c > '9') {
-		return nil
-	}
-	return bytes.Clone(s.id)
 }
 
 // holdAfter is how much of a message passes on before the rest is held back.
@@ -539,7 +404,7 @@ func (b *bodyLimiter) Read(p []byte) (int, error) {
 // isTooLargeReply reports whether err is the JSON-RPC error a replacement response
 // turned into (mcp-go keeps only its message).
 func isTooLargeReply(err error) bool {
-	return strings.Contains(err.Error(), "upstream message exceeds connections.maxMessageBytes")
+	return strings.Contains(err.Error(), tooLargePhrase)
 }
 
 // dropped logs an oversized message the connection dropped.
