@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -308,4 +309,58 @@ func FuzzLimitEvents(f *testing.F) {
 			t.Fatalf("changed: %q -> %q", in, out)
 		}
 	})
+}
+
+// BenchmarkLimiters measures what the limiters add to reading messages: MB/s of
+// 100 responses of size bytes through each, against reading them directly.
+func BenchmarkLimiters(b *testing.B) {
+	for _, size := range []int{1 << 10, 1 << 20} {
+		lines := strings.Repeat(result("1", size, false)+"\n", 100)
+		events := strings.Repeat("event: message\ndata: "+result("1", size, false)+"\n\n", 100)
+		for _, tc := range []struct {
+			name string
+			in   string
+			r    func(io.Reader) io.Reader
+		}{
+			{"direct", lines, func(r io.Reader) io.Reader { return r }},
+			{"lines", lines, func(r io.Reader) io.Reader { return limitLines(r, 16<<20, func(error, json.RawMessage) {}) }},
+			{"events", events, func(r io.Reader) io.Reader { return limitEvents(r, 16<<20, func(error, json.RawMessage) {}) }},
+			{"body", lines, func(r io.Reader) io.Reader { return newBodyLimiter(r, 1<<30, func(error, json.RawMessage) {}) }},
+		} {
+			b.Run(tc.name+"/"+strconv.Itoa(size), func(b *testing.B) {
+				b.SetBytes(int64(len(tc.in)))
+				buf := make([]byte, 4096)
+				for b.Loop() {
+					r := tc.r(strings.NewReader(tc.in))
+					for {
+						if _, err := r.Read(buf); err != nil {
+							break
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestMsgScan_EscapesInSkippedStringsAtEverySplit(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"result":{"text":"a\"b\\\"c\\","x":"\\"},"jsonrpc":"2.0","id":9}`: `9`,
+		`{"result":"\"id\":1,\\","id":"k\"y"}`:                              `"k\"y"`,
+		`{"params":"\\\\\"","method":"m","id":1}`:                           ``,
+		`{"error":{"message":"\"}"},"id":-2}`:                               `-2`,
+		`{"result":"line\nnext\u0022 \t","id":3}`:                           `3`,
+	} {
+		for cut := range len(in) + 1 {
+			// given a message whose strings hold escaped quotes and backslashes, fed
+			// in two pieces split anywhere
+			var s msgScan
+			s.feed([]byte(in[:cut]))
+			s.feed([]byte(in[cut:]))
+			// then the id is found as written
+			if got := string(s.response()); got != want {
+				t.Fatalf("%s split at %d: id %q, want %q", in, cut, got, want)
+			}
+		}
+	}
 }

@@ -35,7 +35,17 @@ func (s *msgScan) reset() {
 }
 
 func (s *msgScan) feed(b []byte) {
-	for _, c := range b {
+	for i := 0; i < len(b); i++ {
+		if s.inStr && !s.inKey && !s.inID && !s.esc {
+			// The body of a string nobody keeps (most of a large message): skip
+			// to its next quote or backslash.
+			n := stringStop(b[i:])
+			if n < 0 {
+				return
+			}
+			i += n
+		}
+		c := b[i]
 		if s.inStr {
 			if s.inKey {
 				if s.keyLen < len(s.key) {
@@ -142,4 +152,19 @@ func (s *msgScan) response() json.RawMessage {
 		return nil
 	}
 	return bytes.Clone(s.id)
+}
+
+// stringStop returns the index of the first quote or backslash in b, or -1.
+func stringStop(b []byte) int {
+	q := bytes.IndexByte(b, '"')
+	if q < 0 {
+		q = len(b)
+	}
+	if e := bytes.IndexByte(b[:q], '\\'); e >= 0 {
+		return e
+	}
+	if q == len(b) {
+		return -1
+	}
+	return q
 }
