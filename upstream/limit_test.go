@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -362,5 +364,27 @@ func TestMsgScan_EscapesInSkippedStringsAtEverySplit(t *testing.T) {
 				t.Fatalf("%s split at %d: id %q, want %q", in, cut, got, want)
 			}
 		}
+	}
+}
+
+func TestLimitBodies_DeclaredLengthOverTheLimitFailsUnread(t *testing.T) {
+	// given a server that declares a body of 2 MiB and a limit of 1 MiB
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(2<<20))
+		_, _ = w.Write(make([]byte, 2<<20))
+	}))
+	defer ts.Close()
+	var d drops
+	hc := &http.Client{Transport: limitBodies(http.DefaultTransport, 1<<20, d.f)}
+	// when it is asked
+	resp, err := hc.Get(ts.URL)
+	if resp != nil {
+		resp.Body.Close()
+	}
+	// then the request itself fails naming the limit: no reader gets the body
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Limit != 1<<20 || d.n != 1 {
+		t.Fatalf("got %v, %v; want a *TooLargeError of 1 MiB", resp, err)
 	}
 }
