@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"os"
@@ -14,7 +15,7 @@ import (
 )
 
 // TestBadDataFile_VerifyAndServeExit1NamingTheFile runs the binary on a truncated
-// and an empty mcpes.db: both commands exit 1 with one line naming the file and the
+// and an empty mcpes.db and on one whose pages are damaged: both commands exit 1 with one line naming the file and the
 // problem, never a crash, and the file keeps its bytes (an empty file is not
 // initialised by serve).
 func TestBadDataFile_VerifyAndServeExit1NamingTheFile(t *testing.T) {
@@ -36,6 +37,10 @@ func TestBadDataFile_VerifyAndServeExit1NamingTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	damaged := bytes.Clone(raw)
+	for off := 4 * 4096; off+8 <= len(raw)/2; off += 4096 { // page headers past the metas
+		copy(damaged[off:], bytes.Repeat([]byte{0xff}, 8))
+	}
 	cfg := writeConfig(t, "mcpServers: {}\n")
 	for _, tc := range []struct {
 		name, problem string
@@ -43,6 +48,7 @@ func TestBadDataFile_VerifyAndServeExit1NamingTheFile(t *testing.T) {
 	}{
 		{"truncated", "truncated", raw[:len(raw)/2]},
 		{"empty", "empty (0 bytes)", nil},
+		{"damaged pages", "damaged page", damaged},
 	} {
 		for _, cmd := range [][]string{{"verify"}, {"serve", "--config", cfg, "--listen", "127.0.0.1:0"}} {
 			t.Run(tc.name+"/"+cmd[0], func(t *testing.T) {

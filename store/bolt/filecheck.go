@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime/debug"
 )
 
 // bbolt's file format (go.etcd.io/bbolt v1.5.0, internal/common): two meta pages,
@@ -144,4 +145,19 @@ func checkMeta(r io.ReaderAt, size int64) string {
 			size, need, best.pgid, ps)
 	}
 	return ""
+}
+
+// guarded runs f, a read of the mapped file, turning a panic or a memory fault
+// into a *FileError: bbolt trusts the pages it maps, and a damaged page inside a
+// file of the right size fails one of its assertions (a panic) or points past the
+// end of the file (a fault, made a panic by debug.SetPanicOnFault). bbolt's View
+// rolls its transaction back on the way out.
+func guarded(path string, f func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = &FileError{Path: path, Problem: fmt.Sprintf("damaged page (%v)", r)}
+		}
+	}()
+	return f()
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,5 +172,45 @@ func TestOpen_AcceptsAFileBboltCanRecover(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func TestOpen_DamagedPagesFailAsBadFileNotACrash(t *testing.T) {
+	t.Parallel()
+	_, good := goodFile(t)
+	const ps = 4096
+	pgid := highWater(good, ps)
+	for name, first := range map[string]uint64{"every page after the metas": 2, "data pages only": 4} {
+		for _, ro := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/read-only=%v", name, ro), func(t *testing.T) {
+				t.Parallel()
+				// given a file of the right size with valid meta pages whose other page
+				// headers are overwritten
+				bad := bytes.Clone(good)
+				for pg := first; pg < pgid; pg++ {
+					copy(bad[pg*ps:], bytes.Repeat([]byte{0xff}, 8))
+				}
+				path := filepath.Join(t.TempDir(), "mcpes.db")
+				if err := os.WriteFile(path, bad, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				// when it is opened and read whole
+				s, err := bolt.Open(path, bolt.Options{ReadOnly: ro, Timeout: 5 * time.Second})
+				if err == nil {
+					_, err = store.Verify(context.Background(), s)
+					if cerr := s.Close(); err == nil {
+						err = cerr
+					}
+				}
+				// then it fails with a *FileError naming a damaged page, and the bytes stay
+				var fe *bolt.FileError
+				if !errors.As(err, &fe) || fe.Path != path || !strings.Contains(err.Error(), "damaged page") {
+					t.Fatalf("got %v, want a *FileError naming a damaged page", err)
+				}
+				if after, _ := os.ReadFile(path); !bytes.Equal(after, bad) {
+					t.Fatal("the file changed")
+				}
+			})
+		}
 	}
 }
