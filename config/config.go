@@ -100,9 +100,6 @@ type Connections struct {
 	MaxMessageBytes int64 `json:"maxMessageBytes"`
 }
 
-// MaxMessageBytesCeiling is the largest connections.maxMessageBytes accepted.
-const MaxMessageBytesCeiling = 1 << 30
-
 // Protocol revisions connections.protocolVersion accepts.
 const (
 	ProtocolStable = "2025-11-25"
@@ -239,8 +236,8 @@ func (c *Config) settingProblems() []Problem {
 	if c.Connections.IdleTimeout < 0 {
 		add("connections.idleTimeout", "must not be negative")
 	}
-	if n := c.Connections.MaxMessageBytes; n < 1024 || n > MaxMessageBytesCeiling {
-		add("connections.maxMessageBytes", "want 1024 to %d bytes, got %d", MaxMessageBytesCeiling, n)
+	if n := c.Connections.MaxMessageBytes; n < 1024 || n > domain.MaxMessageBytesCeiling {
+		add("connections.maxMessageBytes", "want 1024 to %d bytes, got %d", domain.MaxMessageBytesCeiling, n)
 	}
 	if c.Connections.Breaker.Failures < 1 {
 		add("connections.breaker.failures", "want at least 1, got %d", c.Connections.Breaker.Failures)

@@ -128,7 +128,7 @@ func (c *Conn) readGETStream() (opened bool, err error) {
 // here come through limitBodies, which already bounds each event by
 // Options.MaxMessageBytes; this is only the backstop, at the largest limit the
 // config accepts.
-const maxSSEEvent = 1 << 30
+const maxSSEEvent = domain.MaxMessageBytesCeiling
 
 // readSSE reads a text/event-stream body, calling onEvent for each event that has
 // data. Returns nil at a clean EOF, or the read error.
