@@ -130,6 +130,10 @@ type Connections struct {
 	// the faster hop through the /mcp gateway) or "latest" (mcp-go's newest revision,
 	// 2026-07-28, falling back to 2025-11-25 for servers that do not know it).
 	ProtocolVersion string `json:"protocolVersion"`
+	// MaxMessageBytes bounds one message read from an upstream server (a stdio
+	// line, an HTTP body, one SSE event); a response over it fails its call with
+	// an error naming this setting. Default domain.DefaultMaxMessageBytes (16 MiB).
+	MaxMessageBytes int64 `json:"maxMessageBytes"`
 }
 
 // Protocol revisions connections.protocolVersion accepts.
@@ -183,6 +187,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Connections.ProtocolVersion == "" {
 		c.Connections.ProtocolVersion = ProtocolStable
+	}
+	if c.Connections.MaxMessageBytes == 0 {
+		c.Connections.MaxMessageBytes = domain.DefaultMaxMessageBytes
 	}
 	if c.Connections.Breaker.Failures == 0 {
 		c.Connections.Breaker.Failures = DefaultBreakerFailures
@@ -286,6 +293,9 @@ func (c *Config) settingProblems() []Problem {
 	}
 	if c.Connections.IdleTimeout < 0 {
 		add("connections.idleTimeout", "must not be negative")
+	}
+	if n := c.Connections.MaxMessageBytes; n < 1024 || n > domain.MaxMessageBytesCeiling {
+		add("connections.maxMessageBytes", "want 1024 to %d bytes, got %d", domain.MaxMessageBytesCeiling, n)
 	}
 	if c.Connections.Breaker.Failures < 1 {
 		add("connections.breaker.failures", "want at least 1, got %d", c.Connections.Breaker.Failures)

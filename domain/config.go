@@ -24,6 +24,13 @@ const (
 	DefaultInitTimeoutMS = 30000
 )
 
+// Bounds of one message read from an upstream server (a stdio line, an HTTP body,
+// an SSE event): the default of connections.maxMessageBytes, and the most it may be.
+const (
+	DefaultMaxMessageBytes = 16 << 20
+	MaxMessageBytesCeiling = 1 << 30
+)
+
 // ServerConfig is one MCP server's configuration, in the shape of LibreChat's
 // mcpServers entries. Fields it does not know are kept in Extra and written back
 // unchanged, so an operator's config round-trips.

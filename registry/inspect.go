@@ -24,6 +24,8 @@ type InspectRequest struct {
 	LookupEnv func(string) (string, bool)
 	// Guard checks addresses at dial time; nil for the app scope, which is trusted.
 	Guard URLChecker
+	// MaxMessageBytes bounds one message read from the server (0: the default).
+	MaxMessageBytes int64
 }
 
 // InspectFunc runs one inspection (connect, initialize, list, disconnect) under ctx,
@@ -108,7 +110,7 @@ func (s *Service) runInspector(st domain.ServerState) domain.InspectionOutcome {
 	ctx, cancel := context.WithTimeout(s.bgCtx, timeout)
 	defer cancel()
 	req := InspectRequest{Scope: st.Scope, Name: st.Name, Config: st.Config.Clone(),
-		Secret: s.secretResolver(ctx)}
+		Secret: s.secretResolver(ctx), MaxMessageBytes: s.opts.MaxMessageBytes}
 	if st.Scope.IsApp() {
 		req.LookupEnv = s.opts.LookupEnv
 	} else {

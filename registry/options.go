@@ -50,6 +50,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Inspector runs one inspection (default: the upstream adapter).
 	Inspector InspectFunc
+	// MaxMessageBytes bounds one message an inspection reads from a server (0: the
+	// upstream default); passed on in InspectRequest.
+	MaxMessageBytes int64
 }
 
 func (o *Options) setDefaults() {

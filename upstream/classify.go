@@ -25,7 +25,8 @@ import (
 //   - unsupported: no client for the transport (ErrTransportUnsupported)
 //   - auth: HTTP 401/403 or an OAuth challenge
 //   - protocol: the peer answered but not in MCP (garbage, bad JSON-RPC, an
-//     initialize error, not a streamable-HTTP endpoint)
+//     initialize error, not a streamable-HTTP endpoint, a message over
+//     MaxMessageBytes)
 //   - timeout: a deadline passed
 //   - unreachable: connection refused, DNS failure, command not found, child
 //     exited, stream closed, unusable config
@@ -54,9 +55,9 @@ func Classify(err error) domain.FailureClass {
 		client.IsOAuthAuthorizationRequiredError(err), errors.Is(err, transport.ErrUnauthorized),
 		errors.Is(err, transport.ErrAuthorizationRequired), errors.Is(err, transport.ErrOAuthAuthorizationRequired):
 		return domain.FailureAuth
-	case errors.Is(err, ErrProtocol), errors.Is(err, transport.ErrLegacySSEServer),
+	case errors.Is(err, ErrProtocol), errors.Is(err, ErrMessageTooLarge), errors.Is(err, transport.ErrLegacySSEServer),
 		errors.As(err, &synErr), errors.As(err, &typErr),
-		strings.Contains(err.Error(), "unexpected content type"):
+		strings.Contains(err.Error(), "unexpected content type"), isTooLargeReply(err):
 		return domain.FailureProtocol
 	case errors.Is(err, ErrChildExited), errors.Is(err, ErrConfig):
 		return domain.FailureUnreachable

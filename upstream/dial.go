@@ -41,6 +41,10 @@ type Options struct {
 	// ProtocolVersion pins a protocol revision (e.g. mcp.ProtocolVersion20251125);
 	// empty lets mcp-go try 2026-07-28 first and fall back to the handshake.
 	ProtocolVersion string
+	// MaxMessageBytes bounds one message read from the server (a stdio line, a
+	// JSON body, one SSE event); 0 means domain.DefaultMaxMessageBytes. A response
+	// over it fails its call with a *TooLargeError message (see limit.go).
+	MaxMessageBytes int64
 	// ProbeInterval is how often an HTTP connection that has no event stream to
 	// watch is probed with tools/list to notice loss; 0 means 15 s, negative never.
 	ProbeInterval time.Duration
@@ -61,6 +65,9 @@ func (o *Options) defaults() {
 	}
 	if o.Guard == nil {
 		o.Guard = defaultGuard
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = domain.DefaultMaxMessageBytes
 	}
 }
 
@@ -141,7 +148,7 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 			return fail(domain.FailureUnreachable, red.err(err))
 		}
 		c.child = ch
-		tr = transport.NewIO(ch.stdout, ch.stdin, nil)
+		tr = transport.NewIO(limitLines(ch.stdout, opts.MaxMessageBytes, c.dropped), ch.stdin, nil)
 	case domain.TransportSSE, domain.TransportStreamableHTTP:
 		u, err := url.Parse(res.url)
 		if err != nil || u.Host == "" {
@@ -160,7 +167,7 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 			base, hc.CheckRedirect = opts.Guard.Transport(), noRedirects
 		}
 		c.rec = &statusRecorder{base: base}
-		hc.Transport = c.rec
+		hc.Transport = limitBodies(c.rec, opts.MaxMessageBytes, c.dropped)
 		c.http, c.url, c.headers = hc, res.url, res.headers
 		if tt == domain.TransportSSE {
 			tr, err = transport.NewSSE(res.url, transport.WithHTTPClient(hc), transport.WithHeaders(res.headers),

@@ -35,6 +35,9 @@ var (
 	ErrConfig = errors.New("unusable server config")
 	// ErrAuth is wrapped when the server answered HTTP 401 or 403.
 	ErrAuth = errors.New("authorization required")
+	// ErrMessageTooLarge is wrapped by the *TooLargeError of a message from the
+	// server longer than Options.MaxMessageBytes (connections.maxMessageBytes).
+	ErrMessageTooLarge = errors.New("upstream message too large")
 )
 
 // DialError is returned by Dial: which server and transport failed, the failure

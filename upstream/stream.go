@@ -124,8 +124,11 @@ func (c *Conn) readGETStream() (opened bool, err error) {
 	return true, err
 }
 
-// maxSSEEvent bounds one event's data; a longer event is an error.
-const maxSSEEvent = 8 << 20
+// maxSSEEvent bounds one event's data; a longer event is an error. The bodies read
+// here come through limitBodies, which already bounds each event by
+// Options.MaxMessageBytes; this is only the backstop, at the largest limit the
+// config accepts.
+const maxSSEEvent = domain.MaxMessageBytesCeiling
 
 // readSSE reads a text/event-stream body, calling onEvent for each event that has
 // data. Returns nil at a clean EOF, or the read error.

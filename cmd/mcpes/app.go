@@ -119,7 +119,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	source := "mcpes://" + nodeID + "?version=" + url.QueryEscape(version())
 	guard := &upstream.Guard{AllowedDomains: cfg.MCPSettings.AllowedDomains}
 	m.registry, err = registry.New(m.metered, m.servers, guard, registry.Options{NodeID: nodeID, Source: source, Logger: log,
-		StartupConcurrency: cfg.Inspection.Concurrency})
+		StartupConcurrency: cfg.Inspection.Concurrency, MaxMessageBytes: cfg.Connections.MaxMessageBytes})
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.manager = connections.NewManager(m.metered, m.servers, connections.Options{
 		Upstream: upstream.Options{Secrets: secrets, Env: os.LookupEnv, Guard: guard, Logger: log,
-			ProtocolVersion: upstreamProtocol(cfg.Connections.ProtocolVersion)},
+			ProtocolVersion: upstreamProtocol(cfg.Connections.ProtocolVersion),
+			MaxMessageBytes: cfg.Connections.MaxMessageBytes},
 		MaxConcurrentConnects: cfg.Connections.MaxConcurrentConnects,
 		IdleTimeout:           cfg.Connections.IdleTimeout.D(),
 		BreakerThreshold:      cfg.Connections.Breaker.Failures,

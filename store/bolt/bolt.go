@@ -120,36 +120,51 @@ type Store struct {
 
 // Open opens (creating when absent and not read-only) the store at path. Returns an
 // error wrapping ErrLocked when another process holds the file, ErrNotStore for a
-// bbolt file that is not an event store.
+// bbolt file that is not an event store, and a *FileError (ErrBadFile) for an
+// existing file that is empty, truncated, foreign or has damaged meta pages (such a
+// file is never mapped or written) or whose pages read at open are damaged. Reads
+// that meet a damaged page later fail with a *FileError too (see guarded).
 func Open(path string, opts Options) (*Store, error) {
 	opts.setDefaults()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      opts.Timeout,
-		ReadOnly:     opts.ReadOnly,
-		NoSync:       opts.NoSync,
-		FreelistType: bolt.FreelistMapType,
-		// The freelist is persisted (unlike the events spec's suggestion): with
-		// NoFreelistSync, every writable open scans the whole file to rebuild it, which
-		// took seconds on a 1,000,000-event log and broke the 1 s startup target; an
-		// append-only log's freelist is tiny, so writing it costs little per commit.
-		NoFreelistSync: false,
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	var db *bolt.DB
+	err := guarded(path, func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      opts.Timeout,
+			ReadOnly:     opts.ReadOnly,
+			NoSync:       opts.NoSync,
+			FreelistType: bolt.FreelistMapType,
+			// The freelist is persisted (unlike the events spec's suggestion): with
+			// NoFreelistSync, every writable open scans the whole file to rebuild it, which
+			// took seconds on a 1,000,000-event log and broke the 1 s startup target; an
+			// append-only log's freelist is tiny, so writing it costs little per commit.
+			NoFreelistSync: false,
+		})
+		return err
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w (waited %s: %w)", path, ErrLocked, opts.Timeout, err)
+	}
+	if fe := (*FileError)(nil); errors.As(err, &fe) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, opts: opts, notify: make(chan struct{})}
 	ready := false // a store already set up needs no write (and no fsync) at open
-	_ = db.View(func(tx *bolt.Tx) error {
-		ready = tx.Bucket(bktMeta) != nil && string(tx.Bucket(bktMeta).Get(keyFormat)) == string(format)
-		for _, name := range allBuckets {
-			ready = ready && tx.Bucket(name) != nil
-		}
-		return nil
+	err = guarded(path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			ready = tx.Bucket(bktMeta) != nil && string(tx.Bucket(bktMeta).Get(keyFormat)) == string(format)
+			for _, name := range allBuckets {
+				ready = ready && tx.Bucket(name) != nil
+			}
+			return nil
+		})
 	})
-	if !opts.ReadOnly && !ready {
+	if err == nil && !opts.ReadOnly && !ready {
 		err = db.Update(func(tx *bolt.Tx) error {
 			if tx.Bucket(bktMeta) == nil {
 				foreign := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
@@ -172,10 +187,13 @@ func Open(path string, opts Options) (*Store, error) {
 		})
 	}
 	if err == nil {
-		err = db.View(s.loadMeta)
+		err = guarded(path, func() error { return db.View(s.loadMeta) })
 	}
 	if err != nil {
 		_ = db.Close()
+		if fe := (*FileError)(nil); errors.As(err, &fe) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	if !opts.ReadOnly {

@@ -186,7 +186,13 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 		if err != nil {
 			return nil, mapErr(err)
 		}
-		out, retry, err := s.readStream(tx, stream, from, limit)
+		var out []events.Envelope
+		var retry bool
+		err = guarded(s.path, func() error {
+			var err error
+			out, retry, err = s.readStream(tx, stream, from, limit)
+			return err
+		})
 		_ = tx.Rollback()
 		if !retry {
 			return out, err

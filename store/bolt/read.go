@@ -22,7 +22,7 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return mapErr(s.db.View(fn))
+	return mapErr(guarded(s.path, func() error { return s.db.View(fn) }))
 }
 
 // update runs fn in its own write transaction (checkpoints, snapshots, secrets).
