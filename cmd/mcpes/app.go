@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/credentials"
 	"github.com/mcpes/mcpes/handlers"
 	"github.com/mcpes/mcpes/handlers/gateway"
 	"github.com/mcpes/mcpes/projections"
@@ -39,6 +40,7 @@ type Main struct {
 	SnapshotInterval time.Duration
 
 	store    *bolt.Store
+	creds    *credentials.Store
 	metered  *meteredStore
 	servers  *projections.Servers
 	conns    *projections.Connections
@@ -283,7 +285,15 @@ func (m *Main) openStore() error {
 		return err
 	}
 	m.store = st
-	m.metered = newMeteredStore(st)
+	creds, rep, err := openCredentials(context.Background(), st, m.Config)
+	if err != nil {
+		return err
+	}
+	if rep.Active != "" {
+		m.Logger.Info("credential store", "key", rep.Active, "summary", rotateSummary(rep))
+	}
+	m.creds = creds
+	m.metered = newMeteredStore(st, creds)
 	m.pidPath = filepath.Join(dir, pidFile)
 	if err := os.WriteFile(m.pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		m.Logger.Warn("cannot write pid file", "path", m.pidPath, "err", err)

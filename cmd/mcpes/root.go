@@ -111,6 +111,7 @@ directory directly.`,
 		newExportCmd(e),
 		newInspectCmd(e),
 		newTokenCmd(e),
+		newKeysCmd(e),
 		newStatusCmd(e),
 	)
 	return root
