@@ -144,6 +144,8 @@ type DecisionInputs struct {
 	ExistingState   ConnState `json:"existingState"`
 	// BreakerOpen is set when the (owner, server) circuit breaker was open.
 	BreakerOpen bool `json:"breakerOpen,omitempty"`
+	// OAuth are the grant inputs of an owner's decision about an OAuth server.
+	OAuth GrantInputs `json:"oauth,omitzero"`
 }
 
 // ConnectionOpened records a new upstream connection.

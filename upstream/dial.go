@@ -41,6 +41,9 @@ type Options struct {
 	// ProtocolVersion pins a protocol revision (e.g. mcp.ProtocolVersion20251125);
 	// empty lets mcp-go try 2026-07-28 first and fall back to the handshake.
 	ProtocolVersion string
+	// WrapHTTP, when set, wraps the HTTP transport of SSE and streamable-HTTP
+	// connections (inside the SSRF guard), e.g. to add an OAuth token.
+	WrapHTTP func(http.RoundTripper) http.RoundTripper
 	// ProbeInterval is how often an HTTP connection that has no event stream to
 	// watch is probed with tools/list to notice loss; 0 means 15 s, negative never.
 	ProbeInterval time.Duration
@@ -158,6 +161,9 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 				return fail(domain.FailureRefused, err)
 			}
 			base, hc.CheckRedirect = opts.Guard.Transport(), noRedirects
+		}
+		if opts.WrapHTTP != nil {
+			base = opts.WrapHTTP(base)
 		}
 		c.rec = &statusRecorder{base: base}
 		hc.Transport = c.rec
