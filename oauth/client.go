@@ -67,6 +67,9 @@ type Pending struct {
 	Legacy    bool         `json:"legacy,omitempty"`
 	Client    Registration `json:"client"`
 	Endpoints Endpoints    `json:"endpoints"`
+	// Guarded is set for a user-scope server: every later request of the flow and
+	// its grant goes through the SSRF-guarded HTTP client.
+	Guarded bool `json:"guarded,omitempty"`
 }
 
 // Endpoints are the authorization server's endpoints a grant keeps using.
@@ -79,6 +82,8 @@ type Endpoints struct {
 // Grant is what an owner holds for one server after authorizing: tokens and what
 // refreshing and revoking them needs. Store it only sealed.
 type Grant struct {
+	// ID names this authorization (not its refreshes) in events and decisions.
+	ID           string       `json:"id"`
 	AccessToken  string       `json:"access_token"`
 	RefreshToken string       `json:"refresh_token,omitempty"`
 	Expiry       time.Time    `json:"expiry,omitzero"`
@@ -89,6 +94,7 @@ type Grant struct {
 	Endpoints    Endpoints    `json:"endpoints"`
 	// Generation counts refreshes; it lets a refresher detect that another one won.
 	Generation uint64 `json:"generation"`
+	Guarded    bool   `json:"guarded,omitempty"`
 }
 
 // Valid reports whether the access token is set and not expired at now (with skew).
@@ -197,7 +203,7 @@ func (c *Client) Finish(ctx context.Context, p *Pending, q url.Values) (*Grant, 
 		return nil, classify(err)
 	}
 	g := &Grant{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry, Scope: p.Scope,
-		Resource: p.Resource, Issuer: p.Issuer, Client: p.Client, Endpoints: p.Endpoints}
+		Resource: p.Resource, Issuer: p.Issuer, Client: p.Client, Endpoints: p.Endpoints, Guarded: p.Guarded}
 	if s, ok := tok.Extra("scope").(string); ok && s != "" {
 		g.Scope = s
 	}

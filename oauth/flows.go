@@ -1,0 +1,147 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/mcpes/mcpes/domain"
+)
+
+// Target is the server an owner authorizes: its name, URL and scope, and the
+// pre-registered client for it, if any.
+type Target struct {
+	Owner, Server string
+	URL           string
+	Scope         domain.Scope
+	PreRegistered *Registration
+}
+
+// Start begins an authorization for t.Owner and returns the URL to send the owner
+// to. The flow (state hash → owner, server, PKCE verifier) is stored sealed for
+// FlowTTL and recorded as oauth.flow_started; a failure as oauth.failed.
+func (b *Broker) Start(ctx context.Context, actor string, t Target) (string, error) {
+	flowID := b.newID()
+	c := b.client(!t.Scope.IsApp())
+	fail := func(stage string, err error) (string, error) {
+		b.record(ctx, actor, domain.OAuthFailed{Owner: t.Owner, Server: t.Server, FlowID: flowID, Stage: stage, Reason: err.Error()})
+		return "", err
+	}
+	ch := b.probe(ctx, c.http(), t.URL)
+	p, err := c.Begin(ctx, t.URL, ch, t.PreRegistered, "")
+	if err != nil {
+		return fail("discovery", err)
+	}
+	p.Guarded = !t.Scope.IsApp()
+	ttl := b.FlowTTL
+	if ttl <= 0 {
+		ttl = 15 * time.Minute
+	}
+	rec := flowRecord{Owner: t.Owner, Server: t.Server, FlowID: flowID, Expires: b.now().Add(ttl), Pending: *p}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return "", err
+	}
+	if err := b.Vault.Update(ctx, flowRef(p.State), func([]byte, bool) ([]byte, error) { return raw, nil }); err != nil {
+		return fail("store", err)
+	}
+	kind := "dynamic"
+	switch {
+	case t.PreRegistered != nil && t.PreRegistered.ClientID != "":
+		kind = "pre_registered"
+	case p.Client.ClientID == c.ClientMetadataURL:
+		kind = "metadata_document"
+	}
+	b.record(ctx, actor, domain.OAuthFlowStarted{Owner: t.Owner, Server: t.Server, FlowID: flowID, Issuer: p.Issuer,
+		Scope: p.Scope, Client: kind, ExpiresAt: rec.Expires})
+	return p.AuthURL, nil
+}
+
+// Callback completes the flow named by the callback's state: the flow record is
+// consumed (single use), must not be expired, and its code is exchanged; the grant
+// replaces any the owner held for the server. Returns the owner and server, or
+// ErrState for an unknown, used or expired state (nothing recorded then, so a
+// flood of forged callbacks cannot flood the log), or the exchange's error.
+func (b *Broker) Callback(ctx context.Context, q url.Values) (owner, server string, err error) {
+	state := q.Get("state")
+	if state == "" || len(state) > 512 {
+		return "", "", ErrState
+	}
+	var raw []byte
+	err = b.Vault.Update(ctx, flowRef(state), func(cur []byte, ok bool) ([]byte, error) {
+		if !ok {
+			return nil, ErrState
+		}
+		raw = cur
+		return nil, nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	var rec flowRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return "", "", fmt.Errorf("%w: flow record: %v", ErrState, err)
+	}
+	actor := "owner:" + rec.Owner
+	if rec.Owner == "" {
+		actor = "admin"
+	}
+	fail := func(stage string, err error) (string, string, error) {
+		b.record(ctx, actor, domain.OAuthFailed{Owner: rec.Owner, Server: rec.Server, FlowID: rec.FlowID, Stage: stage, Reason: err.Error()})
+		return rec.Owner, rec.Server, err
+	}
+	if b.now().After(rec.Expires) {
+		return fail("callback", fmt.Errorf("%w: flow expired", ErrState))
+	}
+	c := b.client(rec.Pending.Guarded)
+	g, err := c.Finish(ctx, &rec.Pending, q)
+	if err != nil {
+		stage := "exchange"
+		if errors.Is(err, ErrState) || errors.Is(err, ErrIssuer) || errors.Is(err, ErrDenied) {
+			stage = "callback"
+		}
+		return fail(stage, err)
+	}
+	g.ID = b.newID()
+	k := grantKey{rec.Owner, rec.Server}
+	data, err := json.Marshal(storedGrant{Owner: k.owner, Server: k.server, Grant: *g})
+	if err != nil {
+		return fail("store", err)
+	}
+	if err := b.Vault.Update(ctx, grantRef(k.owner, k.server), func([]byte, bool) ([]byte, error) { return data, nil }); err != nil {
+		return fail("store", err)
+	}
+	b.mu.Lock()
+	b.init()
+	b.grants[k] = g
+	delete(b.backoff, k)
+	b.mu.Unlock()
+	b.record(ctx, actor, domain.OAuthCompleted{Owner: k.owner, Server: k.server, FlowID: rec.FlowID, GrantID: g.ID,
+		Issuer: g.Issuer, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != ""})
+	b.changed(k)
+	return k.owner, k.server, nil
+}
+
+// Revoke drops owner's grant for server and tells the authorization server where it
+// supports revocation (RFC 7009); the grant is dropped even when telling it fails.
+// It reports whether the AS was told. Returns ErrNoGrant when there is none.
+func (b *Broker) Revoke(ctx context.Context, actor, owner, server string) (bool, error) {
+	g := b.cached(owner, server)
+	if g == nil {
+		return false, ErrNoGrant
+	}
+	c := b.client(g.Guarded)
+	told, err := c.Revoke(ctx, g)
+	if err != nil {
+		b.log().Warn("revocation at the authorization server failed; dropping the grant anyway",
+			"owner", owner, "server", server, "err", err)
+	}
+	if err := b.dropGrant(ctx, grantKey{owner, server}, g.ID); err != nil {
+		return false, err
+	}
+	b.record(ctx, actor, domain.TokenRevoked{Owner: owner, Server: server, GrantID: g.ID, Reason: "owner", ASNotified: told})
+	return told, nil
+}
