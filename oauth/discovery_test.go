@@ -19,7 +19,7 @@ func TestParseChallenge(t *testing.T) {
 	}{
 		"full": {[]string{`Bearer error="insufficient_scope", scope="a b", resource_metadata="http://x/.well-known/oauth-protected-resource"`},
 			oauth.Challenge{Error: "insufficient_scope", Scope: "a b", ResourceMetadata: "http://x/.well-known/oauth-protected-resource"}, true},
-		"after another scheme": {[]string{`Basic realm="r", Bearer scope="s"`}, oauth.Challenge{Scope: "s"}, true},
+		"after another scheme":    {[]string{`Basic realm="r", Bearer scope="s"`}, oauth.Challenge{Scope: "s"}, true},
 		"quoted comma and escape": {[]string{`Bearer scope="a,b", error_description="say \"no\""`}, oauth.Challenge{Scope: "a,b"}, true},
 		"bare token":              {[]string{`Bearer error=invalid_token`}, oauth.Challenge{Error: "invalid_token"}, true},
 		"none":                    {[]string{`Basic realm="x"`}, oauth.Challenge{}, false},
