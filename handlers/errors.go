@@ -9,6 +9,7 @@ import (
 
 	"github.com/mcpes/mcpes/audit"
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/oauth"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/store"
 )
@@ -100,6 +101,11 @@ func errorStatus(err error) (int, APIError) {
 		return http.StatusForbidden, APIError{Code: CodeRefused, Message: err.Error(), Rule: extra.Rule}
 	case errors.Is(err, registry.ErrClosed), errors.Is(err, store.ErrClosed), isConnClosed(err):
 		return http.StatusServiceUnavailable, APIError{Code: CodeUnavailable, Message: "the service is shutting down"}
+	case errors.Is(err, oauth.ErrNoTarget):
+		return http.StatusBadRequest, APIError{Code: CodeInvalidRequest, Message: err.Error()}
+	case errors.Is(err, oauth.ErrNoRegistration), errors.Is(err, oauth.ErrDiscovery), errors.Is(err, oauth.ErrNoPKCE),
+		errors.Is(err, oauth.ErrIssuerMismatch), errors.Is(err, oauth.ErrResourceMismatch), errors.Is(err, oauth.ErrTransient):
+		return http.StatusBadGateway, APIError{Code: CodeUpstreamUnavailable, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, APIError{Code: CodeUpstreamUnavailable, Message: err.Error()}
 	}

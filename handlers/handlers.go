@@ -89,6 +89,10 @@ type Deps struct {
 	Clock func() time.Time
 	// Heartbeat is the SSE keep-alive interval (default DefaultHeartbeat).
 	Heartbeat time.Duration
+	// OAuth, when set, mounts the authorization routes (see oauth.go), and
+	// ClientMetadata is the client ID metadata document served there.
+	OAuth          OAuthBroker
+	ClientMetadata map[string]any
 }
 
 // api is the HTTP API; its methods are the route handlers.
@@ -141,6 +145,7 @@ func New(deps Deps) http.Handler {
 	m.Handle("GET /v1/events", a.route(a.events))
 	m.Handle("GET /v1/audit/explain", a.route(a.explain))
 	m.Handle("POST /v1/audit/verify", a.route(a.verify))
+	a.mountOAuth()
 	if deps.Gateway != nil {
 		m.Handle("/mcp", deps.Auth.Middleware(deps.Gateway))
 		m.Handle("/mcp/", deps.Auth.Middleware(deps.Gateway))

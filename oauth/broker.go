@@ -52,6 +52,8 @@ type Broker struct {
 	// Guarded is the HTTP client for user-scope servers (SSRF guard, no redirects).
 	Guarded *http.Client
 	Vault   Vault
+	// Servers returns the owner's effective config of a server (found or not).
+	Servers func(owner, server string) (domain.ServerState, bool)
 	// Source is the CloudEvents source of the events.
 	Source string
 	// OnChange is called after an owner's grant for server appeared, changed or

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
@@ -18,6 +19,27 @@ type Target struct {
 	URL           string
 	Scope         domain.Scope
 	PreRegistered *Registration
+}
+
+// ErrNoTarget is returned by Authorize for a server the owner cannot see, or one
+// without a plain URL to authorize against.
+var ErrNoTarget = errors.New("no server to authorize")
+
+// Authorize starts an authorization of the owner's effective config of server
+// (Broker.Servers) and returns the URL to send the owner to.
+func (b *Broker) Authorize(ctx context.Context, actor, owner, server string) (string, error) {
+	if b.Servers == nil {
+		return "", ErrNoTarget
+	}
+	st, ok := b.Servers(owner, server)
+	if !ok {
+		return "", fmt.Errorf("%w: %s", ErrNoTarget, server)
+	}
+	u := st.Config.URL
+	if u == "" || strings.Contains(u, "${") {
+		return "", fmt.Errorf("%w: server %s has no plain URL", ErrNoTarget, server)
+	}
+	return b.Start(ctx, actor, Target{Owner: owner, Server: server, URL: u, Scope: st.Scope})
 }
 
 // Start begins an authorization for t.Owner and returns the URL to send the owner

@@ -19,6 +19,7 @@ import (
 	"github.com/mcpes/mcpes/credentials"
 	"github.com/mcpes/mcpes/handlers"
 	"github.com/mcpes/mcpes/handlers/gateway"
+	"github.com/mcpes/mcpes/oauth"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/relay"
@@ -47,6 +48,7 @@ type Main struct {
 	registry *registry.Service
 	manager  *connections.Manager
 	gateway  *gateway.Gateway
+	oauth    *oauth.Broker
 	relay    *relay.Relay
 	inproc   *relay.InProcess
 	natsPub  *relay.NATSPublisher
@@ -121,6 +123,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	log.Info("config file reconciled", "registered", rep.Registered, "changed", rep.Changed, "removed", rep.Removed)
 
+	m.oauth = newBroker(m, guard, nodeID, log)
+	if err := m.oauth.Load(ctx); err != nil {
+		return err
+	}
+
 	secrets := func(ref string) (string, error) {
 		b, err := m.metered.Secret(context.Background(), ref)
 		return string(b), err
@@ -128,6 +135,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.manager = connections.NewManager(m.metered, m.servers, connections.Options{
 		Upstream: upstream.Options{Secrets: secrets, Env: os.LookupEnv, Guard: guard, Logger: log,
 			ProtocolVersion: upstreamProtocol(cfg.Connections.ProtocolVersion)},
+		Grants:                m.oauth,
 		MaxConcurrentConnects: cfg.Connections.MaxConcurrentConnects,
 		IdleTimeout:           cfg.Connections.IdleTimeout.D(),
 		BreakerThreshold:      cfg.Connections.Breaker.Failures,
@@ -149,13 +157,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	streams, streamsCancel := context.WithCancel(context.Background())
 	m.streamsCancel = streamsCancel
-	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager,
+	setPublicURL(m.oauth.Client, cfg.OAuth.PublicURL, m.ln.Addr().String())
+	m.bg.Go(func() { m.oauth.Run(bg, 5*time.Second) })
+	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager, Authorize: m.oauth.Authorize,
 		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: "mcpes://" + nodeID, Logger: log})
 	api := handlers.New(handlers.Deps{
 		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
 		Ready:   m.readiness,
 		Gateway: m.gateway,
+		OAuth:   m.oauth, ClientMetadata: clientMetadata(m.oauth.Client),
 	})
 	m.http = &http.Server{Handler: endStreams(streams, api), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
