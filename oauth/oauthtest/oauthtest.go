@@ -6,12 +6,14 @@
 package oauthtest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -31,6 +33,10 @@ type Server struct {
 	URL string
 	// TokenTTL is the lifetime of access tokens (default 1 h).
 	TokenTTL time.Duration
+	// OpenDiscovery lets requests other than tools/call through without a token,
+	// so that a service can inspect the server's catalogue before any user
+	// authorized it (as the conformance suite's step-up server does).
+	OpenDiscovery atomic.Bool
 
 	// TokenRequests counts requests to the token endpoint, by grant type.
 	CodeRequests, RefreshRequests atomic.Int64
@@ -217,6 +223,17 @@ func (s *Server) Expire() {
 
 func (s *Server) protect(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.OpenDiscovery.Load() && r.Method == http.MethodPost {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var msg struct {
+				Method string `json:"method"`
+			}
+			if json.Unmarshal(body, &msg) == nil && msg.Method != "tools/call" {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		s.mu.Lock()
 		ti, known := s.access[tok]
@@ -245,4 +262,22 @@ func (s *Server) RevokeAll() {
 	for _, ti := range s.access {
 		ti.fam.dead = true
 	}
+}
+
+// Issued returns every access and refresh token issued so far, for tests that
+// check that none appears in clear anywhere.
+func (s *Server) Issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for t := range s.access {
+		out = append(out, t)
+	}
+	for t := range s.refresh {
+		out = append(out, t)
+	}
+	for t := range s.used {
+		out = append(out, t)
+	}
+	return out
 }
