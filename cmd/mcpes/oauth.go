@@ -56,4 +56,3 @@ func clientMetadata(c *oauth.Client) map[string]any {
 	}
 	return c.ClientMetadata()
 }
-
