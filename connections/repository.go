@@ -342,11 +342,10 @@ func (r *Repository) evict(ctx context.Context, e *entry, c *Connection, reason 
 func (r *Repository) Has(ctx context.Context, name string) bool {
 	_, view, _ := r.m.servers.Effective(r.owner, name)
 	e := r.lookup(name)
-	if e == nil || e.conn.Load() == nil {
-		ok, _ := domain.MayConnect(r.owner, view)
-		return ok
-	}
-	if ok, _ := domain.MayConnect(r.owner, view); ok || r.m.closed.Load() {
+	// The may-connect rules, with the owner's grant for an OAuth server.
+	ok := domain.DecideHas(domain.DecisionInputs{Owner: r.owner, Server: name, Config: view,
+		OAuth: r.grantInputs(name, view, nil)}).Action != domain.ActionRefuse
+	if e == nil || e.conn.Load() == nil || ok || r.m.closed.Load() {
 		return ok
 	}
 	e = r.lockEntry(name)

@@ -54,6 +54,10 @@ type Broker struct {
 	Vault   Vault
 	// Servers returns the owner's effective config of a server (found or not).
 	Servers func(owner, server string) (domain.ServerState, bool)
+	// Secret resolves a secret reference (the sealed oauth.client_secret of a
+	// config); Env looks up ${VAR} placeholders of app configs.
+	Secret func(ref string) (string, error)
+	Env    func(string) (string, bool)
 	// Source is the CloudEvents source of the events.
 	Source string
 	// OnChange is called after an owner's grant for server appeared, changed or

@@ -230,3 +230,28 @@ func TestBroker_Callback_WrongIssuerRefused(t *testing.T) {
 		t.Errorf("events %v", got)
 	}
 }
+
+func TestBroker_Authorize_UsesTheConfigsOAuthBlock(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	// given an app server whose LibreChat oauth block pre-registers a client
+	cfg := domain.ServerConfig{Type: "streamable-http", URL: r.as.URL + "/mcp", Extra: map[string]domain.RawJSON{
+		"oauth": domain.RawJSON(`{"client_id":"pre-registered","client_secret":"${GH_SECRET}","scope":"tools admin"}`)}}
+	r.broker.Servers = func(owner, name string) (domain.ServerState, bool) {
+		return domain.ServerState{Scope: domain.AppScope, Name: name, Config: cfg}, name == "gh"
+	}
+	r.broker.Env = func(k string) (string, bool) { return "from-env", k == "GH_SECRET" }
+	// when alice is sent to authorize, then the URL names that client and scope, not a registered one
+	u, err := r.broker.Authorize(ctx, "owner:alice", "alice", "gh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := url.Parse(u)
+	if q.Query().Get("client_id") != "pre-registered" || q.Query().Get("scope") != "tools admin" {
+		t.Fatalf("authorization URL %s", u)
+	}
+	// and an unknown server is refused
+	if _, err := r.broker.Authorize(ctx, "owner:alice", "alice", "nope"); !errors.Is(err, oauth.ErrNoTarget) {
+		t.Fatalf("unknown server: %v", err)
+	}
+}

@@ -19,6 +19,8 @@ type Target struct {
 	URL           string
 	Scope         domain.Scope
 	PreRegistered *Registration
+	// OAuthScope, when set, is the scope to ask for (the config's oauth.scope).
+	OAuthScope string
 }
 
 // ErrNoTarget is returned by Authorize for a server the owner cannot see, or one
@@ -39,7 +41,42 @@ func (b *Broker) Authorize(ctx context.Context, actor, owner, server string) (st
 	if u == "" || strings.Contains(u, "${") {
 		return "", fmt.Errorf("%w: server %s has no plain URL", ErrNoTarget, server)
 	}
-	return b.Start(ctx, actor, Target{Owner: owner, Server: server, URL: u, Scope: st.Scope})
+	t := Target{Owner: owner, Server: server, URL: u, Scope: st.Scope}
+	if blk, ok := st.Config.OAuthClient(); ok {
+		t.OAuthScope = blk.Scope
+		if blk.ClientID != "" {
+			secret, err := b.resolve(st.Scope, blk.ClientSecret)
+			if err != nil {
+				return "", fmt.Errorf("server %s: oauth.client_secret: %w", server, err)
+			}
+			t.PreRegistered = &Registration{ClientID: blk.ClientID, ClientSecret: secret}
+		}
+	}
+	return b.Start(ctx, actor, t)
+}
+
+// resolve turns the oauth block's client_secret into its value: a secret reference
+// from the store, a ${VAR} placeholder (app scope only) from the environment.
+func (b *Broker) resolve(scope domain.Scope, v string) (string, error) {
+	switch {
+	case v == "":
+		return "", nil
+	case domain.IsSecretRef(v):
+		if b.Secret == nil {
+			return "", ErrNoTarget
+		}
+		return b.Secret(v)
+	case domain.IsPlaceholder(v):
+		if !scope.IsApp() || b.Env == nil {
+			return "", fmt.Errorf("%w: placeholder outside the app scope", ErrNoTarget)
+		}
+		val, ok := b.Env(v[2 : len(v)-1])
+		if !ok {
+			return "", fmt.Errorf("%w: %s is not set", ErrNoTarget, v)
+		}
+		return val, nil
+	}
+	return v, nil
 }
 
 // Start begins an authorization for t.Owner and returns the URL to send the owner
@@ -53,7 +90,7 @@ func (b *Broker) Start(ctx context.Context, actor string, t Target) (string, err
 		return "", err
 	}
 	ch := b.probe(ctx, c.http(), t.URL)
-	p, err := c.Begin(ctx, t.URL, ch, t.PreRegistered, "")
+	p, err := c.Begin(ctx, t.URL, ch, t.PreRegistered, t.OAuthScope)
 	if err != nil {
 		return fail("discovery", err)
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +27,11 @@ func newBroker(m *Main, guard *upstream.Guard, nodeID string, log *slog.Logger) 
 			st, view, _ := m.servers.Effective(owner, name)
 			return st, view.Found
 		},
+		Secret: func(ref string) (string, error) {
+			b, err := m.creds.Secret(context.Background(), ref)
+			return string(b), err
+		},
+		Env:    os.LookupEnv,
 		Source: "mcpes://" + nodeID,
 		OnChange: func(_, server string) {
 			if m.manager != nil {
