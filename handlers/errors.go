@@ -43,6 +43,7 @@ const (
 	CodeUnavailable         = "unavailable"
 	CodeMethodNotAllowed    = "method_not_allowed"
 	CodeInternal            = "internal"
+	CodeTooManyRequests     = "too_many_requests"
 )
 
 // ErrorBody is the JSON of every error response: {"error": {...}}.
@@ -101,6 +102,8 @@ func errorStatus(err error) (int, APIError) {
 		return http.StatusForbidden, APIError{Code: CodeRefused, Message: err.Error(), Rule: extra.Rule}
 	case errors.Is(err, registry.ErrClosed), errors.Is(err, store.ErrClosed), isConnClosed(err):
 		return http.StatusServiceUnavailable, APIError{Code: CodeUnavailable, Message: "the service is shutting down"}
+	case errors.Is(err, oauth.ErrTooManyFlows):
+		return http.StatusTooManyRequests, APIError{Code: CodeTooManyRequests, Message: err.Error()}
 	case errors.Is(err, oauth.ErrNoTarget):
 		return http.StatusBadRequest, APIError{Code: CodeInvalidRequest, Message: err.Error()}
 	case errors.Is(err, oauth.ErrNoRegistration), errors.Is(err, oauth.ErrDiscovery), errors.Is(err, oauth.ErrNoPKCE),

@@ -75,6 +75,7 @@ type Broker struct {
 
 	mu      sync.RWMutex
 	grants  map[grantKey]*Grant
+	pending map[string][]time.Time // owner → expiry of each flow started
 	backoff map[grantKey]backoffState
 	sf      singleflight.Group
 }
@@ -440,6 +441,9 @@ func (b *Broker) Run(ctx context.Context, interval time.Duration) {
 			if _, err := b.refresh(ctx, k.owner, k.server, gens[i]); err != nil {
 				b.log().Warn("proactive token refresh failed", "owner", k.owner, "server", k.server, "err", err)
 			}
+		}
+		if _, err := b.PurgeFlows(ctx); err != nil && ctx.Err() == nil {
+			b.log().Warn("purge expired authorization flows", "err", err)
 		}
 	}
 }

@@ -255,3 +255,96 @@ func TestBroker_Authorize_UsesTheConfigsOAuthBlock(t *testing.T) {
 		t.Fatalf("unknown server: %v", err)
 	}
 }
+
+func TestBroker_TransientFailureBacksOffThenRecovers(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	r.authorize(t, ctx)
+	old, _ := r.broker.AccessToken(ctx, "alice", "gh")
+	// given the token endpoint is down while the token is due but still valid
+	r.as.Unavailable.Store(true)
+	r.clock.add(time.Hour - 30*time.Second)
+	// when it is used, then the old token still serves and one refresh was tried
+	if tok, err := r.broker.AccessToken(ctx, "alice", "gh"); err != nil || tok != old {
+		t.Fatalf("during outage: %q %v", tok, err)
+	}
+	// and further uses within the backoff do not hammer the endpoint
+	for range 20 {
+		_, _ = r.broker.AccessToken(ctx, "alice", "gh")
+	}
+	if n := r.as.RefreshRequests.Load(); n != 1 {
+		t.Fatalf("%d refresh requests during backoff, want 1", n)
+	}
+	// when the endpoint is back and the backoff has passed, then the next use refreshes
+	r.as.Unavailable.Store(false)
+	r.clock.add(2 * time.Second)
+	if tok, err := r.broker.AccessToken(ctx, "alice", "gh"); err != nil || tok == old {
+		t.Fatalf("after recovery: %q %v", tok, err)
+	}
+	if got := strings.Join(r.types(t), ","); !strings.Contains(got, "token.refresh_failed,token.refreshed") {
+		t.Errorf("events %s", got)
+	}
+	if r.broker.GrantID("alice", "gh") == "" {
+		t.Error("a transient failure dropped the grant")
+	}
+}
+
+func TestBroker_Run_RefreshesBeforeExpiryAndPurgesFlows(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := newRig(t)
+	r.authorize(t, ctx)
+	// given a flow that was started and never finished
+	if _, err := r.broker.Start(ctx, "owner:alice", oauth.Target{Owner: "alice", Server: "gh", URL: r.as.URL + "/mcp",
+		Scope: domain.AppScope}); err != nil {
+		t.Fatal(err)
+	}
+	// when the token nears expiry and the flow's time runs out, with Run going
+	r.clock.add(time.Hour - 30*time.Second)
+	done := make(chan struct{})
+	go func() { r.broker.Run(ctx, 5*time.Millisecond); close(done) }()
+	flows := func() int {
+		n := 0
+		_ = r.vault.RangeSecrets(context.Background(), func(ref string, _ []byte) error {
+			if strings.HasPrefix(ref, "oauth/flow/") {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for (r.as.RefreshRequests.Load() == 0 || flows() != 0) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	// then the token was refreshed without anyone asking for it, once
+	if r.as.RefreshRequests.Load() != 1 {
+		t.Fatalf("%d proactive refreshes", r.as.RefreshRequests.Load())
+	}
+	// and the expired flow is gone from the store
+	if n := flows(); n != 0 {
+		t.Errorf("%d flow records left after expiry", n)
+	}
+}
+
+func TestBroker_Start_BoundsPendingFlowsPerOwner(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	target := oauth.Target{Owner: "alice", Server: "gh", URL: r.as.URL + "/mcp", Scope: domain.AppScope}
+	for i := range oauth.MaxPendingFlows {
+		if _, err := r.broker.Start(ctx, "owner:alice", target); err != nil {
+			t.Fatalf("flow %d: %v", i, err)
+		}
+	}
+	// when alice starts one more while all are pending, then it is refused
+	if _, err := r.broker.Start(ctx, "owner:alice", target); !errors.Is(err, oauth.ErrTooManyFlows) {
+		t.Fatalf("flow over the bound: %v", err)
+	}
+	// and bob is not affected
+	target.Owner = "bob"
+	if _, err := r.broker.Start(ctx, "owner:bob", target); err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+}

@@ -79,6 +79,66 @@ func (b *Broker) resolve(scope domain.Scope, v string) (string, error) {
 	return v, nil
 }
 
+// MaxPendingFlows bounds the flows one owner may have started and not finished
+// within FlowTTL, so no caller can fill the data file or the log with them.
+const MaxPendingFlows = 16
+
+// ErrTooManyFlows is returned by Start when the owner has MaxPendingFlows pending.
+var ErrTooManyFlows = errors.New("too many authorizations in progress for this owner")
+
+// admitFlow counts a new flow of owner against MaxPendingFlows.
+func (b *Broker) admitFlow(owner string, now, expires time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pending == nil {
+		b.pending = map[string][]time.Time{}
+	}
+	live := b.pending[owner][:0]
+	for _, t := range b.pending[owner] {
+		if now.Before(t) {
+			live = append(live, t)
+		}
+	}
+	if len(live) >= MaxPendingFlows {
+		b.pending[owner] = live
+		return false
+	}
+	b.pending[owner] = append(live, expires)
+	return true
+}
+
+// PurgeFlows deletes the stored flows whose time ran out and reports how many.
+func (b *Broker) PurgeFlows(ctx context.Context) (int, error) {
+	var refs []string
+	if err := b.Vault.RangeSecrets(ctx, func(ref string, _ []byte) error {
+		if strings.HasPrefix(ref, flowPrefix) {
+			refs = append(refs, ref)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	n, now := 0, b.now()
+	for _, ref := range refs {
+		err := b.Vault.Update(ctx, ref, func(cur []byte, ok bool) ([]byte, error) {
+			var rec flowRecord
+			if !ok || json.Unmarshal(cur, &rec) == nil && now.Before(rec.Expires) {
+				return cur, errKeep
+			}
+			return nil, nil
+		})
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, errKeep):
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+var errKeep = errors.New("keep")
+
 // Start begins an authorization for t.Owner and returns the URL to send the owner
 // to. The flow (state hash → owner, server, PKCE verifier) is stored sealed for
 // FlowTTL and recorded as oauth.flow_started; a failure as oauth.failed.
@@ -89,17 +149,21 @@ func (b *Broker) Start(ctx context.Context, actor string, t Target) (string, err
 		b.record(ctx, actor, domain.OAuthFailed{Owner: t.Owner, Server: t.Server, FlowID: flowID, Stage: stage, Reason: err.Error()})
 		return "", err
 	}
+	ttl := b.FlowTTL
+	if ttl <= 0 {
+		ttl = 15 * time.Minute
+	}
+	expires := b.now().Add(ttl)
+	if !b.admitFlow(t.Owner, b.now(), expires) {
+		return "", ErrTooManyFlows
+	}
 	ch := b.probe(ctx, c.http(), t.URL)
 	p, err := c.Begin(ctx, t.URL, ch, t.PreRegistered, t.OAuthScope)
 	if err != nil {
 		return fail("discovery", err)
 	}
 	p.Guarded = !t.Scope.IsApp()
-	ttl := b.FlowTTL
-	if ttl <= 0 {
-		ttl = 15 * time.Minute
-	}
-	rec := flowRecord{Owner: t.Owner, Server: t.Server, FlowID: flowID, Expires: b.now().Add(ttl), Pending: *p}
+	rec := flowRecord{Owner: t.Owner, Server: t.Server, FlowID: flowID, Expires: expires, Pending: *p}
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return "", err

@@ -37,6 +37,8 @@ type Server struct {
 	// so that a service can inspect the server's catalogue before any user
 	// authorized it (as the conformance suite's step-up server does).
 	OpenDiscovery atomic.Bool
+	// Unavailable makes the token endpoint answer 503 to refreshes while set.
+	Unavailable atomic.Bool
 
 	// TokenRequests counts requests to the token endpoint, by grant type.
 	CodeRequests, RefreshRequests atomic.Int64
@@ -164,6 +166,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.issue(w, &family{})
 	case "refresh_token":
 		s.RefreshRequests.Add(1)
+		if s.Unavailable.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+			return
+		}
 		rt := r.PostForm.Get("refresh_token")
 		if fam, reused := s.used[rt]; reused {
 			s.Reuses.Add(1)
