@@ -183,6 +183,27 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 		t.Fatalf("call after expiry: %v %q, %d refreshes", err, resultText(res), as.RefreshRequests.Load())
 	}
 
+	// when alice authorizes again, then her open connection (on the old grant) is
+	// stale: evicted and rebuilt on the new one, and recorded so
+	authorizeAlice := func() {
+		t.Helper()
+		_, body := call(t, "POST", base+"/v1/servers/gh/authorize", aliceTok)
+		var ar handlers.AuthorizeResponse
+		_ = json.Unmarshal([]byte(body), &ar)
+		_, loc := call(t, "GET", ar.URL, "")
+		if code, body := call(t, "GET", loc, ""); code != 200 {
+			t.Fatalf("callback: %d %s", code, body)
+		}
+	}
+	authorizeAlice()
+	res, err = whoami(t, plain)
+	if err != nil || resultText(res) != "authorized" {
+		t.Fatalf("call after re-authorization: %v %q", err, resultText(res))
+	}
+	if _, evs := call(t, "GET", base+"/v1/events?type=mcpes.connection.evicted.v1", adminTok); !strings.Contains(evs, `"reason":"stale"`) {
+		t.Errorf("no stale eviction after re-authorization: %s", evs)
+	}
+
 	// when alice revokes, then the AS is told and her open connection is evicted
 	code, body = call(t, "DELETE", base+"/v1/servers/gh/authorization", aliceTok)
 	if code != 200 || !strings.Contains(body, `"authorizationServerNotified":true`) {
