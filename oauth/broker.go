@@ -99,6 +99,7 @@ type flowRecord struct {
 // client is the OAuth client with the guarded HTTP client for user-scope servers.
 func (b *Broker) client(guarded bool) *Client {
 	c := *b.Client
+	c.Registrations = registrations{b}
 	if guarded && b.Guarded != nil {
 		c.HTTP = b.Guarded
 	}
@@ -482,4 +483,39 @@ func (b *Broker) probe(ctx context.Context, hc *http.Client, serverURL string) C
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	ch, _ := ParseChallenge(resp.Header.Values("WWW-Authenticate"))
 	return ch
+}
+
+// clientPrefix keys the dynamic registrations the broker keeps, by issuer hash.
+const clientPrefix = "oauth/client/"
+
+// registrations is the Broker's RegistrationCache: sealed in the Vault, keyed by the
+// issuer and the redirect URL (a registration names its redirect URIs).
+type registrations struct{ b *Broker }
+
+func (r registrations) ref(issuer string) string {
+	h := sha256.Sum256([]byte(issuer + "\x00" + r.b.Client.RedirectURL))
+	return clientPrefix + hex.EncodeToString(h[:16])
+}
+
+func (r registrations) Registration(ctx context.Context, issuer string) (*Registration, error) {
+	raw, err := r.b.Vault.Secret(ctx, r.ref(issuer))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var reg Registration
+	if err := json.Unmarshal(raw, &reg); err != nil {
+		return nil, err
+	}
+	return &reg, nil
+}
+
+func (r registrations) SaveRegistration(ctx context.Context, issuer string, reg Registration) error {
+	b, err := json.Marshal(reg)
+	if err != nil {
+		return err
+	}
+	return r.b.Vault.Update(ctx, r.ref(issuer), func([]byte, bool) ([]byte, error) { return b, nil })
 }

@@ -347,4 +347,8 @@ func TestBroker_Start_BoundsPendingFlowsPerOwner(t *testing.T) {
 	if _, err := r.broker.Start(ctx, "owner:bob", target); err != nil {
 		t.Fatalf("bob: %v", err)
 	}
+	// and every flow used the one dynamic registration made for this AS
+	if n := r.as.Registrations.Load(); n != 1 {
+		t.Errorf("%d dynamic registrations, want 1", n)
+	}
 }

@@ -43,6 +43,15 @@ type Client struct {
 	ApplicationType string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Registrations, when set, keeps dynamic registrations per authorization server,
+	// so one client serves every owner instead of one registration per flow.
+	Registrations RegistrationCache
+}
+
+// RegistrationCache stores dynamic client registrations by issuer.
+type RegistrationCache interface {
+	Registration(ctx context.Context, issuer string) (*Registration, error)
+	SaveRegistration(ctx context.Context, issuer string, r Registration) error
 }
 
 // Registration is a client pre-registered with an authorization server (the

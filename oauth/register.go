@@ -28,6 +28,13 @@ func (c *Client) register(ctx context.Context, d *Discovery, pre *Registration) 
 	if d.Server.RegistrationEndpoint == "" {
 		return nil, ErrNoRegistration
 	}
+	if c.Registrations != nil {
+		if r, err := c.Registrations.Registration(ctx, d.Server.Issuer); err != nil {
+			return nil, err
+		} else if r != nil {
+			return r, nil
+		}
+	}
 	want := pickAuthMethod(d.Server.TokenEndpointAuthMethods, true)
 	appType := c.ApplicationType
 	if appType == "" {
@@ -58,6 +65,11 @@ func (c *Client) register(ctx context.Context, d *Discovery, pre *Registration) 
 	}
 	if r.AuthMethod == "" {
 		r.AuthMethod = pickAuthMethod(d.Server.TokenEndpointAuthMethods, r.ClientSecret != "")
+	}
+	if c.Registrations != nil {
+		if err := c.Registrations.SaveRegistration(ctx, d.Server.Issuer, r); err != nil {
+			return nil, err
+		}
 	}
 	return &r, nil
 }

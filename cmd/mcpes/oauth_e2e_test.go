@@ -213,6 +213,9 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 	if err != nil || !res.IsError || !strings.Contains(resultText(res), "/authorize?") {
 		t.Fatalf("call after revocation: %v %q", err, resultText(res))
 	}
+	if code, _ := call(t, "DELETE", base+"/v1/servers/gh/authorization", aliceTok); code != 404 {
+		t.Errorf("second revoke: %d, want 404", code)
+	}
 	_, evs := call(t, "GET", base+"/v1/events?limit=10000", adminTok)
 	for _, want := range []string{"mcpes.oauth.flow_started.v1", "mcpes.oauth.completed.v1", "mcpes.token.refreshed.v1",
 		"mcpes.token.revoked.v1", `"reason":"disallowed"`, `"rule":"oauth_grant_missing"`} {

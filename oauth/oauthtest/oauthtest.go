@@ -44,6 +44,8 @@ type Server struct {
 	CodeRequests, RefreshRequests atomic.Int64
 	// Reuses counts refresh tokens presented after they were rotated.
 	Reuses atomic.Int64
+	// Registrations counts dynamic client registrations.
+	Registrations atomic.Int64
 	// Revocations counts RFC 7009 revocation requests.
 	Revocations atomic.Int64
 	// ToolCalls counts tool calls the MCP server answered.
@@ -117,6 +119,7 @@ func (s *Server) prm(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	s.Registrations.Add(1)
 	var body map[string]any
 	_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body)
 	writeJSON(w, 201, map[string]any{"client_id": "client-" + random(), "token_endpoint_auth_method": "none",
