@@ -248,7 +248,9 @@ func (o *ownerServer) authorizationNeeded(ctx context.Context, srv string, err e
 	}
 	msg := "mcpes needs your authorization to use " + srv + "; open this link, then call again: " + u
 	if s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
-		if c := s.GetClientCapabilities().Elicitation; c != nil && c.URL != nil {
+		// -32042 is the 2025-11-25 answer; 2026-07-28 reserves the code, so its
+		// clients get the link in the result like clients without URL elicitation.
+		if c := s.GetClientCapabilities().Elicitation; c != nil && c.URL != nil && !mcp.IsModernProtocol(server.RequestProtocolVersion(ctx)) {
 			return nil, mcp.URLElicitationRequiredError{Elicitations: []mcp.ElicitationParams{{Mode: mcp.ElicitationModeURL,
 				Message: "mcpes needs your authorization to use " + srv, URL: u, ElicitationID: o.g.d.NewID()}}}
 		}
