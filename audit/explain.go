@@ -59,6 +59,8 @@ type Explanation struct {
 	MayConnect bool              `json:"mayConnect"`
 	Rule       domain.Rule       `json:"rule"`
 	Verdict    string            `json:"verdict"`
+	// Grant is the owner's OAuth grant at Position, for a server that requires OAuth.
+	Grant *GrantState `json:"grant,omitempty"`
 
 	// History lists the events of both config streams (app and the owner's) up to
 	// Position, oldest first.
@@ -163,6 +165,14 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 		ex.FailureClass, ex.FailureMessage = eff.FailureClass, eff.FailureMessage
 		if view.Shadowed {
 			ex.Shadowed, ex.PrivateVersion = true, private.Version
+		}
+	}
+	if owner != "" && ex.RequiresOAuth {
+		if ex.Grant, err = grantAt(ctx, st, owner, server, pos, at); err != nil {
+			return Explanation{}, fmt.Errorf("explain: %w", err)
+		}
+		if ex.MayConnect && !ex.Grant.Held {
+			ex.MayConnect, ex.Rule = false, domain.RuleNoGrant
 		}
 	}
 	ex.Verdict = verdict(ex)
@@ -318,6 +328,9 @@ func decision(e events.Envelope) DecisionEntry {
 		d.Summary = fmt.Sprintf("tool %s called: %s", f.Tool, f.Outcome)
 	default:
 		d.Summary = e.Type
+		if s, ok := oauthSummary(fact); ok {
+			d.Summary = s
+		}
 	}
 	return d
 }

@@ -92,6 +92,9 @@ func (ex Explanation) Text() string {
 		default:
 			b.WriteString("  inspection: not yet recorded\n")
 		}
+		if ex.Grant != nil {
+			fmt.Fprintf(&b, "  %s\n", grantWords(ex.Grant))
+		}
 		if ex.Shadowed {
 			fmt.Fprintf(&b, "  The owner's own server %q (version %d) exists too, but the app server of the same name wins: the private one is shadowed and not used.\n", ex.Server, ex.PrivateVersion)
 		}

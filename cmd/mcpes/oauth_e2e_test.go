@@ -203,6 +203,10 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 	if _, evs := call(t, "GET", base+"/v1/events?type=mcpes.connection.evicted.v1", adminTok); !strings.Contains(evs, `"reason":"stale"`) {
 		t.Errorf("no stale eviction after re-authorization: %s", evs)
 	}
+	if _, ex := call(t, "GET", base+"/v1/audit/explain?owner=alice&server=gh", adminTok); !strings.Contains(ex, `"mayConnect":true`) ||
+		!strings.Contains(ex, `"held":true`) {
+		t.Errorf("explain while authorized: %s", ex)
+	}
 
 	// when alice revokes, then the AS is told and her open connection is evicted
 	code, body = call(t, "DELETE", base+"/v1/servers/gh/authorization", aliceTok)
@@ -225,7 +229,8 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 	}
 	// and explain says why alice cannot reach it now, and verify re-derives every decision
 	_, explain := call(t, "GET", base+"/v1/audit/explain?owner=alice&server=gh", adminTok)
-	if !strings.Contains(explain, "oauth_grant_missing") {
+	if !strings.Contains(explain, `"mayConnect":false`) || !strings.Contains(explain, `"rule":"oauth_grant_missing"`) ||
+		!strings.Contains(explain, "revoked (owner)") {
 		t.Errorf("explain: %s", explain)
 	}
 	if code, body := call(t, "POST", base+"/v1/audit/verify", adminTok); code != 200 || !strings.Contains(body, `"ok":true`) {
