@@ -319,6 +319,9 @@ func decision(e events.Envelope) DecisionEntry {
 		in := f.Inputs
 		d.Inputs, d.Rule, d.Evict = &in, f.Rule, f.Reason
 		d.Summary = "evicted: " + evictWords(f.Reason)
+		if f.Reason == domain.EvictStale && in.ExistingVersion == in.Config.Version && in.OAuth.Existing != in.OAuth.Grant {
+			d.Summary = "evicted: stale, the connection was built with an earlier OAuth grant of the owner"
+		}
 		if f.Rule != "" && f.Rule != domain.RuleAllowed {
 			d.Summary += " (" + ruleWords(f.Rule) + ")"
 		}
