@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,7 +252,11 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 	if len(issued) < 4 {
 		t.Fatalf("only %d tokens issued", len(issued))
 	}
-	for _, s := range append(issued, loc[strings.Index(loc, "?"):]) {
+	cb, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range append(issued, cb.Query().Get("code"), cb.Query().Get("state")) {
 		for where, text := range map[string]string{"events": evs, "explain": explain, "logs": logs.String(), "export": export, "data file": string(raw)} {
 			if strings.Contains(text, s) {
 				t.Errorf("%s holds %q in clear", where, s)
