@@ -48,7 +48,9 @@ data directory: in MCPES_KEYS="k2:<base64>,k1:<base64>" (the first is active) or
 				return nil
 			}
 			if id == "" {
-				id = "k" + time.Now().UTC().Format("20060102150405")
+				suffix := make([]byte, 2)
+				_, _ = rand.Read(suffix)
+				id = fmt.Sprintf("k%s-%x", time.Now().UTC().Format("20060102"), suffix)
 			}
 			k, err := credentials.GenerateKey(id)
 			if err != nil {
@@ -58,7 +60,7 @@ data directory: in MCPES_KEYS="k2:<base64>,k1:<base64>" (the first is active) or
 			return nil
 		},
 	}
-	gen.Flags().StringVar(&id, "id", "", "key id (default: k and the UTC time)")
+	gen.Flags().StringVar(&id, "id", "", "key id (default: k, the UTC date and 4 random hex digits)")
 	gen.Flags().StringVar(&signing, "signing", "", "print a signed-note key pair with this signer name instead")
 
 	var cfgPath string

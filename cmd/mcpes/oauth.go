@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/handlers"
@@ -62,4 +66,43 @@ func clientMetadata(c *oauth.Client) map[string]any {
 		return nil
 	}
 	return c.ClientMetadata()
+}
+
+func newAuthorizeCmd(e *env) *cobra.Command {
+	var owner string
+	var revoke bool
+	c := &cobra.Command{
+		Use:   "authorize NAME [--owner ID] [--revoke]",
+		Short: "Print the URL where an owner authorizes mcpes to use an OAuth server (or, with --revoke, drop the grant)",
+		Long: `authorize starts an OAuth authorization of server NAME for an owner (an owner token:
+its own; an admin: --owner) and prints the URL to open in a browser. After the
+authorization server redirects back to mcpes, that owner's connections carry the
+token. With --revoke it drops the owner's grant, tells the authorization server where
+it supports revocation, and the open connection is evicted.`,
+		Example: `  MCPES_TOKEN=$ALICE mcpes authorize github
+  mcpes authorize github --owner alice --revoke`,
+		Args: exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/v1/servers/" + url.PathEscape(args[0])
+			if revoke {
+				var out struct {
+					Told bool `json:"authorizationServerNotified"`
+				}
+				if _, _, err := e.change(cmd.Context(), "authorize --revoke", "DELETE", path+"/authorization", ownerQuery(owner), nil, &out); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "authorization of %s revoked (authorization server notified: %t)\n", args[0], out.Told)
+				return nil
+			}
+			var out handlers.AuthorizeResponse
+			if _, _, err := e.change(cmd.Context(), "authorize", "POST", path+"/authorize", ownerQuery(owner), nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, out.URL)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&owner, "owner", "", "owner who authorizes (admin only)")
+	c.Flags().BoolVar(&revoke, "revoke", false, "drop the owner's grant instead")
+	return c
 }

@@ -186,12 +186,15 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 
 	// when alice authorizes again, then her open connection (on the old grant) is
 	// stale: evicted and rebuilt on the new one, and recorded so
+	// (this time through the CLI: `mcpes authorize gh` with alice's token)
+	t.Setenv("MCPES_TOKEN", aliceTok)
 	authorizeAlice := func() {
 		t.Helper()
-		_, body := call(t, "POST", base+"/v1/servers/gh/authorize", aliceTok)
-		var ar handlers.AuthorizeResponse
-		_ = json.Unmarshal([]byte(body), &ar)
-		_, loc := call(t, "GET", ar.URL, "")
+		out, stderr, code := runArgs(t, "", "--server", base, "authorize", "gh")
+		if code != 0 || !strings.HasPrefix(out, as.URL+"/authorize?") {
+			t.Fatalf("mcpes authorize: %q %q %d", out, stderr, code)
+		}
+		_, loc := call(t, "GET", strings.TrimSpace(out), "")
 		if code, body := call(t, "GET", loc, ""); code != 200 {
 			t.Fatalf("callback: %d %s", code, body)
 		}
@@ -220,6 +223,9 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 	}
 	if code, _ := call(t, "DELETE", base+"/v1/servers/gh/authorization", aliceTok); code != 404 {
 		t.Errorf("second revoke: %d, want 404", code)
+	}
+	if _, stderr, code := runArgs(t, "", "--server", base, "authorize", "gh", "--revoke"); code != 1 || !strings.Contains(stderr, "not found") {
+		t.Errorf("mcpes authorize --revoke without a grant: %q %d", stderr, code)
 	}
 	_, evs := call(t, "GET", base+"/v1/events?limit=10000", adminTok)
 	for _, want := range []string{"mcpes.oauth.flow_started.v1", "mcpes.oauth.completed.v1", "mcpes.token.refreshed.v1",

@@ -112,6 +112,7 @@ directory directly.`,
 		newInspectCmd(e),
 		newTokenCmd(e),
 		newKeysCmd(e),
+		newAuthorizeCmd(e),
 		newStatusCmd(e),
 	)
 	return root
