@@ -74,6 +74,9 @@ type ServerInspected struct {
 	Instructions    string       `json:"instructions,omitempty"`
 	DurationMS      int64        `json:"durationMs"`
 	Recovered       bool         `json:"recovered,omitempty"`
+	// AsOwner is set when the inspection used this owner's OAuth grant (a server
+	// that answers nobody without a token); the server stays marked as needing OAuth.
+	AsOwner string `json:"asOwner,omitempty"`
 }
 
 // FailureClass classifies a failed inspection or connect.

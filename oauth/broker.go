@@ -61,6 +61,9 @@ type Broker struct {
 	// OnChange is called after an owner's grant for server appeared, changed or
 	// went away (connections.Manager.GrantChanged).
 	OnChange func(owner, server string)
+	// OnAuthorized is called after an owner completed an authorization (after
+	// OnChange), e.g. to inspect a server that answers nobody without a token.
+	OnAuthorized func(owner, server string)
 	// RefreshBefore is how long before expiry a token is refreshed (default 60 s),
 	// plus up to half of it again as jitter.
 	RefreshBefore time.Duration

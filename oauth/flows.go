@@ -245,6 +245,9 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (owner, server stri
 	b.record(ctx, actor, domain.OAuthCompleted{Owner: k.owner, Server: k.server, FlowID: rec.FlowID, GrantID: g.ID,
 		Issuer: g.Issuer, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != ""})
 	b.changed(k)
+	if b.OnAuthorized != nil {
+		b.OnAuthorized(k.owner, k.server)
+	}
 	return k.owner, k.server, nil
 }
 

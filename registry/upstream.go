@@ -12,7 +12,7 @@ import (
 // is not an *upstream.Guard is replaced by upstream's default guard, which blocks
 // every non-public address.
 func UpstreamInspector(ctx context.Context, req InspectRequest) domain.InspectionOutcome {
-	opts := upstream.Options{Scope: req.Scope, Secrets: req.Secret, Env: req.LookupEnv}
+	opts := upstream.Options{Scope: req.Scope, Secrets: req.Secret, Env: req.LookupEnv, WrapHTTP: req.WrapHTTP}
 	if g, ok := req.Guard.(*upstream.Guard); ok {
 		opts.Guard = g
 	}

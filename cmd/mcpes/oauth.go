@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -41,6 +42,20 @@ func newBroker(m *Main, guard *upstream.Guard, nodeID string, log *slog.Logger) 
 			if m.manager != nil {
 				m.manager.GrantChanged(server)
 			}
+		},
+		OnAuthorized: func(owner, server string) {
+			st, view, _ := m.servers.Effective(owner, server)
+			if !view.Found || st.LastSuccess != nil || m.registry == nil {
+				return
+			}
+			// A server that answers nobody without a token has no catalogue yet:
+			// inspect it once with this owner's grant.
+			m.bg.Go(func() {
+				wrap := func(base http.RoundTripper) http.RoundTripper { return m.oauth.Transport(owner, server, base) }
+				if _, err := m.registry.InspectAs(context.Background(), st.Scope, server, owner, wrap); err != nil {
+					log.Warn("inspection with the owner's grant", "owner", owner, "server", server, "err", err)
+				}
+			})
 		},
 		Logger: log,
 	}

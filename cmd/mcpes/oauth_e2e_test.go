@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,19 +106,17 @@ func resultText(r *mcp.CallToolResult) string {
 
 func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 	ctx := context.Background()
-	// given an MCP server protected by an authorization server, registered as an app
-	// server that requires OAuth, and alice's token
+	// given an MCP server that answers nothing without a token, registered as an app
+	// server (its 401 at startup marks it as needing OAuth), and alice's and bob's tokens
 	as := oauthtest.Start(t)
-	as.OpenDiscovery.Store(true)
 	key, _ := credentials.GenerateKey("k1")
 	t.Setenv(credentials.EnvKeys, key)
-	const aliceTok, adminTok = "alice-api-token-0123456789", "admin-api-token-0123456789"
-	yes := true
+	const aliceTok, bobTok, adminTok = "alice-api-token-0123456789", "bob-api-token-0123456789", "admin-api-token-0123456789"
 	cfg := &config.Config{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0",
 		Auth: config.Auth{Tokens: []config.Token{{SHA256: handlers.HashToken(aliceTok), Role: config.RoleOwner, Owner: "alice"},
+			{SHA256: handlers.HashToken(bobTok), Role: config.RoleOwner, Owner: "bob"},
 			{SHA256: handlers.HashToken(adminTok), Role: config.RoleAdmin}}},
-		MCPServers: map[string]domain.ServerConfig{"gh": {Type: "streamable-http", URL: as.URL + "/mcp",
-			RequiresOAuth: &yes, InitTimeoutMS: 10000}}}
+		MCPServers: map[string]domain.ServerConfig{"gh": {Type: "streamable-http", URL: as.URL + "/mcp", InitTimeoutMS: 10000}}}
 	cfg.SetDefaults()
 	logs := &lockedBuffer{}
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
@@ -137,18 +136,8 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 		}
 	}
 
-	// when alice calls its tool through /mcp before authorizing, then she gets the link
-	plain := gatewayClient(t, base, aliceTok, false)
-	res, err := whoami(t, plain)
-	if err != nil || !res.IsError || !strings.Contains(resultText(res), as.URL+"/authorize?") {
-		t.Fatalf("unauthorized call: %v %q", err, resultText(res))
-	}
-	// and a client that declared URL elicitation gets -32042 with the URL
-	elicit := gatewayClient(t, base, aliceTok, true)
-	_, err = whoami(t, elicit)
-	var need mcp.URLElicitationRequiredError
-	if !errors.As(err, &need) || len(need.Elicitations) != 1 || !strings.HasPrefix(need.Elicitations[0].URL, as.URL+"/authorize?") {
-		t.Fatalf("elicitation client: %v", err)
+	if _, body := call(t, "GET", base+"/v1/servers/gh", adminTok); !strings.Contains(body, `"requiresOAuth":true`) {
+		t.Fatalf("gh not marked as needing OAuth: %s", body)
 	}
 	if code, body := call(t, "POST", base+"/v1/connections/gh", aliceTok); code != 403 || !strings.Contains(body, string(domain.RuleNoGrant)) {
 		t.Fatalf("connect without grant: %d %s", code, body)
@@ -171,10 +160,33 @@ func TestOAuth_EndToEnd_AuthorizeCallRefreshRevoke(t *testing.T) {
 	if code, _ := call(t, "GET", loc, ""); code != 400 {
 		t.Fatalf("second callback: %d", code)
 	}
-	// then the tool call goes through with her token
-	res, err = whoami(t, plain)
+	// then mcpes inspects gh with her grant, /mcp offers its tools, and her call goes
+	// through with her token
+	plain := gatewayClient(t, base, aliceTok, false)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		tools, err := plain.ListTools(ctx, mcp.ListToolsRequest{})
+		if err == nil && len(tools.Tools) > 0 && slices.ContainsFunc(tools.Tools, func(tl mcp.Tool) bool { return tl.Name == "gh__whoami" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gh__whoami never offered: %v", err)
+		}
+	}
+	res, err := whoami(t, plain)
 	if err != nil || res.IsError || resultText(res) != "authorized" {
 		t.Fatalf("authorized call: %v %q", err, resultText(res))
+	}
+
+	// when bob, who has not authorized, calls the same tool, then he gets the link
+	res, err = whoami(t, gatewayClient(t, base, bobTok, false))
+	if err != nil || !res.IsError || !strings.Contains(resultText(res), as.URL+"/authorize?") {
+		t.Fatalf("bob's call: %v %q", err, resultText(res))
+	}
+	// and a client of his that declared URL elicitation gets -32042 with the URL
+	_, err = whoami(t, gatewayClient(t, base, bobTok, true))
+	var need mcp.URLElicitationRequiredError
+	if !errors.As(err, &need) || len(need.Elicitations) != 1 || !strings.HasPrefix(need.Elicitations[0].URL, as.URL+"/authorize?") {
+		t.Fatalf("bob's elicitation client: %v", err)
 	}
 
 	// when the access token expires, then the next call refreshes it and succeeds

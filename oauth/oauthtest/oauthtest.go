@@ -6,14 +6,12 @@
 package oauthtest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -33,10 +31,6 @@ type Server struct {
 	URL string
 	// TokenTTL is the lifetime of access tokens (default 1 h).
 	TokenTTL time.Duration
-	// OpenDiscovery lets requests other than tools/call through without a token,
-	// so that a service can inspect the server's catalogue before any user
-	// authorized it (as the conformance suite's step-up server does).
-	OpenDiscovery atomic.Bool
 	// Unavailable makes the token endpoint answer 503 to refreshes while set.
 	Unavailable atomic.Bool
 
@@ -232,17 +226,6 @@ func (s *Server) Expire() {
 
 func (s *Server) protect(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.OpenDiscovery.Load() && r.Method == http.MethodPost {
-			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			var msg struct {
-				Method string `json:"method"`
-			}
-			if json.Unmarshal(body, &msg) == nil && msg.Method != "tools/call" {
-				next.ServeHTTP(w, r)
-				return
-			}
-		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		s.mu.Lock()
 		ti, known := s.access[tok]
@@ -289,4 +272,13 @@ func (s *Server) Issued() []string {
 		out = append(out, t)
 	}
 	return out
+}
+
+// IssueForTest returns a new valid access token without a flow.
+func (s *Server) IssueForTest() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := "at-" + random()
+	s.access[at] = tokenInfo{expires: time.Now().Add(s.TokenTTL), fam: &family{}}
+	return at
 }
