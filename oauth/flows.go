@@ -237,13 +237,15 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (owner, server stri
 	if err := b.Vault.Update(ctx, grantRef(k.owner, k.server), func([]byte, bool) ([]byte, error) { return data, nil }); err != nil {
 		return fail("store", err)
 	}
+	// Recorded before any decision can read the grant, so every decision that
+	// names it comes after it in the log (connections.ReplayDecisions checks that).
+	b.record(ctx, actor, domain.OAuthCompleted{Owner: k.owner, Server: k.server, FlowID: rec.FlowID, GrantID: g.ID,
+		Issuer: g.Issuer, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != ""})
 	b.mu.Lock()
 	b.init()
 	b.grants[k] = g
 	delete(b.backoff, k)
 	b.mu.Unlock()
-	b.record(ctx, actor, domain.OAuthCompleted{Owner: k.owner, Server: k.server, FlowID: rec.FlowID, GrantID: g.ID,
-		Issuer: g.Issuer, Scope: g.Scope, ExpiresAt: g.Expiry, Refreshable: g.RefreshToken != ""})
 	b.changed(k)
 	if b.OnAuthorized != nil {
 		b.OnAuthorized(k.owner, k.server)
