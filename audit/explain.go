@@ -59,6 +59,8 @@ type Explanation struct {
 	MayConnect bool              `json:"mayConnect"`
 	Rule       domain.Rule       `json:"rule"`
 	Verdict    string            `json:"verdict"`
+	// Grant is the owner's OAuth grant at Position, for a server that requires OAuth.
+	Grant *GrantState `json:"grant,omitempty"`
 
 	// History lists the events of both config streams (app and the owner's) up to
 	// Position, oldest first.
@@ -166,6 +168,14 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 		ex.FailureMessage = domain.FailureMessageFor(owner, eff.Scope, eff.FailureClass, eff.FailureMessage)
 		if view.Shadowed {
 			ex.Shadowed, ex.PrivateVersion = true, private.Version
+		}
+	}
+	if owner != "" && ex.RequiresOAuth {
+		if ex.Grant, err = grantAt(ctx, st, owner, server, pos, at); err != nil {
+			return Explanation{}, fmt.Errorf("explain: %w", err)
+		}
+		if ex.MayConnect && !ex.Grant.Held {
+			ex.MayConnect, ex.Rule = false, domain.RuleNoGrant
 		}
 	}
 	ex.Verdict = verdict(ex)
@@ -316,6 +326,9 @@ func decision(e events.Envelope) DecisionEntry {
 		in := f.Inputs
 		d.Inputs, d.Rule, d.Evict = &in, f.Rule, f.Reason
 		d.Summary = "evicted: " + evictWords(f.Reason)
+		if f.Reason == domain.EvictStale && in.ExistingVersion == in.Config.Version && in.OAuth.Existing != in.OAuth.Grant {
+			d.Summary = "evicted: stale, the connection was built with an earlier OAuth grant of the owner"
+		}
 		if f.Rule != "" && f.Rule != domain.RuleAllowed {
 			d.Summary += " (" + ruleWords(f.Rule) + ")"
 		}
@@ -325,6 +338,9 @@ func decision(e events.Envelope) DecisionEntry {
 		d.Summary = fmt.Sprintf("tool %s called: %s", f.Tool, f.Outcome)
 	default:
 		d.Summary = e.Type
+		if s, ok := oauthSummary(fact); ok {
+			d.Summary = s
+		}
 	}
 	return d
 }

@@ -19,6 +19,8 @@ func ruleWords(r domain.Rule) string {
 		return "rule inspection_failed: the server's last inspection failed, it is a stub until reinspected"
 	case domain.RuleStartupDisabled:
 		return "rule startup_false: the config says startup: false, so the shared repository never connects it"
+	case domain.RuleNoGrant:
+		return "rule oauth_grant_missing: the server needs the owner's OAuth authorization, and the owner holds no valid grant (never authorized, revoked, or refused at refresh)"
 	case domain.RuleRequiresOAuth:
 		return "rule requires_oauth: the server needs a per-user OAuth token, so the shared repository never connects it"
 	case domain.RuleCustomUserVars:
@@ -89,6 +91,9 @@ func (ex Explanation) Text() string {
 			b.WriteString("  inspection: succeeded\n")
 		default:
 			b.WriteString("  inspection: not yet recorded\n")
+		}
+		if ex.Grant != nil {
+			fmt.Fprintf(&b, "  %s\n", grantWords(ex.Grant))
 		}
 		if ex.Shadowed {
 			fmt.Fprintf(&b, "  The owner's own server %q (version %d) exists too, but the app server of the same name wins: the private one is shadowed and not used.\n", ex.Server, ex.PrivateVersion)

@@ -69,6 +69,8 @@ type Config struct {
 	Audit       Audit       `json:"audit"`
 	HTTP        HTTP        `json:"http"`
 	Limits      Limits      `json:"limits"`
+	Credentials Credentials `json:"credentials"`
+	OAuth       OAuth       `json:"oauth"`
 }
 
 // HTTP is the request-origin policy of every route (the API, /mcp, /ui). A request
@@ -93,6 +95,21 @@ type Limits struct {
 type OwnerLimits struct {
 	Rate  float64 `json:"rate"`
 	Burst int     `json:"burst"`
+}
+
+// Credentials says where the encryption keys of stored secrets come from when
+// MCPES_KEYS is not set. The key file is never inside the data directory.
+type Credentials struct {
+	// KeyFile is a 0600 file of "id:<base64>" lines, the active key first.
+	KeyFile string `json:"keyFile,omitempty"`
+}
+
+// OAuth tunes mcpes as an OAuth client of upstream servers.
+type OAuth struct {
+	// PublicURL is the base URL at which users' browsers and authorization servers
+	// reach this mcpes (the callback and the client ID metadata document live under
+	// it). Default: http:// + listen.
+	PublicURL string `json:"publicURL,omitempty"`
 }
 
 // MCPSettings is the LibreChat mcpSettings block.
@@ -308,6 +325,12 @@ func (c *Config) settingProblems() []Problem {
 	}
 	if !slices.Contains([]string{ToolCallsOff, ToolCallsMetadata, ToolCallsFull}, c.Audit.ToolCalls) {
 		add("audit.toolCalls", "want off, metadata or full, got %q", c.Audit.ToolCalls)
+	}
+	if c.Credentials.KeyFile != "" && c.DataDir != "" && insideDir(c.Credentials.KeyFile, c.DataDir) {
+		add("credentials.keyFile", "the key file must not be inside the data directory %s", c.DataDir)
+	}
+	if u := c.OAuth.PublicURL; u != "" && !validPublicURL(u) {
+		add("oauth.publicURL", "want an absolute http(s) URL without query or fragment, got %q", u)
 	}
 	if c.PubSub != "" && !validNATSURL(c.PubSub) {
 		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,7 +145,7 @@ func yamlProblem(err error) *Problem {
 }
 
 var topKeys = []string{"mcpServers", "mcpSettings", "auth", "dataDir", "listen", "pubsub",
-	"nodeID", "inspection", "connections", "audit", "http", "limits"}
+	"nodeID", "inspection", "connections", "audit", "http", "limits", "credentials", "oauth"}
 
 func (d *decoder) config(top any) *Config {
 	cfg := &Config{MCPServers: map[string]domain.ServerConfig{}, ServerLines: map[string]int{}}
@@ -234,6 +235,14 @@ func (d *decoder) config(top any) *Config {
 			cfg.Limits.Owner.Rate = d.num(append(p, "rate"), o["rate"])
 			cfg.Limits.Owner.Burst = d.int(append(p, "burst"), o["burst"])
 		}
+	}
+	if c := d.obj([]string{"credentials"}, m["credentials"]); c != nil {
+		d.unknown([]string{"credentials"}, c, "keyFile")
+		cfg.Credentials.KeyFile = d.str([]string{"credentials", "keyFile"}, c["keyFile"])
+	}
+	if o := d.obj([]string{"oauth"}, m["oauth"]); o != nil {
+		d.unknown([]string{"oauth"}, o, "publicURL")
+		cfg.OAuth.PublicURL = d.str([]string{"oauth", "publicURL"}, o["publicURL"])
 	}
 	return cfg
 }
@@ -502,4 +511,21 @@ func jsonKind(goType string) string {
 func validNATSURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "nats" || u.Scheme == "tls") && u.Host != ""
+}
+
+func validPublicURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.RawQuery == "" && u.Fragment == "" && u.User == nil
+}
+
+// insideDir reports whether path lies inside dir (both made absolute and clean).
+func insideDir(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

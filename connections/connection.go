@@ -28,7 +28,9 @@ type Connection struct {
 	ConfigScope domain.Scope
 	// ConfigVersion is the config version the connection was built from.
 	ConfigVersion uint64
-	OpenedAt      time.Time
+	// Grant is the id of the OAuth grant the connection was built with ("" for none).
+	Grant    string
+	OpenedAt time.Time
 
 	sess     Session
 	lastUsed atomic.Int64 // unix nanoseconds

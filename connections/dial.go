@@ -2,6 +2,7 @@ package connections
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/upstream"
@@ -11,10 +12,18 @@ import (
 // resolver, environment, SSRF guard, logger, ...) with its Scope set to the scope the
 // effective config came from: app configs are trusted, user configs go through the
 // guard. It is the default Dial with the zero upstream.Options.
-func UpstreamDial(tmpl upstream.Options) DialFunc {
+func UpstreamDial(tmpl upstream.Options) DialFunc { return upstreamDial(tmpl, nil) }
+
+// upstreamDial is UpstreamDial whose requests for an OAuth server carry the owner's
+// access token from grants.
+func upstreamDial(tmpl upstream.Options, grants GrantSource) DialFunc {
 	return func(ctx context.Context, req DialRequest) (Session, error) {
 		o := tmpl
 		o.Scope = req.Scope
+		if req.OAuth && grants != nil {
+			owner, name := req.Owner, req.Name
+			o.WrapHTTP = func(base http.RoundTripper) http.RoundTripper { return grants.Transport(owner, name, base) }
+		}
 		c, err := upstream.Dial(ctx, req.Name, req.Config, o)
 		if err != nil {
 			return nil, err
@@ -23,7 +32,7 @@ func UpstreamDial(tmpl upstream.Options) DialFunc {
 	}
 }
 
-func defaultDial(o Options) DialFunc { return UpstreamDial(o.Upstream) }
+func defaultDial(o Options) DialFunc { return upstreamDial(o.Upstream, o.Grants) }
 
 func defaultClassify(err error) domain.FailureClass { return upstream.Classify(err) }
 

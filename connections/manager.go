@@ -85,6 +85,11 @@ func NewManager(st store.Store, servers *projections.Servers, opts Options) *Man
 	return m
 }
 
+// GrantChanged tells the manager that an owner's grant for server changed (new,
+// refreshed into a new grant, or dropped), so the next decision about it reads the
+// grant again: the hot path does not reuse a connection on the old grant.
+func (m *Manager) GrantChanged(server string) { m.changeCounter(server).Add(1) }
+
 // changeCounter returns the counter of the server events of name that the projection
 // applied since the manager started.
 func (m *Manager) changeCounter(name string) *atomic.Uint64 {

@@ -3,6 +3,7 @@ package connections
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +27,19 @@ type DialRequest struct {
 	Name   string
 	Scope  domain.Scope
 	Config domain.ServerConfig
+	// OAuth is set when the server requires OAuth and the owner's grant is to be used.
+	OAuth bool
+}
+
+// GrantSource is what a Manager needs of the OAuth grants: which grant an owner holds
+// for a server (a decision input), and requests that carry its token.
+type GrantSource interface {
+	// GrantID returns the id of owner's current grant for server, "" when none. It
+	// must be fast: it is read on every decision about an OAuth server.
+	GrantID(owner, server string) string
+	// Transport wraps base so that requests to server carry owner's access token
+	// (refreshed as needed).
+	Transport(owner, server string, base http.RoundTripper) http.RoundTripper
 }
 
 // DialFunc connects and initializes one upstream within ctx. ctx bounds the connect
@@ -42,6 +56,9 @@ type Options struct {
 	Upstream upstream.Options
 	// Classify gives the failure class of a connect error. Default: upstream.Classify.
 	Classify func(error) domain.FailureClass
+	// Grants are the owners' OAuth grants. Nil: no grants, and OAuth servers are
+	// decided as before grants existed (owners may try, the upstream refuses).
+	Grants GrantSource
 
 	// MaxConcurrentConnects bounds the connects one GetMany runs at once. Default 3.
 	MaxConcurrentConnects int

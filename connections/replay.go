@@ -98,7 +98,7 @@ func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress 
 		delete(need, pos)
 	}
 	take(0)
-	chk := checker{conns: map[string]connTrack{}, rep: &rep}
+	chk := checker{conns: map[string]connTrack{}, grants: map[string]bool{}, rep: &rep}
 	err = eachEvent(ctx, st, upTo, func(e events.Envelope) error {
 		pos := uint64(e.Sequence)
 		rep.Events++
@@ -111,6 +111,14 @@ func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress 
 				return err
 			}
 			chk.check(pos, e.Type, fact, views)
+		}
+		if e.Type == events.TypeOAuthCompleted {
+			fact, err := events.Decode(e)
+			if err != nil {
+				return err
+			}
+			f := fact.(domain.OAuthCompleted)
+			chk.grants[f.Owner+"\x00"+f.Server+"\x00"+f.GrantID] = true
 		}
 		proj.Apply([]events.Envelope{e})
 		take(pos)
@@ -174,7 +182,9 @@ type connTrack struct {
 // checker holds what replay knows about open connections and collects mismatches.
 type checker struct {
 	conns map[string]connTrack
-	rep   *ReplayReport
+	// grants holds owner\x00server\x00grantID of every grant completed so far.
+	grants map[string]bool
+	rep    *ReplayReport
 }
 
 func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorded, replayed string) {
@@ -205,6 +215,11 @@ func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]doma
 	}
 	if v, ok := views[k]; !ok || v != in.Config {
 		c.miss(pos, typ, in, "config "+viewString(in.Config), "config "+viewString(v))
+	}
+	// A decision that names a grant must come after that grant was issued to that
+	// owner for that server: no decision can cite a grant the log does not hold.
+	if g := in.OAuth.Grant; g != "" && !c.grants[in.Owner+"\x00"+in.Server+"\x00"+g] {
+		c.miss(pos, typ, in, "grant "+g, "no such grant of this owner for this server before the decision")
 	}
 	switch f := fact.(type) {
 	case domain.ConnectionOpened:

@@ -121,7 +121,7 @@ func (r *Repository) Get(ctx context.Context, name string) (*Connection, error) 
 			}
 			_, view, pos := r.m.servers.Effective(r.owner, name)
 			in := domain.DecisionInputs{Owner: r.owner, Server: name, Position: pos, Config: view,
-				ExistingVersion: c.ConfigVersion, ExistingState: domain.ConnAlive}
+				ExistingVersion: c.ConfigVersion, ExistingState: domain.ConnAlive, OAuth: r.grantInputs(name, view, c)}
 			if domain.DecideGet(in).Action == domain.ActionReuse {
 				c.checkedGen.Store(gen + 1)
 				r.used(c)
@@ -220,7 +220,21 @@ func (r *Repository) inputs(ctx context.Context, e *entry, now time.Time) (domai
 			in.ExistingState = domain.ConnDead
 		}
 	}
+	in.OAuth = r.grantInputs(e.name, view, e.conn.Load())
 	return st, in
+}
+
+// grantInputs are the OAuth inputs of a decision: set for an owner's repository
+// and a server that requires OAuth when the manager has grants.
+func (r *Repository) grantInputs(name string, view domain.ConfigView, c *Connection) domain.GrantInputs {
+	if r.owner == "" || !view.RequiresOAuth || r.m.opts.Grants == nil {
+		return domain.GrantInputs{}
+	}
+	g := domain.GrantInputs{Checked: true, Grant: r.m.opts.Grants.GrantID(r.owner, name)}
+	if c != nil {
+		g.Existing = c.Grant
+	}
+	return g
 }
 
 // connect runs one connect attempt for call and records its outcome before releasing
@@ -230,7 +244,8 @@ func (r *Repository) connect(o origin, e *entry, call *connectCall, st domain.Se
 	opts := &r.m.opts
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(st.Config.InitTimeout())*time.Millisecond)
 	start := opts.Clock()
-	sess, err := opts.Dial(ctx, DialRequest{Owner: r.owner, Name: e.name, Scope: st.Scope, Config: st.Config})
+	sess, err := opts.Dial(ctx, DialRequest{Owner: r.owner, Name: e.name, Scope: st.Scope, Config: st.Config,
+		OAuth: in.OAuth.Checked})
 	cancel()
 	now := opts.Clock()
 	dur := now.Sub(start).Milliseconds()
@@ -259,7 +274,7 @@ func (r *Repository) connect(o origin, e *entry, call *connectCall, st domain.Se
 		return
 	}
 	c := &Connection{ConnID: opts.NewID(), Server: e.name, Owner: r.owner, ConfigScope: st.Scope,
-		ConfigVersion: in.Config.Version, OpenedAt: now, sess: sess, stop: make(chan struct{})}
+		ConfigVersion: in.Config.Version, Grant: in.OAuth.Grant, OpenedAt: now, sess: sess, stop: make(chan struct{})}
 	c.touch(now)
 	fact := domain.ConnectionOpened{Inputs: in, Replaced: replaced, ConnID: c.ConnID, DurationMS: dur}
 	if pv, ok := sess.(interface{ ProtocolVersion() string }); ok {
@@ -348,11 +363,10 @@ func (r *Repository) Has(ctx context.Context, name string) bool {
 func (r *Repository) evictDisallowed(ctx context.Context, name string) (bool, error) {
 	_, view, _ := r.m.servers.Effective(r.owner, name)
 	e := r.lookup(name)
-	if e == nil || e.conn.Load() == nil {
-		ok, _ := domain.MayConnect(r.owner, view)
-		return ok, nil
-	}
-	if ok, _ := domain.MayConnect(r.owner, view); ok || r.m.closed.Load() {
+	// The may-connect rules, with the owner's grant for an OAuth server.
+	ok := domain.DecideHas(domain.DecisionInputs{Owner: r.owner, Server: name, Config: view,
+		OAuth: r.grantInputs(name, view, nil)}).Action != domain.ActionRefuse
+	if e == nil || e.conn.Load() == nil || ok || r.m.closed.Load() {
 		return ok, nil
 	}
 	e = r.lockEntry(name)

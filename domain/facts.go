@@ -80,6 +80,9 @@ type ServerInspected struct {
 	Instructions    string       `json:"instructions,omitempty"`
 	DurationMS      int64        `json:"durationMs"`
 	Recovered       bool         `json:"recovered,omitempty"`
+	// AsOwner is set when the inspection used this owner's OAuth grant (a server
+	// that answers nobody without a token); the server stays marked as needing OAuth.
+	AsOwner string `json:"asOwner,omitempty"`
 }
 
 // FailureClass classifies a failed inspection or connect.
@@ -153,6 +156,8 @@ type DecisionInputs struct {
 	ExistingState   ConnState `json:"existingState"`
 	// BreakerOpen is set when the (owner, server) circuit breaker was open.
 	BreakerOpen bool `json:"breakerOpen,omitempty"`
+	// OAuth are the grant inputs of an owner's decision about an OAuth server.
+	OAuth GrantInputs `json:"oauth,omitzero"`
 }
 
 // ConnectionOpened records a new upstream connection.

@@ -93,6 +93,10 @@ func DecideGet(in DecisionInputs) Decision {
 	breakerOpen := in.BreakerOpen
 	ok, rule := MayConnect(in.Owner, in.Config)
 	has := in.ExistingState != ConnNone && in.ExistingState != ""
+	noGrant, newGrant := grantRule(in)
+	if ok && noGrant {
+		ok, rule = false, RuleNoGrant
+	}
 	if !ok {
 		d := Decision{Action: ActionRefuse, Rule: rule}
 		if has {
@@ -105,7 +109,7 @@ func DecideGet(in DecisionInputs) Decision {
 	}
 	if has {
 		switch {
-		case IsStale(in.ExistingVersion, in.Config):
+		case IsStale(in.ExistingVersion, in.Config) || newGrant:
 			if breakerOpen {
 				return Decision{Action: ActionRefuse, Rule: RuleBreakerOpen, Evict: EvictStale}
 			}
@@ -129,6 +133,9 @@ func DecideGet(in DecisionInputs) Decision {
 // eviction of a leftover connection when it may not.
 func DecideHas(in DecisionInputs) Decision {
 	ok, rule := MayConnect(in.Owner, in.Config)
+	if noGrant, _ := grantRule(in); ok && noGrant {
+		ok, rule = false, RuleNoGrant
+	}
 	if ok {
 		return Decision{Action: ActionReuse, Rule: rule}
 	}

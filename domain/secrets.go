@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"maps"
 	"slices"
 )
@@ -58,7 +59,64 @@ func SealSecrets(cfg ServerConfig, ref func(value string) string) (ServerConfig,
 	}
 	seal(out.Headers)
 	seal(out.Env)
+	editOAuthSecret(&out, func(v string) (string, bool) {
+		if IsPlaceholder(v) || IsSecretRef(v) {
+			return v, false
+		}
+		r := ref(v)
+		secrets[r] = v
+		return r, true
+	})
 	return out, secrets
+}
+
+// OAuthBlock is what mcpes reads of the LibreChat `oauth` block of a server (kept
+// whole, unchanged, in Extra["oauth"]): a pre-registered client, and the scope to ask.
+type OAuthBlock struct {
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// OAuthClient returns the config's `oauth` block, if any. Its client_secret is a
+// secret reference (or a ${VAR} placeholder in the app scope) once sealed.
+func (c ServerConfig) OAuthClient() (OAuthBlock, bool) {
+	raw, ok := c.Extra["oauth"]
+	if !ok {
+		return OAuthBlock{}, false
+	}
+	var b OAuthBlock
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return OAuthBlock{}, false
+	}
+	return b, true
+}
+
+// editOAuthSecret replaces oauth.client_secret in cfg.Extra (other keys of the
+// block kept as they are) with edit's result when edit says so.
+func editOAuthSecret(cfg *ServerConfig, edit func(string) (string, bool)) {
+	raw, ok := cfg.Extra["oauth"]
+	if !ok {
+		return
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return
+	}
+	var v string
+	if json.Unmarshal(m["client_secret"], &v) != nil || v == "" {
+		return
+	}
+	nv, change := edit(v)
+	if !change {
+		return
+	}
+	m["client_secret"], _ = json.Marshal(nv)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	cfg.Extra["oauth"] = b
 }
 
 // RedactSecrets returns a copy of cfg for API output: every header and env value
@@ -72,5 +130,6 @@ func RedactSecrets(cfg ServerConfig) ServerConfig {
 			}
 		}
 	}
+	editOAuthSecret(&out, func(v string) (string, bool) { return Redacted, !IsPlaceholder(v) })
 	return out
 }

@@ -92,7 +92,8 @@ func (s ServerState) Apply(fact any, pos uint64, at time.Time) ServerState {
 			s.Version, s.UpdatedAt = pos, at
 			s.ConfigVersion++
 		}
-		s.Inspected, s.InspectionFailed, s.OAuthDetected = true, false, false
+		// An inspection that needed an owner's grant shows the server requires OAuth.
+		s.Inspected, s.InspectionFailed, s.OAuthDetected = true, false, f.AsOwner != ""
 		s.FailureClass, s.FailureMessage = "", ""
 		last := f
 		s.LastSuccess = &last
@@ -143,6 +144,8 @@ type InspectionOutcome struct {
 	Prompts                                    []Prompt
 	Resources                                  []Resource
 	Instructions                               string
+	// AsOwner is the owner whose OAuth grant the inspection used ("" for none).
+	AsOwner string
 	// On failure:
 	Class         FailureClass
 	Message       string
@@ -236,7 +239,7 @@ func DecideRecordInspection(st ServerState, cmd RecordInspection) ([]any, error)
 		ServerName: o.ServerName, ServerVersion: o.ServerVersion, ProtocolVersion: o.ProtocolVersion,
 		Capabilities: o.Capabilities, Tools: tools, Prompts: o.Prompts, Resources: o.Resources,
 		Digest: CatalogueDigest(tools), Instructions: o.Instructions, DurationMS: o.Duration.Milliseconds(),
-		Recovered: st.InspectionFailed}
+		Recovered: st.InspectionFailed, AsOwner: o.AsOwner}
 	if tools == nil {
 		ins.Tools = []Tool{}
 	}

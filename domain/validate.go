@@ -65,6 +65,9 @@ func ConfigWarnings(name string, cfg ServerConfig) []Problem {
 	var out []Problem
 	for _, k := range slices.Sorted(maps.Keys(cfg.Extra)) {
 		field := k
+		if field == "oauth" {
+			continue // kept in Extra, read by OAuthClient
+		}
 		if field == "" {
 			field = `""` // still name the field when its name is empty
 		}

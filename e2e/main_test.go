@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -109,6 +110,9 @@ type service struct {
 	done    chan struct{}
 	exitErr error
 }
+
+// testKeys is an MCPES_KEYS setting for services whose config holds secrets.
+var testKeys = "MCPES_KEYS=k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 
 // serveOpts configure startService.
 type serveOpts struct {

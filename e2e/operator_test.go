@@ -297,7 +297,8 @@ func TestOperator_FollowEndsWithAReasonAndURLFlag(t *testing.T) {
 // disconnect of nothing, explain's left-out count, export --type bogus.
 func TestOperator_CLISaysWhatHappened(t *testing.T) {
 	t.Parallel()
-	svc := startService(t, serveOpts{config: writeConfig(t, baseConfigWith("  needsvar:\n    type: sse\n    url: http://127.0.0.1:1/sse\n    headers: {X-Key: \"${MCPES_E2E_UNSET_VAR}\"}\n"))})
+	svc := startService(t, serveOpts{config: writeConfig(t, baseConfigWith("  needsvar:\n    type: sse\n    url: http://127.0.0.1:1/sse\n    headers: {X-Key: \"${MCPES_E2E_UNSET_VAR}\"}\n")),
+		env: []string{testKeys}})
 	svc.waitReady()
 	admin := []string{"MCPES_URL=" + svc.url, "MCPES_TOKEN=" + adminToken}
 	step := func(want string, code int, args ...string) cliResult {

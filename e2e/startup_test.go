@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,7 +90,8 @@ func TestSecrets_NeverInLogsOrEvents(t *testing.T) {
 	// given a server put with a secret header and env value
 	const secret = "topsecret-value-1234"
 	clockURL, _ := startClockHTTP(t)
-	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})
+	keys := []string{testKeys}
+	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig()), env: keys})
 	svc.waitReady()
 	svc.mustCall(201, "PUT", "/v1/servers/withsecret?owner=alice", adminToken,
 		[]byte(`{"type":"streamable-http","url":"`+clockURL+`","headers":{"Authorization":"Bearer `+secret+`"}}`))
@@ -107,6 +111,15 @@ func TestSecrets_NeverInLogsOrEvents(t *testing.T) {
 	res := runCLI(t, nil, "", "export", "--data", svc.data)
 	if res.code != 0 || strings.Contains(res.stdout, secret) || !strings.Contains(res.stdout, "secret:") {
 		t.Errorf("export: code %d, secret in clear or no reference", res.code)
+	}
+	// and the data file itself holds it only encrypted
+	if raw, err := os.ReadFile(filepath.Join(svc.data, "mcpes.db")); err != nil || bytes.Contains(raw, []byte(secret)) {
+		t.Errorf("data file: secret in clear (read error %v)", err)
+	}
+	// and a restart without the key refuses, saying how to make one
+	res = runCLI(t, []string{"MCPES_KEYS="}, "", "serve", "--data", svc.data, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	if res.code != 1 || !strings.Contains(res.stderr, "mcpes keys gen") {
+		t.Errorf("serve without the key: %s", res)
 	}
 }
 

@@ -26,6 +26,12 @@ const (
 	TypeConnectionEvicted           = "mcpes.connection.evicted.v1"
 	TypeConnectionLost              = "mcpes.connection.lost.v1"
 	TypeToolCalled                  = "mcpes.tool.called.v1"
+	TypeOAuthFlowStarted            = "mcpes.oauth.flow_started.v1"
+	TypeOAuthCompleted              = "mcpes.oauth.completed.v1"
+	TypeOAuthFailed                 = "mcpes.oauth.failed.v1"
+	TypeTokenRefreshed              = "mcpes.token.refreshed.v1"
+	TypeTokenRefreshFailed          = "mcpes.token.refresh_failed.v1"
+	TypeTokenRevoked                = "mcpes.token.revoked.v1"
 )
 
 var typeOf = map[reflect.Type]string{
@@ -42,6 +48,12 @@ var typeOf = map[reflect.Type]string{
 	reflect.TypeFor[domain.ConnectionEvicted]():           TypeConnectionEvicted,
 	reflect.TypeFor[domain.ConnectionLost]():              TypeConnectionLost,
 	reflect.TypeFor[domain.ToolCalled]():                  TypeToolCalled,
+	reflect.TypeFor[domain.OAuthFlowStarted]():            TypeOAuthFlowStarted,
+	reflect.TypeFor[domain.OAuthCompleted]():              TypeOAuthCompleted,
+	reflect.TypeFor[domain.OAuthFailed]():                 TypeOAuthFailed,
+	reflect.TypeFor[domain.TokenRefreshed]():              TypeTokenRefreshed,
+	reflect.TypeFor[domain.TokenRefreshFailed]():          TypeTokenRefreshFailed,
+	reflect.TypeFor[domain.TokenRevoked]():                TypeTokenRevoked,
 }
 
 // decoders turn the current version's data into the domain fact.
@@ -69,6 +81,12 @@ func init() {
 	register[domain.ConnectionEvicted]()
 	register[domain.ConnectionLost]()
 	register[domain.ToolCalled]()
+	register[domain.OAuthFlowStarted]()
+	register[domain.OAuthCompleted]()
+	register[domain.OAuthFailed]()
+	register[domain.TokenRefreshed]()
+	register[domain.TokenRefreshFailed]()
+	register[domain.TokenRevoked]()
 }
 
 // Types returns every event type of the current catalogue, sorted.
@@ -130,6 +148,18 @@ func Subject(fact any) (string, error) {
 	case domain.ConnectionLost:
 		return domain.ConnStream(f.Owner, f.Server), nil
 	case domain.ToolCalled:
+		return domain.ConnStream(f.Owner, f.Server), nil
+	case domain.OAuthFlowStarted:
+		return domain.ConnStream(f.Owner, f.Server), nil
+	case domain.OAuthCompleted:
+		return domain.ConnStream(f.Owner, f.Server), nil
+	case domain.OAuthFailed:
+		return domain.ConnStream(f.Owner, f.Server), nil
+	case domain.TokenRefreshed:
+		return domain.ConnStream(f.Owner, f.Server), nil
+	case domain.TokenRefreshFailed:
+		return domain.ConnStream(f.Owner, f.Server), nil
+	case domain.TokenRevoked:
 		return domain.ConnStream(f.Owner, f.Server), nil
 	}
 	return "", fmt.Errorf("%T is not in the event catalogue", fact)

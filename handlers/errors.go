@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpes/mcpes/audit"
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/oauth"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/store"
 )
@@ -58,6 +59,7 @@ const (
 	CodeRateLimited         = "rate_limited"
 	CodeInsufficientStorage = "insufficient_storage"
 	CodeInternal            = "internal"
+	CodeTooManyRequests     = "too_many_requests"
 )
 
 // ErrorBody is the JSON of every error response: {"error": {...}}.
@@ -129,6 +131,13 @@ func errorStatus(err error) (int, APIError) {
 		return http.StatusForbidden, APIError{Code: CodeRefused, Message: err.Error(), Rule: extra.Rule}
 	case errors.Is(err, registry.ErrClosed), errors.Is(err, store.ErrClosed), isConnClosed(err):
 		return http.StatusServiceUnavailable, APIError{Code: CodeUnavailable, Message: "the service is shutting down"}
+	case errors.Is(err, oauth.ErrTooManyFlows):
+		return http.StatusTooManyRequests, APIError{Code: CodeTooManyRequests, Message: err.Error()}
+	case errors.Is(err, oauth.ErrNoTarget):
+		return http.StatusBadRequest, APIError{Code: CodeInvalidRequest, Message: err.Error()}
+	case errors.Is(err, oauth.ErrNoRegistration), errors.Is(err, oauth.ErrDiscovery), errors.Is(err, oauth.ErrNoPKCE),
+		errors.Is(err, oauth.ErrIssuerMismatch), errors.Is(err, oauth.ErrResourceMismatch), errors.Is(err, oauth.ErrTransient):
+		return http.StatusBadGateway, APIError{Code: CodeUpstreamUnavailable, Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, APIError{Code: CodeUpstreamUnavailable, Message: err.Error()}
 	}

@@ -102,6 +102,10 @@ type Deps struct {
 	Heartbeat time.Duration
 	// Version is mcpes's version, shown by GET /healthz.
 	Version string
+	// OAuth, when set, mounts the authorization routes (see oauth.go), and
+	// ClientMetadata is the client ID metadata document served there.
+	OAuth          OAuthBroker
+	ClientMetadata map[string]any
 }
 
 // api is the HTTP API; its methods are the route handlers.
@@ -160,6 +164,7 @@ func New(deps Deps) http.Handler {
 	m.Handle("GET /v1/audit/timeline", a.route(a.timeline))
 	m.Handle("GET /v1/identity", a.route(a.identity))
 	m.Handle(console.Prefix, console.Handler())
+	a.mountOAuth()
 	if deps.Gateway != nil {
 		m.Handle("/mcp", a.admit(deps.Gateway))
 		m.Handle("/mcp/", a.admit(deps.Gateway))
@@ -216,7 +221,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, id Identity) error
 // route authenticates and limits the request, runs h, and writes h's error.
 func (a *api) route(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, ok := a.authorize(w, r)
+		id, ok := a.admitRequest(w, r)
 		if !ok {
 			return
 		}
@@ -231,14 +236,14 @@ func (a *api) route(h handlerFunc) http.Handler {
 // in the request context (IdentityFrom).
 func (a *api) admit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if id, ok := a.authorize(w, r); ok {
+		if id, ok := a.admitRequest(w, r); ok {
 			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 		}
 	})
 }
 
-// authorize returns the caller's identity, or writes the 401 or 429 and reports false.
-func (a *api) authorize(w http.ResponseWriter, r *http.Request) (Identity, bool) {
+// admitRequest returns the caller's identity, or writes the 401 or 429 and reports false.
+func (a *api) admitRequest(w http.ResponseWriter, r *http.Request) (Identity, bool) {
 	id, err := a.Auth.Authenticate(r)
 	if err != nil {
 		writeError(w, r, a.Logger, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +27,8 @@ type InspectRequest struct {
 	Guard URLChecker
 	// MaxMessageBytes bounds one message read from the server (0: the default).
 	MaxMessageBytes int64
+	// WrapHTTP, when set, wraps the HTTP transport (an owner's OAuth token).
+	WrapHTTP func(http.RoundTripper) http.RoundTripper
 }
 
 // InspectFunc runs one inspection (connect, initialize, list, disconnect) under ctx,
@@ -75,6 +78,33 @@ func (s *Service) Inspect(ctx context.Context, scope domain.Scope, name string) 
 	return s.inspectState(ctx, st, "system", "")
 }
 
+// InspectAs inspects the current config of a server with owner's OAuth grant (wrap
+// adds the token) and records the outcome like Inspect, marked as made with that
+// owner's grant: the way a server that answers nobody without a token gets its
+// catalogue, after its first owner authorized. It never records a failure: a
+// failure with one owner's token says nothing about the server.
+func (s *Service) InspectAs(ctx context.Context, scope domain.Scope, name, owner string,
+	wrap func(http.RoundTripper) http.RoundTripper) (domain.InspectionOutcome, error) {
+	if err := s.checkOpen(); err != nil {
+		return domain.InspectionOutcome{}, err
+	}
+	st := s.state(scope, name)
+	if !st.Exists {
+		return domain.InspectionOutcome{}, &domain.ServerError{Name: name, Err: domain.ErrServerNotFound}
+	}
+	done, ok := s.begin()
+	if !ok {
+		return domain.InspectionOutcome{}, ErrClosed
+	}
+	defer done()
+	out := s.runInspectorWith(st, wrap)
+	if !out.OK {
+		return out, nil
+	}
+	out.AsOwner = owner
+	return out, s.record(s.bgCtx, st.Scope, st.Name, st.Version, out, "owner:"+owner, "")
+}
+
 type flightResult struct {
 	outcome domain.InspectionOutcome
 	err     error
@@ -106,11 +136,16 @@ func (s *Service) inspectState(ctx context.Context, st domain.ServerState, actor
 
 // runInspector calls the InspectFunc under the config's initTimeout.
 func (s *Service) runInspector(st domain.ServerState) domain.InspectionOutcome {
+	return s.runInspectorWith(st, nil)
+}
+
+// runInspectorWith is runInspector with the HTTP transport wrapped by wrap.
+func (s *Service) runInspectorWith(st domain.ServerState, wrap func(http.RoundTripper) http.RoundTripper) domain.InspectionOutcome {
 	timeout := time.Duration(st.Config.InitTimeout()) * time.Millisecond
 	ctx, cancel := context.WithTimeout(s.bgCtx, timeout)
 	defer cancel()
 	req := InspectRequest{Scope: st.Scope, Name: st.Name, Config: st.Config.Clone(),
-		Secret: s.secretResolver(ctx), MaxMessageBytes: s.opts.MaxMessageBytes}
+		Secret: s.secretResolver(ctx), MaxMessageBytes: s.opts.MaxMessageBytes, WrapHTTP: wrap}
 	if st.Scope.IsApp() {
 		req.LookupEnv = s.opts.LookupEnv
 	} else {

@@ -98,6 +98,9 @@ func TestService_Put_UserScopeRefusals_WriteNothing(t *testing.T) {
 		"placeholder in url": {cfg: domain.ServerConfig{Type: "sse", URL: "https://${HOST}/sse"}, field: "url"},
 		"someone else's secret ref": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
 			Headers: map[string]string{"Authorization": "secret:0123456789abcdef0123456789abcdef"}}, field: "headers.Authorization"},
+		"someone else's secret ref as oauth client secret": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
+			Extra: map[string]domain.RawJSON{"oauth": domain.RawJSON(`{"client_id":"c","client_secret":"secret:0123456789abcdef0123456789abcdef"}`)}},
+			field: "oauth.client_secret"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -50,5 +50,11 @@ func foreignRefs(name string, cfg domain.ServerConfig, current domain.ServerStat
 	}
 	check("headers", cfg.Headers, current.Config.Headers)
 	check("env", cfg.Env, current.Config.Env)
+	if b, ok := cfg.OAuthClient(); ok && domain.IsSecretRef(b.ClientSecret) {
+		if cb, _ := current.Config.OAuthClient(); !current.Exists || cb.ClientSecret != b.ClientSecret {
+			out = append(out, domain.Problem{Server: name, Field: "oauth.client_secret",
+				Reason: "secret references are not accepted in user-scope configs; send the value"})
+		}
+	}
 	return out
 }

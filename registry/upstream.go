@@ -13,7 +13,7 @@ import (
 // every non-public address.
 func UpstreamInspector(ctx context.Context, req InspectRequest) domain.InspectionOutcome {
 	opts := upstream.Options{Scope: req.Scope, Secrets: req.Secret, Env: req.LookupEnv,
-		MaxMessageBytes: req.MaxMessageBytes}
+		MaxMessageBytes: req.MaxMessageBytes, WrapHTTP: req.WrapHTTP}
 	if g, ok := req.Guard.(*upstream.Guard); ok {
 		opts.Guard = g
 	}

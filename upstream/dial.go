@@ -45,6 +45,9 @@ type Options struct {
 	// JSON body, one SSE event); 0 means domain.DefaultMaxMessageBytes. A response
 	// over it fails its call with a *TooLargeError message (see limit.go).
 	MaxMessageBytes int64
+	// WrapHTTP, when set, wraps the HTTP transport of SSE and streamable-HTTP
+	// connections (inside the SSRF guard), e.g. to add an OAuth token.
+	WrapHTTP func(http.RoundTripper) http.RoundTripper
 	// ProbeInterval is how often an HTTP connection that has no event stream to
 	// watch is probed with tools/list to notice loss; 0 means 15 s, negative never.
 	ProbeInterval time.Duration
@@ -165,6 +168,9 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 				return fail(domain.FailureRefused, err)
 			}
 			base, hc.CheckRedirect = opts.Guard.Transport(), noRedirects
+		}
+		if opts.WrapHTTP != nil {
+			base = opts.WrapHTTP(base)
 		}
 		c.rec = &statusRecorder{base: base}
 		hc.Transport = limitBodies(c.rec, opts.MaxMessageBytes, c.dropped)

@@ -18,8 +18,10 @@ import (
 
 	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/credentials"
 	"github.com/mcpes/mcpes/handlers"
 	"github.com/mcpes/mcpes/handlers/gateway"
+	"github.com/mcpes/mcpes/oauth"
 	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/registry"
 	"github.com/mcpes/mcpes/relay"
@@ -47,12 +49,14 @@ type Main struct {
 	SnapshotInterval time.Duration
 
 	store    *bolt.Store
+	creds    *credentials.Store
 	metered  *meteredStore
 	servers  *projections.Servers
 	conns    *projections.Connections
 	registry *registry.Service
 	manager  *connections.Manager
 	gateway  *gateway.Gateway
+	oauth    *oauth.Broker
 	relay    *relay.Relay
 	inproc   *relay.InProcess
 	natsPub  *relay.NATSPublisher
@@ -133,6 +137,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		log.Info("config file reconciled", "registered", rep.Registered, "changed", rep.Changed, "removed", rep.Removed)
 	}
 
+	m.oauth = newBroker(m, guard, nodeID, log)
+	if err := m.oauth.Load(ctx); err != nil {
+		return err
+	}
+
 	secrets := func(ref string) (string, error) {
 		b, err := m.metered.Secret(context.Background(), ref)
 		return string(b), err
@@ -141,6 +150,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Upstream: upstream.Options{Secrets: secrets, Env: os.LookupEnv, Guard: guard, Logger: log,
 			ProtocolVersion: upstreamProtocol(cfg.Connections.ProtocolVersion),
 			MaxMessageBytes: cfg.Connections.MaxMessageBytes},
+		Grants:                m.oauth,
 		MaxConcurrentConnects: cfg.Connections.MaxConcurrentConnects,
 		IdleTimeout:           cfg.Connections.IdleTimeout.D(),
 		BreakerThreshold:      cfg.Connections.Breaker.Failures,
@@ -174,7 +184,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	streams, streamsCancel := context.WithCancel(context.Background())
 	m.streamsCancel = streamsCancel
-	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager,
+	setPublicURL(m.oauth.Client, cfg.OAuth.PublicURL, m.ln.Addr().String())
+	m.bg.Go(func() { m.oauth.Run(bg, 5*time.Second) })
+	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager, Authorize: m.oauth.Authorize,
 		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: source, Logger: log})
 	listenHost, _, _ := net.SplitHostPort(cfg.Listen)
 	api := handlers.New(handlers.Deps{
@@ -186,6 +198,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			AllowedOrigins: cfg.HTTP.AllowedOrigins},
 		Limiter: limiter,
 		Version: version(),
+		OAuth:   m.oauth, ClientMetadata: clientMetadata(m.oauth.Client),
 	})
 	m.http = &http.Server{Handler: endStreams(streams, api), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -345,7 +358,15 @@ func (m *Main) openStore() error {
 		return err
 	}
 	m.store = st
-	m.metered = newMeteredStore(st)
+	creds, rep, err := openCredentials(context.Background(), st, m.Config)
+	if err != nil {
+		return err
+	}
+	if rep.Active != "" {
+		m.Logger.Info("credential store", "key", rep.Active, "summary", rotateSummary(rep))
+	}
+	m.creds = creds
+	m.metered = newMeteredStore(st, creds)
 	m.pidPath = filepath.Join(dir, pidFile)
 	if err := os.WriteFile(m.pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		m.Logger.Warn("cannot write pid file", "path", m.pidPath, "err", err)

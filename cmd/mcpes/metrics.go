@@ -29,8 +29,9 @@ type meteredStore struct {
 	full atomic.Pointer[error]
 }
 
-func newMeteredStore(st *bolt.Store) *meteredStore {
-	return &meteredStore{Store: st, bolt: st, latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+// newMeteredStore meters appends to st; secrets go through creds, which seals them.
+func newMeteredStore(st *bolt.Store, creds store.Store) *meteredStore {
+	return &meteredStore{Store: creds, bolt: st, latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "mcpes_store_append_seconds",
 		Help:    "Latency of durable appends to the event log (until fsync).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),

@@ -129,6 +129,8 @@ still failing, verify found a problem, the event stream ended); 2 usage.`,
 		newExportCmd(e),
 		newInspectCmd(e),
 		newTokenCmd(e),
+		newKeysCmd(e),
+		newAuthorizeCmd(e),
 		newStatusCmd(e),
 	)
 	return root

@@ -92,7 +92,7 @@ func (o *ownerServer) callTool(srv, tool string) server.ToolHandlerFunc {
 func (o *ownerServer) call(ctx, reqCtx context.Context, srv, tool string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	up, err := o.upstreamOf(ctx, srv)
 	if err != nil {
-		return nil, err
+		return o.authorizationNeeded(reqCtx, srv, err)
 	}
 	var progress func(upstream.Progress)
 	if req.Params.Meta != nil && req.Params.Meta.ProgressToken != nil {
@@ -232,4 +232,28 @@ func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, a
 	if eerr != nil {
 		g.d.Logger.Error("gateway: record tool call", "owner", o.owner, "server", srv, "tool", tool, "err", eerr)
 	}
+}
+
+// authorizationNeeded turns a refusal for want of an OAuth grant into the link the
+// owner must open: a URL elicitation (-32042) for clients that declared URL
+// elicitation, else a tool error result carrying the link. Other errors pass.
+func (o *ownerServer) authorizationNeeded(ctx context.Context, srv string, err error) (*mcp.CallToolResult, error) {
+	var ref *connections.RefusedError
+	if o.g.d.Authorize == nil || o.owner == "" || !errors.As(err, &ref) || ref.Rule != domain.RuleNoGrant {
+		return nil, err
+	}
+	u, aerr := o.g.d.Authorize(ctx, o.actorOf(ctx), o.owner, srv)
+	if aerr != nil {
+		return nil, errors.Join(err, aerr)
+	}
+	msg := "mcpes needs your authorization to use " + srv + "; open this link, then call again: " + u
+	if s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
+		// -32042 is the 2025-11-25 answer; 2026-07-28 reserves the code, so its
+		// clients get the link in the result like clients without URL elicitation.
+		if c := s.GetClientCapabilities().Elicitation; c != nil && c.URL != nil && !mcp.IsModernProtocol(server.RequestProtocolVersion(ctx)) {
+			return nil, mcp.URLElicitationRequiredError{Elicitations: []mcp.ElicitationParams{{Mode: mcp.ElicitationModeURL,
+				Message: "mcpes needs your authorization to use " + srv, URL: u, ElicitationID: o.g.d.NewID()}}}
+		}
+	}
+	return mcp.NewToolResultError(msg), nil
 }

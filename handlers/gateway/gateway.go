@@ -88,6 +88,10 @@ type Deps struct {
 	Owner func(r *http.Request) (owner string, err error)
 	// AuditToolCalls is AuditOff (default), AuditMetadata or AuditFull.
 	AuditToolCalls string
+	// Authorize, when set, starts an owner's OAuth authorization of a server and
+	// returns the URL to send the owner to; a call refused for want of a grant then
+	// answers with that URL (see authorizationNeeded).
+	Authorize func(ctx context.Context, actor, owner, server string) (string, error)
 	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed besides
 	// loopback ones. A request with any other Origin header is refused (403).
 	AllowedOrigins []string
