@@ -42,10 +42,12 @@ type RPCError struct {
 
 func (e *RPCError) Error() string { return fmt.Sprintf("JSON-RPC error %d: %s", e.Code, e.Message) }
 
-// Response is a JSON-RPC answer: Result, or Error when Error is not nil.
+// Response is a JSON-RPC answer: Result, or Error when Error is not nil. Streamed
+// says the server answered on an event stream rather than with plain JSON.
 type Response struct {
-	Result json.RawMessage
-	Error  *RPCError
+	Result   json.RawMessage
+	Error    *RPCError
+	Streamed bool
 }
 
 // Peer is the client side of a relayed request.
@@ -285,7 +287,7 @@ func (c *Conn) readAnswer(ctx context.Context, resp *http.Response, call *relayC
 				return true
 			}
 			if r, ok := c.answer([]byte(ev.Data), call); ok {
-				out = r
+				out, r.Streamed = r, true
 				return false
 			}
 			c.dispatch(ctx, []byte(ev.Data), call)

@@ -83,7 +83,14 @@ func (o *ownerServer) callTool(srv, tool string) server.ToolHandlerFunc {
 			err = explain(cctx, srv, timeout, err)
 		}
 		if o.g.d.AuditToolCalls == AuditMetadata || o.g.d.AuditToolCalls == AuditFull {
-			o.g.audit(ctx, o, srv, tool, req.Params.Arguments, res, err, o.g.d.Clock().Sub(start))
+			outcome := OutcomeOK
+			switch {
+			case err != nil:
+				outcome = OutcomeError
+			case res != nil && res.IsError:
+				outcome = OutcomeToolError
+			}
+			o.g.audit(ctx, o, srv, tool, req.Params.Arguments, outcome, o.g.d.Clock().Sub(start), "")
 		}
 		return res, err
 	}
@@ -207,17 +214,11 @@ func ArgsDigest(args any) (string, []byte) {
 	return hex.EncodeToString(sum[:]), b
 }
 
-// audit records a tool.called event on the owner's connection stream. A failure to
-// record is logged: the call's answer does not depend on it.
+// audit records a tool.called event on the owner's connection stream, with the
+// correlation id of the MCP request when there is one. A failure to record is
+// logged: the call's answer does not depend on it.
 func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, args any,
-	res *mcp.CallToolResult, err error, d time.Duration) {
-	outcome := OutcomeOK
-	switch {
-	case err != nil:
-		outcome = OutcomeError
-	case res != nil && res.IsError:
-		outcome = OutcomeToolError
-	}
+	outcome string, d time.Duration, correlation string) {
 	digest, canon := ArgsDigest(args)
 	fact := domain.ToolCalled{Owner: o.owner, Server: srv, Tool: tool, Outcome: outcome,
 		DurationMS: d.Milliseconds(), ArgsDigest: digest}
@@ -225,11 +226,33 @@ func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, a
 		fact.Arguments = canon
 	}
 	env, eerr := events.New(fact, events.Meta{ID: g.d.NewID(), Source: g.d.Source, Time: g.d.Clock(),
-		Actor: o.actorOf(ctx), Reason: outcome})
+		Actor: o.actorOf(ctx), Reason: outcome, CorrelationID: correlation})
 	if eerr == nil {
 		_, eerr = g.d.Store.Append(context.WithoutCancel(ctx), domain.ConnStream(o.owner, srv), store.AnyVersion, env)
 	}
 	if eerr != nil {
 		g.d.Logger.Error("gateway: record tool call", "owner", o.owner, "server", srv, "tool", tool, "err", eerr)
 	}
+}
+
+// auditRaw records a tool.called event for a tools/call relayed on a session.
+func (g *Gateway) auditRaw(ctx context.Context, s *session, m wire, resp *upstream.Response, err error, d time.Duration) {
+	var p struct {
+		Name      string `json:"name"`
+		Arguments any    `json:"arguments"`
+	}
+	_ = json.Unmarshal(m.Params, &p)
+	outcome := OutcomeOK
+	switch {
+	case err != nil || resp.Error != nil:
+		outcome = OutcomeError
+	default:
+		var r struct {
+			IsError bool `json:"isError"`
+		}
+		if json.Unmarshal(resp.Result, &r) == nil && r.IsError {
+			outcome = OutcomeToolError
+		}
+	}
+	g.audit(ctx, s.o, s.server, p.Name, p.Arguments, outcome, d, s.id+"/"+string(m.ID))
 }

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,12 @@ type Deps struct {
 	MaxBodyBytes int64
 	// SessionIdleTTL ends idle MCP sessions (default DefaultSessionIdleTTL).
 	SessionIdleTTL time.Duration
+	// MaxSessions bounds the open /mcp/{server} sessions (default
+	// DefaultMaxSessions); an initialize beyond it gets an error.
+	MaxSessions int
+	// MaxTimeout bounds a /mcp/{server} request whose progress notifications keep
+	// restarting the server's timeout (default DefaultMaxTimeout).
+	MaxTimeout time.Duration
 	// Source is the CloudEvents source of tool.called events (default mcpes://local).
 	Source string
 	// Clock returns now (default time.Now); NewID returns an event id (default UUIDv7).
@@ -129,6 +136,10 @@ type Gateway struct {
 	inspectMu  sync.Mutex
 	inspecting map[string]bool
 	hooked     sync.Map // connection id -> struct{}: upstream list_changed hooked
+	hookedMsgs sync.Map // *upstream.Conn -> struct{}: its notifications go to sessions
+
+	sessMu   sync.Mutex
+	sessions map[string]*session // /mcp/{server} sessions by id
 }
 
 // New returns the gateway. It registers a change hook on Deps.Servers and an observer
@@ -155,6 +166,12 @@ func New(d Deps) *Gateway {
 	if d.SessionIdleTTL <= 0 {
 		d.SessionIdleTTL = DefaultSessionIdleTTL
 	}
+	if d.MaxSessions <= 0 {
+		d.MaxSessions = DefaultMaxSessions
+	}
+	if d.MaxTimeout <= 0 {
+		d.MaxTimeout = DefaultMaxTimeout
+	}
 	if d.Source == "" {
 		d.Source = "mcpes://local"
 	}
@@ -168,7 +185,7 @@ func New(d Deps) *Gateway {
 		d.Logger = slog.Default()
 	}
 	g := &Gateway{d: d, owners: map[string]*ownerServer{}, dirty: map[string]bool{},
-		wake: make(chan struct{}, 1), inspecting: map[string]bool{}}
+		wake: make(chan struct{}, 1), inspecting: map[string]bool{}, sessions: map[string]*session{}}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	d.Servers.OnChange(g.changed)
 	d.Store.Observe(g.observe)
@@ -220,6 +237,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	if server, ok := strings.CutPrefix(r.URL.Path, "/mcp/"); ok && server != "" {
+		g.serveDirect(w, r, owner, strings.TrimSuffix(server, "/"))
 		return
 	}
 	o := g.ownerServer(owner)
@@ -328,6 +349,13 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.mu.Unlock()
 	for _, o := range owners {
 		_ = o.http.Shutdown(ctx) // ends the sessions and the idle sweeper
+	}
+	g.sessMu.Lock()
+	sessions := g.sessions
+	g.sessions = map[string]*session{}
+	g.sessMu.Unlock()
+	for _, s := range sessions {
+		s.end()
 	}
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
