@@ -15,7 +15,7 @@ import {
   CallToolRequestSchema, CompleteRequestSchema, ElicitResultSchema, GetPromptRequestSchema,
   ListPromptsRequestSchema, ListResourceTemplatesRequestSchema, ListResourcesRequestSchema,
   ListToolsRequestSchema, ReadResourceRequestSchema, SetLevelRequestSchema,
-  SubscribeRequestSchema, UnsubscribeRequestSchema, CreateMessageResultSchema,
+  SubscribeRequestSchema, UnsubscribeRequestSchema, CreateMessageResultSchema, ListRootsResultSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 
 const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
@@ -47,6 +47,8 @@ const tools = [
       properties: { name: { type: "string" }, address: { $ref: "#/$defs/address" } },
       additionalProperties: false,
     } },
+  { name: "test_roots", description: "Asks the client for its roots", inputSchema: empty },
+  { name: "test_elicitation_url", description: "Asks the user to visit a URL (URL-mode elicitation)", inputSchema: empty },
   { name: "annotated_tool", title: "Annotated", description: "Carries every optional tool field",
     inputSchema: empty, outputSchema: { type: "object", properties: { n: { type: "number" } } },
     annotations: { readOnlyHint: true, openWorldHint: false }, icons: [{ src: "data:image/png;base64," + PNG, mimeType: "image/png" }],
@@ -154,6 +156,15 @@ function newServer(getTransport) {
       case "test_elicitation_sep1330_enums": {
         const r = await extra.sendRequest({ method: "elicitation/create", params: { mode: "form", ...elicitForms[name] } }, ElicitResultSchema);
         return text(`Elicitation completed: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`);
+      }
+      case "test_roots": {
+        const r = await extra.sendRequest({ method: "roots/list" }, ListRootsResultSchema);
+        return text(JSON.stringify(r.roots));
+      }
+      case "test_elicitation_url": {
+        const r = await extra.sendRequest({ method: "elicitation/create", params: { mode: "url", message: "Sign in",
+          url: "https://example.com/consent", elicitationId: "e-1" } }, ElicitResultSchema);
+        return text(`url elicitation: action=${r.action}`);
       }
       case "json_schema_2020_12_tool": return text(`called with ${JSON.stringify(args)}`);
       case "annotated_tool": return { content: [{ type: "text", text: "{\"n\":1}" }], structuredContent: { n: 1 } };

@@ -1,0 +1,164 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/internal/testnpm"
+)
+
+// relayOut is what testdata/npm/relay_client.mjs prints.
+type relayOut struct {
+	Tools     json.RawMessage `json:"tools"`
+	Prompts   json.RawMessage `json:"prompts"`
+	Resources json.RawMessage `json:"resources"`
+	Templates json.RawMessage `json:"templates"`
+	Calls     []struct {
+		Result json.RawMessage `json:"result"`
+		Error  *struct {
+			Code    int             `json:"code"`
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		} `json:"error"`
+	} `json:"calls"`
+	Wire  []int    `json:"wire"`
+	Asked []string `json:"asked"`
+	Fatal string   `json:"fatal"`
+}
+
+func runRelayClient(tb testing.TB, npm *testnpm.Env, plan map[string]any) relayOut {
+	tb.Helper()
+	raw, err := json.Marshal(plan)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node22(tb, npm), filepath.Join(npm.Dir, "relay_client.mjs"), string(raw))
+	cmd.Dir = npm.Dir
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("relay client: %v: %s", err, out)
+	}
+	var o relayOut
+	if err := json.Unmarshal(out, &o); err != nil {
+		tb.Fatalf("relay client output %q: %v", out, err)
+	}
+	if o.Fatal != "" {
+		tb.Fatalf("relay client: %s", o.Fatal)
+	}
+	return o
+}
+
+// confEnv is the conformance reference server registered as the app server "conf".
+func confEnv(t *testing.T, opts ...envOption) (*env, *testnpm.Env, string) {
+	t.Helper()
+	npm := testnpm.Require(t)
+	ref := startConformanceServer(t, npm)
+	e := newEnv(t, opts...)
+	e.put(domain.AppScope, "conf", httpCfg(ref))
+	return e, npm, ref
+}
+
+func TestPerServer_TypeScriptSDKSeesWhatDirectSees(t *testing.T) {
+	e, npm, ref := confEnv(t)
+	var calls []tsCall
+	for range 20 {
+		calls = append(calls, tsCall{Name: "test_tool_with_progress", Progress: true})
+	}
+	calls = append(calls,
+		tsCall{Name: "no_such_tool"},
+		tsCall{Name: "test_sampling", Arguments: map[string]any{"prompt": "hi"}},
+		tsCall{Name: "test_elicitation", Arguments: map[string]any{"message": "name?"}},
+		tsCall{Name: "test_elicitation_url"},
+		tsCall{Name: "test_roots"},
+		tsCall{Name: "annotated_tool"},
+	)
+	plan := map[string]any{"list": true, "calls": calls}
+
+	// when the official TypeScript SDK client runs the same plan directly and
+	// through /mcp/conf
+	plan["url"] = ref
+	direct := runRelayClient(t, npm, plan)
+	plan["url"], plan["token"] = e.ts.URL+"/mcp/conf", aliceToken
+	via := runRelayClient(t, npm, plan)
+
+	// then the lists are equal as JSON values
+	for _, c := range []struct {
+		what   string
+		d, via json.RawMessage
+	}{{"tools", direct.Tools, via.Tools}, {"prompts", direct.Prompts, via.Prompts},
+		{"resources", direct.Resources, via.Resources}, {"templates", direct.Templates, via.Templates}} {
+		if !jsonEqual(t, c.d, c.via) {
+			t.Errorf("%s differ:\ndirect %s\nvia    %s", c.what, c.d, c.via)
+		}
+	}
+	// and every progress notification is on the wire before its result, 20 of 20
+	for i := range 20 {
+		if via.Wire[i] != 3 || direct.Wire[i] != 3 {
+			t.Errorf("call %d: progress before the result: direct %d, via %d, want 3", i, direct.Wire[i], via.Wire[i])
+		}
+	}
+	// and results and errors (code, message, data) are the same, sampling,
+	// elicitation (form and URL) and roots included
+	if len(via.Calls) != len(direct.Calls) {
+		t.Fatalf("calls: %d via, %d direct", len(via.Calls), len(direct.Calls))
+	}
+	for i := 20; i < len(calls); i++ {
+		d, v := direct.Calls[i], via.Calls[i]
+		switch {
+		case d.Error != nil:
+			if v.Error == nil || v.Error.Code != d.Error.Code || v.Error.Message != d.Error.Message || !jsonEqual(t, d.Error.Data, v.Error.Data) {
+				t.Errorf("%s: error direct %+v, via %+v", calls[i].Name, d.Error, v.Error)
+			}
+		case !jsonEqual(t, d.Result, v.Result):
+			t.Errorf("%s: result direct %s, via %s", calls[i].Name, d.Result, v.Result)
+		}
+	}
+	if direct.Calls[20].Error == nil || direct.Calls[20].Error.Code != -32602 {
+		t.Errorf("the unknown tool should fail with -32602 and data directly: %+v", direct.Calls[20])
+	}
+	want := "sampling/createMessage,elicitation/create:form,elicitation/create:url,roots/list"
+	if got := strings.Join(via.Asked, ","); got != want {
+		t.Errorf("client was asked %s, want %s", got, want)
+	}
+}
+
+func TestPerServer_TwoClientsEachGetTheirOwnElicitation(t *testing.T) {
+	e, npm, _ := confEnv(t)
+	// when two clients of alice call the eliciting tool at the same time
+	var wg sync.WaitGroup
+	outs := make([]relayOut, 2)
+	for i, who := range []string{"first", "second"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var calls []tsCall
+			for range 5 {
+				calls = append(calls, tsCall{Name: "test_elicitation", Arguments: map[string]any{"message": who}})
+			}
+			outs[i] = runRelayClient(t, npm, map[string]any{"url": e.ts.URL + "/mcp/conf", "token": aliceToken,
+				"who": who, "calls": calls})
+		}()
+	}
+	wg.Wait()
+	// then each got its own elicitations and its own answers back
+	for i, who := range []string{"first", "second"} {
+		if len(outs[i].Asked) != 5 {
+			t.Errorf("%s was asked %d times, want 5: %v", who, len(outs[i].Asked), outs[i].Asked)
+		}
+		for _, c := range outs[i].Calls {
+			if !strings.Contains(string(c.Result), fmt.Sprintf(`\"response\":\"%s answers\"`, who)) {
+				t.Errorf("%s got %s", who, c.Result)
+			}
+		}
+	}
+}
