@@ -134,19 +134,23 @@ func TestPerServer_TypeScriptSDKSeesWhatDirectSees(t *testing.T) {
 
 func TestPerServer_TwoClientsEachGetTheirOwnElicitation(t *testing.T) {
 	e, npm, _ := confEnv(t)
-	// when two clients of alice call the eliciting tool at the same time
+	// when two clients of alice call the eliciting tool at the same time, each
+	// taking a while to answer (so the calls overlap)
 	var wg sync.WaitGroup
 	outs := make([]relayOut, 2)
+	// (the first client's tool waits before it asks, so the second client's calls
+	// start in between)
 	for i, who := range []string{"first", "second"} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var calls []tsCall
 			for range 5 {
-				calls = append(calls, tsCall{Name: "test_elicitation", Arguments: map[string]any{"message": who}})
+				calls = append(calls, tsCall{Name: "test_elicitation",
+					Arguments: map[string]any{"message": who, "delayMs": 200 * (1 - i)}})
 			}
 			outs[i] = runRelayClient(t, npm, map[string]any{"url": e.ts.URL + "/mcp/conf", "token": aliceToken,
-				"who": who, "calls": calls})
+				"who": who, "calls": calls, "elicitDelayMs": 150})
 		}()
 	}
 	wg.Wait()

@@ -148,6 +148,7 @@ function newServer(getTransport) {
         return text(`LLM response: ${r.content?.text ?? "none"}`);
       }
       case "test_elicitation": {
+        if (args.delayMs) await sleep(Math.min(Number(args.delayMs), 5000));
         const r = await extra.sendRequest({ method: "elicitation/create", params: { mode: "form", message: String(args.message),
           requestedSchema: { type: "object", properties: { response: { type: "string" } }, required: ["response"] } } }, ElicitResultSchema);
         return text(`User response: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`);

@@ -8,7 +8,7 @@
 //   node relay_client.mjs '<plan JSON>'
 //
 // plan: {"url": "...", "token": "...", "calls": [{"name": "...", "arguments": {}, "progress": true}],
-//        "list": true}
+//        "list": true, "who": "name in answers", "elicitDelayMs": 0}
 // output: {"tools": [...], "prompts": [...], "resources": [...], "templates": [...],
 //          "calls": [{"result": {...}} | {"error": {"code", "message", "data"}}],
 //          "wire": [n, ...], "asked": ["sampling/createMessage", ...]}
@@ -64,6 +64,7 @@ client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
 });
 client.setRequestHandler(ElicitRequestSchema, async (req) => {
   out.asked.push(`${req.method}:${req.params.mode ?? "form"}`);
+  if (plan.elicitDelayMs) await new Promise((r) => setTimeout(r, plan.elicitDelayMs));
   if (req.params.mode === "url") return { action: "accept" };
   return { action: "accept", content: { response: `${plan.who ?? "client"} answers` } };
 });
