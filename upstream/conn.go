@@ -56,7 +56,8 @@ type Conn struct {
 	handlersMu    sync.Mutex
 	toolsHandlers []func()
 
-	relay relayState
+	relay      relayState
+	clientInfo mcp.Implementation // what mcpes said it is, for 2026-07-28 requests
 }
 
 // Progress is one progress notification of a tool call.

@@ -225,6 +225,7 @@ func (c *Conn) start(ctx context.Context, opts Options) (*mcp.InitializeResult, 
 	}
 	var in mcp.InitializeRequest
 	in.Params.ClientInfo = mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion}
+	c.clientInfo = in.Params.ClientInfo
 	in.Params.Capabilities = relayedCapabilities()
 	in.Params.ProtocolVersion = opts.ProtocolVersion
 	res, err := c.client.Initialize(ctx, in)

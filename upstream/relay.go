@@ -194,6 +194,13 @@ func swapProgressToken(params, token json.RawMessage) (json.RawMessage, json.Raw
 // sendRelay relays through mcp-go's transport (stdio, SSE, 2026-07-28).
 func (c *Conn) sendRelay(ctx context.Context, call *relayCall, method string, params json.RawMessage) (*Response, error) {
 	req := transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(call.id), Method: method}
+	if mcp.IsModernProtocol(c.init.ProtocolVersion) {
+		params = c.modernMeta(params)
+		req.Header = http.Header{}
+		for k, v := range mcp.StandardHeaders(c.init.ProtocolVersion, mcp.MCPMethod(method), params) {
+			req.Header.Set(k, v)
+		}
+	}
 	if len(params) > 0 {
 		req.Params = params
 	}
@@ -202,6 +209,28 @@ func (c *Conn) sendRelay(ctx context.Context, call *relayCall, method string, pa
 		return nil, err
 	}
 	return fromTransport(r), nil
+}
+
+// modernMeta adds what 2026-07-28 wants in the _meta of every request: the
+// protocol version, the client's identity and capabilities.
+func (c *Conn) modernMeta(params json.RawMessage) json.RawMessage {
+	fields := map[string]json.RawMessage{}
+	if len(params) > 0 && json.Unmarshal(params, &fields) != nil {
+		return params
+	}
+	meta := map[string]json.RawMessage{}
+	if raw, ok := fields["_meta"]; ok {
+		_ = json.Unmarshal(raw, &meta)
+	}
+	meta[mcp.MetaKeyProtocolVersion], _ = json.Marshal(c.init.ProtocolVersion)
+	meta[mcp.MetaKeyClientCapabilities], _ = json.Marshal(c.client.GetClientCapabilities())
+	meta[mcp.MetaKeyClientInfo], _ = json.Marshal(c.clientInfo)
+	fields["_meta"], _ = json.Marshal(meta)
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return params
+	}
+	return out
 }
 
 func fromTransport(r *transport.JSONRPCResponse) *Response {

@@ -1,0 +1,238 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcpes/mcpes/connections"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/handlers/gateway"
+)
+
+const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"%s","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`
+
+// clockEnv is the clock example registered as the app server "clock", reached at
+// MCP 2025-11-25 (the service's default).
+func clockEnv(t *testing.T, opts ...envOption) (*env, string) {
+	t.Helper()
+	e := newEnvWith(t, func(o *connections.Options) { o.Upstream.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION }, opts...)
+	clock := startClock(t, "127.0.0.1:0")
+	e.put(domain.AppScope, "clock", httpCfg(clock.URL))
+	return e, e.ts.URL + "/mcp/clock"
+}
+
+// initSession initializes a session on u at revision and returns its id.
+func initSession(t *testing.T, u, revision string) string {
+	t.Helper()
+	res := rawPost(t, u, aliceToken, strings.Replace(initBody, "%s", revision, 1), nil)
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || res.Header.Get("Mcp-Session-Id") == "" {
+		t.Fatalf("initialize: %d %s", res.StatusCode, b)
+	}
+	if !strings.Contains(string(b), `"protocolVersion":"`+revision+`"`) {
+		t.Fatalf("initialize answered %s, want revision %s", b, revision)
+	}
+	return res.Header.Get("Mcp-Session-Id")
+}
+
+func send(t *testing.T, method, u, sid, body string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+const listBody = `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+
+func TestPerServer_SessionsFollowTheSpec(t *testing.T) {
+	_, u := clockEnv(t)
+	sid := initSession(t, u, "2025-11-25")
+
+	cases := []struct {
+		name   string
+		method string
+		sid    string
+		body   string
+		hdr    map[string]string
+		want   int
+	}{
+		{"a request of the session", http.MethodPost, sid, listBody, nil, http.StatusOK},
+		{"no session id", http.MethodPost, "", listBody, nil, http.StatusBadRequest},
+		{"a made-up session id", http.MethodPost, "0123456789abcdef0123456789abcdef", listBody, nil, http.StatusNotFound},
+		{"an Accept without event streams", http.MethodPost, sid, listBody, map[string]string{"Accept": "application/json"}, http.StatusNotAcceptable},
+		{"a body that is not JSON", http.MethodPost, sid, listBody, map[string]string{"Content-Type": "text/plain"}, http.StatusUnsupportedMediaType},
+		{"a batch on 2025-11-25", http.MethodPost, sid, "[" + listBody + "]", nil, http.StatusBadRequest},
+		{"a foreign Host on loopback", http.MethodPost, sid, listBody, map[string]string{"Host": "evil.example:80"}, http.StatusForbidden},
+		{"a notification", http.MethodPost, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, nil, http.StatusAccepted},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, body := send(t, c.method, u, c.sid, c.body, c.hdr)
+			if res.StatusCode != c.want {
+				t.Errorf("HTTP %d %s, want %d", res.StatusCode, body, c.want)
+			}
+		})
+	}
+
+	// when the client deletes its session, then later requests of it get 404
+	if res, body := send(t, http.MethodDelete, u, sid, "", nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", res.StatusCode, body)
+	}
+	if res, _ := send(t, http.MethodPost, u, sid, listBody, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("after DELETE: HTTP %d, want 404", res.StatusCode)
+	}
+	// and another owner cannot use alice's session
+	sid2 := initSession(t, u, "2025-11-25")
+	res, _ := send(t, http.MethodPost, u, sid2, listBody, map[string]string{"Authorization": "Bearer " + bobToken})
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("bob on alice's session: HTTP %d, want 404", res.StatusCode)
+	}
+}
+
+func TestPerServer_BatchesOn20250326(t *testing.T) {
+	_, u := clockEnv(t)
+	// given a session at 2025-03-26, the revision that has batches
+	sid := initSession(t, u, "2025-03-26")
+	// when the client sends a batch of two requests and a notification
+	res, body := send(t, http.MethodPost, u, sid, `[{"jsonrpc":"2.0","id":"a","method":"ping"},`+
+		`{"jsonrpc":"2.0","method":"notifications/initialized"},`+
+		`{"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"echo","arguments":{"text":"in a batch"}}}]`, nil)
+	// then both answers come back
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"id":"a"`) || !strings.Contains(body, `in a batch`) {
+		t.Errorf("batch: HTTP %d %s", res.StatusCode, body)
+	}
+}
+
+func TestPerServer_ResumesAStreamAfterLastEventID(t *testing.T) {
+	_, u := clockEnv(t)
+	sid := initSession(t, u, "2025-11-25")
+	// given a call that reports progress ten times over 600 ms
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(
+		`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":600},"_meta":{"progressToken":"p"}}}`))
+	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// when the client reads the first event and loses the connection
+	first := readEvent(t, bufio.NewReader(res.Body))
+	cancel()
+	res.Body.Close()
+	if first.id == "" || !strings.Contains(first.data, "notifications/progress") {
+		t.Fatalf("first event %+v, want a progress notification with an id", first)
+	}
+	// and comes back with GET and Last-Event-ID
+	greq, _ := http.NewRequest(http.MethodGet, u, nil)
+	greq.Header.Set("Authorization", "Bearer "+aliceToken)
+	greq.Header.Set("Accept", "text/event-stream")
+	greq.Header.Set("Mcp-Session-Id", sid)
+	greq.Header.Set("Last-Event-ID", first.id)
+	gres, err := http.DefaultClient.Do(greq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gres.Body.Close()
+	// then it gets the rest of the stream: the other progress and the result
+	r := bufio.NewReader(gres.Body)
+	progress := 1
+	for {
+		ev := readEvent(t, r)
+		if strings.Contains(ev.data, "notifications/progress") {
+			progress++
+			continue
+		}
+		if !strings.Contains(ev.data, `"id":9`) || !strings.Contains(ev.data, `"result"`) {
+			t.Fatalf("event %+v, want the result of request 9", ev)
+		}
+		break
+	}
+	if progress != 10 {
+		t.Errorf("saw %d progress notifications in all, want 10", progress)
+	}
+}
+
+type rawEvent struct{ id, data string }
+
+func readEvent(t *testing.T, r *bufio.Reader) rawEvent {
+	t.Helper()
+	var ev rawEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read event: %v (so far %+v)", err, ev)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "" && ev.data != "":
+			return ev
+		case strings.HasPrefix(line, "id: "):
+			ev.id = line[4:]
+		case strings.HasPrefix(line, "data: "):
+			ev.data = line[6:]
+		}
+	}
+	t.Fatal("no event")
+	return ev
+}
+
+func TestPerServer_DecisionsAndToolCallsCarryTheMCPRequest(t *testing.T) {
+	e, u := clockEnv(t, func(d *gateway.Deps) { d.AuditToolCalls = gateway.AuditMetadata })
+	// given no open connection of alice's to the clock yet
+	// when alice initializes a session and calls a tool as request 7
+	sid := initSession(t, u, "2025-11-25")
+	if res, body := send(t, http.MethodPost, u, sid,
+		`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}`, nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("call: %d %s", res.StatusCode, body)
+	}
+	// then the connect decision carries the initialize request and tool.called the call
+	evs, err := e.st.ReadAll(context.Background(), 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, ev := range evs {
+		if ev.Type == events.TypeConnectionOpened || ev.Type == events.TypeToolCalled {
+			seen[ev.Type] = ev.CorrelationID
+		}
+	}
+	if got, want := seen[events.TypeConnectionOpened], sid+"/1"; got != want {
+		t.Errorf("connection.opened correlation %q, want %q (all: %v)", got, want, seen)
+	}
+	if got, want := seen[events.TypeToolCalled], sid+"/7"; got != want {
+		t.Errorf("tool.called correlation %q, want %q", got, want)
+	}
+}
