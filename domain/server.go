@@ -128,6 +128,7 @@ type InspectionOutcome struct {
 	Tools                                      []Tool
 	Prompts                                    []Prompt
 	Resources                                  []Resource
+	ResourceTemplates                          []RawJSON
 	Instructions                               string
 	// On failure:
 	Class         FailureClass
@@ -216,7 +217,8 @@ func DecideRecordInspection(st ServerState, cmd RecordInspection) ([]any, error)
 	ins := ServerInspected{Scope: cmd.Scope, Name: cmd.Name, ConfigVersion: st.Version,
 		ServerName: o.ServerName, ServerVersion: o.ServerVersion, ProtocolVersion: o.ProtocolVersion,
 		Capabilities: o.Capabilities, Tools: tools, Prompts: o.Prompts, Resources: o.Resources,
-		Digest: CatalogueDigest(tools), Instructions: o.Instructions, DurationMS: o.Duration.Milliseconds(),
+		ResourceTemplates: o.ResourceTemplates,
+		Digest:            CatalogueDigest(tools), Instructions: o.Instructions, DurationMS: o.Duration.Milliseconds(),
 		Recovered: st.InspectionFailed}
 	if tools == nil {
 		ins.Tools = []Tool{}

@@ -95,7 +95,9 @@ func (c *Conn) Relay(ctx context.Context, method string, params json.RawMessage,
 	}
 	c.relay.calls[call.id] = call
 	c.relay.order = append(c.relay.order, call)
-	c.relay.lastPeer = peer
+	if peer != nil {
+		c.relay.lastPeer = peer
+	}
 	c.relay.mu.Unlock()
 	defer c.endCall(call)
 
@@ -454,9 +456,10 @@ func (c *Conn) serverRequest(ctx context.Context, method string, params json.Raw
 		peer = related.peer
 	} else {
 		c.relay.mu.Lock()
-		if n := len(c.relay.order); n > 0 {
-			peer = c.relay.order[n-1].peer
-		} else {
+		for i := len(c.relay.order) - 1; i >= 0 && peer == nil; i-- {
+			peer = c.relay.order[i].peer
+		}
+		if peer == nil {
 			peer = c.relay.lastPeer
 		}
 		c.relay.mu.Unlock()
@@ -505,7 +508,7 @@ func (c *Conn) notification(method string, params json.RawMessage, related *rela
 			call := c.relay.calls[tok]
 			c.relay.mu.Unlock()
 			if call != nil && call.token != nil {
-				if out, old := swapToken(params, call.token); old {
+				if out, old := swapToken(params, call.token); old && call.peer != nil {
 					call.peer.Notify(method, out)
 				}
 				return
@@ -531,7 +534,7 @@ func (c *Conn) notification(method string, params json.RawMessage, related *rela
 			}
 			c.relay.mu.Unlock()
 		}
-		if related != nil {
+		if related != nil && related.peer != nil {
 			related.peer.Notify(method, params)
 			return
 		}

@@ -133,12 +133,15 @@ func TestPerServer_BatchesOn20250326(t *testing.T) {
 }
 
 func TestPerServer_ResumesAStreamAfterLastEventID(t *testing.T) {
-	_, u := clockEnv(t)
+	// (the reference server, not the clock: mcp-go's server drops its own last
+	// progress notification in most calls, even directly)
+	e, _, _ := confEnv(t)
+	u := e.ts.URL + "/mcp/conf"
 	sid := initSession(t, u, "2025-11-25")
-	// given a call that reports progress ten times over 600 ms
+	// given a call that reports progress ten times over 500 ms
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(
-		`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":600},"_meta":{"progressToken":"p"}}}`))
+		`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"test_tool_with_progress","arguments":{"steps":9,"delayMs":50},"_meta":{"progressToken":"p"}}}`))
 	req.Header.Set("Authorization", "Bearer "+aliceToken)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")

@@ -126,10 +126,13 @@ function newServer(getTransport) {
         }
         return text("logged");
       case "test_tool_with_progress": {
+        // steps and delayMs (optional) make a longer run; by default three steps.
         const token = req.params._meta?.progressToken ?? 0;
-        for (const p of [0, 50, 100]) {
+        const steps = Math.min(Number(args.steps ?? 2), 100), delay = Math.min(Number(args.delayMs ?? 20), 1000);
+        for (let i = 0; i <= steps; i++) {
+          const p = Math.round((100 * i) / steps);
           await extra.sendNotification({ method: "notifications/progress", params: { progressToken: token, progress: p, total: 100, message: `step ${p}` } });
-          if (p < 100) await sleep(20);
+          if (i < steps) await sleep(delay);
         }
         return text(String(token));
       }
