@@ -157,7 +157,8 @@ func TestPerServer_ResumesAStreamAfterLastEventID(t *testing.T) {
 	if first.id == "" || !strings.Contains(first.data, "notifications/progress") {
 		t.Fatalf("first event %+v, want a progress notification with an id", first)
 	}
-	// and comes back with GET and Last-Event-ID
+	// and comes back with GET and Last-Event-ID a while later (events went meanwhile)
+	time.Sleep(150 * time.Millisecond)
 	greq, _ := http.NewRequest(http.MethodGet, u, nil)
 	greq.Header.Set("Authorization", "Bearer "+aliceToken)
 	greq.Header.Set("Accept", "text/event-stream")
