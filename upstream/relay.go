@@ -210,7 +210,39 @@ func (c *Conn) sendRelay(ctx context.Context, call *relayCall, method string, pa
 	if err != nil {
 		return nil, err
 	}
-	return fromTransport(r), nil
+	out := fromTransport(r)
+	if mcp.IsModernProtocol(c.init.ProtocolVersion) && out.Error == nil {
+		out.Result = hopless(out.Result)
+	}
+	return out, nil
+}
+
+// hopless drops from a 2026-07-28 result what belongs to that hop rather than to
+// the answer: its resultType and the server's identity in _meta (a client of an
+// earlier revision never sees them directly).
+func hopless(res json.RawMessage) json.RawMessage {
+	if !bytes.Contains(res, []byte(`"resultType"`)) && !bytes.Contains(res, []byte(mcp.MetaKeyServerInfo)) {
+		return res
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(res, &m) != nil {
+		return res
+	}
+	delete(m, "resultType")
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(m["_meta"], &meta) == nil && meta != nil {
+		delete(meta, mcp.MetaKeyServerInfo)
+		if len(meta) == 0 {
+			delete(m, "_meta")
+		} else {
+			m["_meta"], _ = json.Marshal(meta)
+		}
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return res
+	}
+	return out
 }
 
 // modernMeta adds what 2026-07-28 wants in the _meta of every request: the

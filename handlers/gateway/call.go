@@ -235,13 +235,15 @@ func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, a
 	}
 }
 
-// auditRaw records a tool.called event for a tools/call relayed on a session.
-func (g *Gateway) auditRaw(ctx context.Context, s *session, m wire, resp *upstream.Response, err error, d time.Duration) {
+// auditRaw records a tool.called event for a tools/call relayed on a session
+// (params as sent upstream).
+func (g *Gateway) auditRaw(ctx context.Context, s *session, server string, id, params json.RawMessage,
+	resp *upstream.Response, err error, d time.Duration) {
 	var p struct {
 		Name      string `json:"name"`
 		Arguments any    `json:"arguments"`
 	}
-	_ = json.Unmarshal(m.Params, &p)
+	_ = json.Unmarshal(params, &p)
 	outcome := OutcomeOK
 	switch {
 	case err != nil || resp.Error != nil:
@@ -254,5 +256,5 @@ func (g *Gateway) auditRaw(ctx context.Context, s *session, m wire, resp *upstre
 			outcome = OutcomeToolError
 		}
 	}
-	g.audit(ctx, s.o, s.server, p.Name, p.Arguments, outcome, d, s.id+"/"+string(m.ID))
+	g.audit(ctx, s.o, server, p.Name, p.Arguments, outcome, d, s.id+"/"+string(id))
 }

@@ -55,10 +55,11 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, owner, ser
 		http.Error(w, ErrForbiddenOrigin.Error()+": host "+r.Host, http.StatusForbidden)
 		return
 	}
-	st, _, _ := g.d.Servers.Effective(owner, server)
-	if !st.Exists {
-		http.Error(w, "no server "+server, http.StatusNotFound)
-		return
+	if server != "" {
+		if st, _, _ := g.d.Servers.Effective(owner, server); !st.Exists {
+			http.Error(w, "no server "+server, http.StatusNotFound)
+			return
+		}
 	}
 	switch r.Method {
 	case http.MethodPost:
@@ -244,7 +245,10 @@ func (g *Gateway) directPost(w http.ResponseWriter, r *http.Request, owner, serv
 		s.attach(st, w)
 	}
 	s.mu.Unlock()
-	stop := context.AfterFunc(r.Context(), func() { s.detach(st, w) })
+	stop := context.AfterFunc(r.Context(), func() {
+		s.detach(st, w)
+		time.AfterFunc(resumeGrace, func() { s.abandon(st) })
+	})
 	defer stop()
 	var wg sync.WaitGroup
 	for i, m := range reqs {
@@ -343,6 +347,15 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, owner, serv
 		lastUsed: g.d.Clock(), subs: map[string]bool{}, streams: map[string]*stream{},
 		inflight: map[string]context.CancelFunc{}, pending: map[string]chan json.RawMessage{}}
 	s.ctx, s.cancel = context.WithCancel(g.ctx)
+	if server == "" {
+		if !g.addSession(s) {
+			s.cancel()
+			writeRPCError(w, http.StatusServiceUnavailable, m.ID, -32603, "too many sessions")
+			return
+		}
+		writeJSON(w, s.id, rpcResult(m.ID, o.aggregateInit(proto)))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), o.timeoutOf(server))
 	defer cancel()
 	up, err := o.upstreamOf(withCorrelation(ctx, s, m.ID), server)

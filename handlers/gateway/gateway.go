@@ -22,9 +22,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -243,12 +246,40 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveDirect(w, r, owner, strings.TrimSuffix(server, "/"))
 		return
 	}
+	if g.relayed(r) {
+		g.serveDirect(w, r, owner, "")
+		return
+	}
 	o := g.ownerServer(owner)
 	if o == nil {
 		http.Error(w, ErrClosed.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	o.http.ServeHTTP(w, r)
+}
+
+// relayed reports whether a request of /mcp belongs to the relay (a session it
+// started, or an initialize: a client of a revision with sessions) rather than to
+// mcp-go's server (2026-07-28 clients, which send no initialize).
+func (g *Gateway) relayed(r *http.Request) bool {
+	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
+		g.sessMu.Lock()
+		_, ok := g.sessions[sid]
+		g.sessMu.Unlock()
+		return ok
+	}
+	if r.Method != http.MethodPost || r.Body == nil {
+		return false
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	var m struct {
+		Method string `json:"method"`
+	}
+	return json.Unmarshal(body, &m) == nil && m.Method == "initialize"
 }
 
 // ownerServer returns owner's MCP server, created (and its offer built) on first use;

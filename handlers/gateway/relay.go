@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mcpes/mcpes/connections"
@@ -96,9 +97,17 @@ func (g *Gateway) handle(s *session, st *stream, m wire, final bool) {
 		answer(rpcResult(m.ID, json.RawMessage("{}")))
 		return
 	}
+	server, params := s.server, m.Params
+	var fix func(json.RawMessage) json.RawMessage
+	if server == "" {
+		var done bool
+		if server, params, fix, done = g.route(s, m, answer); done {
+			return
+		}
+	}
 	o := s.o
 	start := g.d.Clock()
-	timeout := o.timeoutOf(s.server)
+	timeout := o.timeoutOf(server)
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
 	ddl := &deadline{start: time.Now(), timeout: timeout, max: max(g.d.MaxTimeout, timeout)}
@@ -107,6 +116,7 @@ func (g *Gateway) handle(s *session, st *stream, m wire, final bool) {
 	key := string(m.ID)
 	s.mu.Lock()
 	s.inflight[key] = func() { cancel(context.Canceled) }
+	st.cancels = append(st.cancels, func() { cancel(context.Canceled) })
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -115,28 +125,27 @@ func (g *Gateway) handle(s *session, st *stream, m wire, final bool) {
 	}()
 	ctx = withCorrelation(ctx, s, m.ID)
 
-	up, err := o.upstreamOf(ctx, s.server)
+	up, err := o.upstreamOf(ctx, server)
 	if err != nil {
-		answer(rpcError(m.ID, -32603, g.failure(ctx, s.server, timeout, err), nil))
+		answer(rpcError(m.ID, -32603, g.failure(ctx, server, timeout, err), nil))
 		return
 	}
-	g.hookMessages(o.owner, s.server, up)
-	params := m.Params
+	g.hookMessages(o.owner, server, up)
 	switch m.Method {
 	case "logging/setLevel":
 		params = g.setLevel(s, params)
 	case "resources/unsubscribe":
-		if g.subscribe(s, params, false) {
+		if g.subscribe(s, server, params, false) {
 			answer(rpcResult(m.ID, json.RawMessage("{}"))) // others still subscribed
 			return
 		}
 	}
 	resp, err := up.Relay(ctx, m.Method, params, &peer{s: s, st: st, ddl: ddl})
 	if m.Method == "tools/call" && (g.d.AuditToolCalls == AuditMetadata || g.d.AuditToolCalls == AuditFull) {
-		g.auditRaw(ctx, s, m, resp, err, g.d.Clock().Sub(start))
+		g.auditRaw(ctx, s, server, m.ID, params, resp, err, g.d.Clock().Sub(start))
 	}
 	if err != nil {
-		answer(rpcError(m.ID, -32603, g.failure(ctx, s.server, timeout, err), nil))
+		answer(rpcError(m.ID, -32603, g.failure(ctx, server, timeout, err), nil))
 		return
 	}
 	if resp.Error != nil {
@@ -144,12 +153,16 @@ func (g *Gateway) handle(s *session, st *stream, m wire, final bool) {
 		return
 	}
 	if m.Method == "resources/subscribe" {
-		g.subscribe(s, params, true)
+		g.subscribe(s, server, params, true)
 	}
 	if resp.Streamed {
 		s.stream(st) // answer the way the upstream did
 	}
-	answer(rpcResult(m.ID, resp.Result))
+	result := resp.Result
+	if fix != nil {
+		result = fix(result)
+	}
+	answer(rpcResult(m.ID, result))
 }
 
 // failure is the message of a request that got no answer from the upstream.
@@ -183,38 +196,53 @@ func (g *Gateway) setLevel(s *session, params json.RawMessage) json.RawMessage {
 	return json.RawMessage(`{"level":` + strconv.Quote(logLevels[lowest]) + `}`)
 }
 
-// subscribe records (on) or drops a session's subscription to the URI in params.
-// Dropping reports whether another session of the server is still subscribed
-// (then the upstream stays subscribed).
-func (g *Gateway) subscribe(s *session, params json.RawMessage, on bool) (others bool) {
+// subscribe records (on) or drops a session's subscription to the upstream URI in
+// params of server. Dropping reports whether another session of the owner is
+// still subscribed (then the upstream stays subscribed).
+func (g *Gateway) subscribe(s *session, server string, params json.RawMessage, on bool) (others bool) {
 	var p struct {
 		URI string `json:"uri"`
 	}
 	if json.Unmarshal(params, &p) != nil || p.URI == "" {
 		return false
 	}
+	key := server + "\x00" + p.URI
 	s.mu.Lock()
 	if on {
-		s.subs[p.URI] = true
+		s.subs[key] = true
 	} else {
-		delete(s.subs, p.URI)
+		delete(s.subs, key)
 	}
 	s.mu.Unlock()
 	if on {
 		return false
 	}
-	for _, x := range g.sessionsOf(s.o.owner, s.server) {
+	for _, x := range g.sessionsFor(s.o.owner, server) {
 		if x == s {
 			continue
 		}
 		x.mu.Lock()
-		sub := x.subs[p.URI]
+		sub := x.subs[key]
 		x.mu.Unlock()
 		if sub {
 			return true
 		}
 	}
 	return false
+}
+
+// sessionsFor returns the open sessions that hear from server: its own and the
+// owner's aggregate sessions.
+func (g *Gateway) sessionsFor(owner, server string) []*session {
+	g.sessMu.Lock()
+	defer g.sessMu.Unlock()
+	var out []*session
+	for _, s := range g.sessions {
+		if s.o.owner == owner && (s.server == server || s.server == "") {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // sessionsOf returns the open sessions of owner on server.
@@ -257,16 +285,28 @@ func (g *Gateway) hookMessages(owner, server string, up *upstream.Conn) {
 			uri = p.URI
 		}
 		msg := notificationMsg(method, params)
-		for _, s := range g.sessionsOf(owner, server) {
+		var aggMsg []byte // the aggregate's: its list changes come from the offer
+		if uri != "" {
+			aggMsg = notificationMsg(method, json.RawMessage(rewriteEntry(params, "uri", ResourceURI(server, uri))))
+		} else if !strings.HasSuffix(method, "/list_changed") {
+			aggMsg = msg
+		}
+		for _, s := range g.sessionsFor(owner, server) {
 			switch {
 			case uri != "":
 				s.mu.Lock()
-				sub := s.subs[uri]
+				sub := s.subs[server+"\x00"+uri]
 				s.mu.Unlock()
 				if !sub {
 					continue
 				}
 			case method == "notifications/message" && !s.wantsLog(params):
+				continue
+			}
+			if s.server == "" {
+				if aggMsg != nil {
+					s.send(nil, aggMsg, false)
+				}
 				continue
 			}
 			s.send(nil, msg, false)

@@ -87,6 +87,27 @@ type stream struct {
 	sse    bool                   // headers written as text/event-stream
 	done   bool
 	wake   chan struct{} // closed when done
+	// cancels end the requests answered on the stream, when its client went away
+	// and did not come back within resumeGrace.
+	cancels []func()
+}
+
+// resumeGrace is how long the requests of a stream whose client went away keep
+// running for it to resume the stream (GET with Last-Event-ID) before they are
+// cancelled: a client that drops its request without resuming gave up on it.
+const resumeGrace = 2 * time.Second
+
+// abandon cancels st's requests unless a client carries st again.
+func (s *session) abandon(st *stream) {
+	s.mu.Lock()
+	var cancels []func()
+	if st.w == nil && !st.done {
+		cancels = st.cancels
+	}
+	s.mu.Unlock()
+	for _, c := range cancels {
+		c()
+	}
 }
 
 var logLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
