@@ -46,7 +46,8 @@ func (g *Gateway) offerChanged(owner, method string) {
 	}
 }
 
-// listOf answers a list request of the aggregate from the offer, sorted by name.
+// listOf answers a list request of the aggregate from the offer: servers by name,
+// each one's entries in its own order.
 func (o *ownerServer) listOf(method string) (json.RawMessage, bool) {
 	o.offerMu.RLock()
 	defer o.offerMu.RUnlock()
@@ -68,7 +69,13 @@ func (o *ownerServer) listOf(method string) (json.RawMessage, bool) {
 	for n := range from {
 		names = append(names, n)
 	}
-	slices.Sort(names)
+	slices.SortFunc(names, func(a, b string) int {
+		x, y := from[a], from[b]
+		if c := strings.Compare(x.server, y.server); c != 0 {
+			return c
+		}
+		return x.pos - y.pos
+	})
 	var b strings.Builder
 	b.WriteString(`{"` + key + `":[`)
 	for i, n := range names {

@@ -69,6 +69,7 @@ type offered struct {
 	server, name string
 	fingerprint  string
 	entry        string
+	pos          int // in the server's own list
 }
 
 func newOwnerServer(g *Gateway, owner string) *ownerServer {
@@ -117,7 +118,7 @@ func (o *ownerServer) build() catalogue {
 		if ins.Instructions != "" {
 			fmt.Fprintf(&c.instr, "\n\n## %s\n%s", e.Name, ins.Instructions)
 		}
-		for _, t := range ins.Tools {
+		for i, t := range ins.Tools {
 			name := ToolName(e.Name, t.Name)
 			tool := mcp.Tool{Name: name, Title: t.Title, Description: t.Description}
 			if len(t.InputSchema) > 0 {
@@ -135,10 +136,10 @@ func (o *ownerServer) build() catalogue {
 				b, _ := json.Marshal(tool)
 				entry = string(b)
 			}
-			c.toolFP[name] = offered{server: e.Name, name: t.Name, entry: entry,
+			c.toolFP[name] = offered{server: e.Name, name: t.Name, entry: entry, pos: i,
 				fingerprint: t.Title + "\x00" + t.Description + "\x00" + string(compact(t.InputSchema)) + "\x00" + entry}
 		}
-		for _, p := range ins.Prompts {
+		for i, p := range ins.Prompts {
 			name := ToolName(e.Name, p.Name)
 			c.prompts[name] = server.ServerPrompt{
 				Prompt:  mcp.Prompt{Name: name, Description: p.Description},
@@ -148,9 +149,9 @@ func (o *ownerServer) build() catalogue {
 				b, _ := json.Marshal(mcp.Prompt{Name: name, Description: p.Description})
 				entry = string(b)
 			}
-			c.promptFP[name] = offered{server: e.Name, name: p.Name, fingerprint: p.Description + "\x00" + entry, entry: entry}
+			c.promptFP[name] = offered{server: e.Name, name: p.Name, fingerprint: p.Description + "\x00" + entry, entry: entry, pos: i}
 		}
-		for _, r := range ins.Resources {
+		for i, r := range ins.Resources {
 			uri := ResourceURI(e.Name, r.URI)
 			c.resources[uri] = server.ServerResource{
 				Resource: mcp.Resource{URI: uri, Name: r.Name, MIMEType: r.MIMEType},
@@ -160,9 +161,9 @@ func (o *ownerServer) build() catalogue {
 				b, _ := json.Marshal(mcp.Resource{URI: uri, Name: r.Name, MIMEType: r.MIMEType})
 				entry = string(b)
 			}
-			c.resFP[uri] = offered{server: e.Name, name: r.URI, fingerprint: r.Name + "\x00" + r.MIMEType + "\x00" + entry, entry: entry}
+			c.resFP[uri] = offered{server: e.Name, name: r.URI, fingerprint: r.Name + "\x00" + r.MIMEType + "\x00" + entry, entry: entry, pos: i}
 		}
-		for _, raw := range ins.ResourceTemplates {
+		for i, raw := range ins.ResourceTemplates {
 			var t struct {
 				URITemplate string `json:"uriTemplate"`
 			}
@@ -171,7 +172,7 @@ func (o *ownerServer) build() catalogue {
 			}
 			tmpl := ResourceURI(e.Name, t.URITemplate)
 			entry := rewriteEntry(raw, "uriTemplate", tmpl)
-			c.tmplFP[tmpl] = offered{server: e.Name, name: t.URITemplate, fingerprint: entry, entry: entry}
+			c.tmplFP[tmpl] = offered{server: e.Name, name: t.URITemplate, fingerprint: entry, entry: entry, pos: i}
 		}
 	}
 	return c

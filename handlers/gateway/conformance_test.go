@@ -2,8 +2,11 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/handlers/gateway"
 	"github.com/mcpes/mcpes/internal/testnpm"
 )
 
@@ -171,6 +175,139 @@ func TestConformance_PerServerEndpointPassesWhatDirectPasses(t *testing.T) {
 	via := runConformance(t, npm, withToken(t, e.ts.URL+"/mcp/conf", aliceToken))
 
 	// then every scenario that passes directly passes through the gateway
+	if len(direct) < 30 {
+		t.Fatalf("only %d scenarios ran directly: %+v", len(direct), direct)
+	}
+	compareConformance(t, direct, via)
+}
+
+// nameShim is a loopback proxy to the aggregate /mcp that lets a client address
+// one server's tools, prompts and resources by their own names: requests get the
+// "<server>__" prefix (and resource URIs the mcpes://<server>/ one), answers and
+// notifications lose them. It adds the bearer token too.
+func nameShim(tb testing.TB, target, token, server string) string {
+	tb.Helper()
+	prefix, uriPrefix := server+gateway.Separator, gateway.ResourceURI(server, "")
+	hc := &http.Client{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if len(body) > 0 {
+			body = shimRequest(body, prefix, uriPrefix)
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, target, bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Host = r.Host
+		res, err := hc.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		for k, v := range res.Header {
+			if k != "Content-Length" {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(res.StatusCode)
+		f, _ := w.(http.Flusher)
+		rd := bufio.NewReader(res.Body)
+		for {
+			line, err := rd.ReadBytes('\n')
+			if len(line) > 0 {
+				if data, ok := bytes.CutPrefix(line, []byte("data: ")); ok {
+					line = append(append([]byte("data: "), shimAnswer(bytes.TrimRight(data, "\r\n"), prefix, uriPrefix)...), '\n')
+				} else if bytes.HasPrefix(line, []byte("{")) {
+					line = shimAnswer(line, prefix, uriPrefix)
+				}
+				_, _ = w.Write(line)
+				if f != nil {
+					f.Flush()
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}))
+	tb.Cleanup(ts.Close)
+	return ts.URL + "/mcp"
+}
+
+// shimRequest adds the prefixes to the names and URIs a request addresses.
+func shimRequest(body []byte, prefix, uriPrefix string) []byte {
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	p, _ := m["params"].(map[string]any)
+	switch m["method"] {
+	case "tools/call", "prompts/get":
+		p["name"] = prefix + fmt.Sprint(p["name"])
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		p["uri"] = uriPrefix + fmt.Sprint(p["uri"])
+	case "completion/complete":
+		if ref, ok := p["ref"].(map[string]any); ok {
+			if n, ok := ref["name"].(string); ok {
+				ref["name"] = prefix + n
+			}
+			if u, ok := ref["uri"].(string); ok {
+				ref["uri"] = uriPrefix + u
+			}
+		}
+	default:
+		return body
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// shimAnswer strips the prefixes from every name and URI of an answer.
+func shimAnswer(b []byte, prefix, uriPrefix string) []byte {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return b
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, x := range t {
+				if s, ok := x.(string); ok && k == "name" {
+					t[k] = strings.TrimPrefix(s, prefix)
+					continue
+				}
+				t[k] = walk(x)
+			}
+		case []any:
+			for i := range t {
+				t[i] = walk(t[i])
+			}
+		case string:
+			return strings.TrimPrefix(t, uriPrefix)
+		}
+		return v
+	}
+	out, err := json.Marshal(walk(v))
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+func TestConformance_AggregateWithNamesMappedPassesWhatDirectPasses(t *testing.T) {
+	npm := testnpm.Require(t)
+	// given the conformance reference server registered as the app server "conf"
+	ref := startConformanceServer(t, npm)
+	e := newEnv(t)
+	e.put(domain.AppScope, "conf", httpCfg(ref))
+
+	// when the suite runs against it directly and through /mcp with conf's names
+	// mapped by a shim
+	direct := runConformance(t, npm, ref)
+	via := runConformance(t, npm, nameShim(t, e.URL(), aliceToken, "conf"))
+
+	// then every scenario that passes directly passes through the aggregate
 	if len(direct) < 30 {
 		t.Fatalf("only %d scenarios ran directly: %+v", len(direct), direct)
 	}

@@ -100,6 +100,9 @@ func (g *Gateway) handle(s *session, st *stream, m wire, final bool) {
 	server, params := s.server, m.Params
 	var fix func(json.RawMessage) json.RawMessage
 	if server == "" {
+		if strings.HasSuffix(m.Method, "/list") {
+			s.stream(st) // lists come on an event stream, as the suite expects of a server
+		}
 		var done bool
 		if server, params, fix, done = g.route(s, m, answer); done {
 			return

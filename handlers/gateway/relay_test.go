@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/handlers/gateway"
 	"github.com/mcpes/mcpes/internal/testnpm"
 )
 
@@ -165,4 +167,82 @@ func TestPerServer_TwoClientsEachGetTheirOwnElicitation(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestAggregate_TypeScriptSDKSeesWhatDirectSeesButTheNames(t *testing.T) {
+	e, npm, ref := confEnv(t)
+	names := []string{"no_such_tool", "test_sampling", "test_elicitation", "test_elicitation_url", "test_roots", "annotated_tool", "test_error_handling"}
+	args := map[string]map[string]any{"test_sampling": {"prompt": "hi"}, "test_elicitation": {"message": "name?"}}
+	plan := func(prefix string) map[string]any {
+		var calls []tsCall
+		for range 20 {
+			calls = append(calls, tsCall{Name: prefix + "test_tool_with_progress", Progress: true})
+		}
+		for _, n := range names {
+			calls = append(calls, tsCall{Name: prefix + n, Arguments: args[n]})
+		}
+		return map[string]any{"list": true, "calls": calls}
+	}
+	// when the TypeScript SDK client runs the same plan directly and through /mcp
+	// (names prefixed with conf__)
+	p := plan("")
+	p["url"] = ref
+	direct := runRelayClient(t, npm, p)
+	p = plan("conf" + gateway.Separator)
+	p["url"], p["token"] = e.URL(), aliceToken
+	via := runRelayClient(t, npm, p)
+
+	// then the lists hold the same entries (as JSON values) but for the names and
+	// URIs (the inspected catalogue keeps tools in name order)
+	strip := func(b json.RawMessage) json.RawMessage {
+		return byName(t, shimAnswer(b, "conf"+gateway.Separator, gateway.ResourceURI("conf", "")))
+	}
+	for _, c := range []struct {
+		what   string
+		d, via json.RawMessage
+	}{{"tools", direct.Tools, via.Tools}, {"prompts", direct.Prompts, via.Prompts},
+		{"resources", direct.Resources, via.Resources}, {"templates", direct.Templates, via.Templates}} {
+		if !jsonEqual(t, byName(t, c.d), strip(c.via)) {
+			t.Errorf("%s differ:\ndirect %s\nvia    %s", c.what, c.d, c.via)
+		}
+	}
+	// and every progress notification is on the wire before its result, 20 of 20
+	for i := range 20 {
+		if via.Wire[i] != 3 {
+			t.Errorf("call %d: %d progress notifications before the result, want 3", i, via.Wire[i])
+		}
+	}
+	// and results and errors are the same (the unknown tool is the gateway's own
+	// -32602: it is not in the offer)
+	for i, n := range names {
+		d, v := direct.Calls[20+i], via.Calls[20+i]
+		switch {
+		case n == "no_such_tool":
+			if v.Error == nil || v.Error.Code != -32602 {
+				t.Errorf("unknown tool through /mcp: %+v", v)
+			}
+		case d.Error != nil:
+			if v.Error == nil || v.Error.Code != d.Error.Code || !jsonEqual(t, d.Error.Data, v.Error.Data) {
+				t.Errorf("%s: error direct %+v, via %+v", n, d.Error, v.Error)
+			}
+		case !jsonEqual(t, d.Result, v.Result):
+			t.Errorf("%s: result direct %s, via %s", n, d.Result, v.Result)
+		}
+	}
+	want := "sampling/createMessage,elicitation/create:form,elicitation/create:url,roots/list"
+	if got := strings.Join(via.Asked, ","); got != want {
+		t.Errorf("client was asked %s, want %s", got, want)
+	}
+}
+
+// byName sorts a JSON array of objects by their name.
+func byName(tb testing.TB, b json.RawMessage) json.RawMessage {
+	tb.Helper()
+	var list []map[string]any
+	if err := json.Unmarshal(b, &list); err != nil {
+		tb.Fatalf("list %s: %v", b, err)
+	}
+	sort.Slice(list, func(i, j int) bool { return fmt.Sprint(list[i]["name"]) < fmt.Sprint(list[j]["name"]) })
+	out, _ := json.Marshal(list)
+	return out
 }
