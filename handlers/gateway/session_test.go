@@ -240,3 +240,35 @@ func TestPerServer_DecisionsAndToolCallsCarryTheMCPRequest(t *testing.T) {
 		t.Errorf("tool.called correlation %q, want %q", got, want)
 	}
 }
+
+func TestPerServer_ProgressRestartsTheTimeoutUpToTheMaximum(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		max    time.Duration
+		wantOK bool
+	}{
+		{"progress keeps a long call alive", time.Minute, true},
+		{"but not past the maximum", 500 * time.Millisecond, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// given the clock with a 300 ms timeout
+			e := newEnvWith(t, func(o *connections.Options) { o.Upstream.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION },
+				func(d *gateway.Deps) { d.MaxTimeout = c.max })
+			clock := startClock(t, "127.0.0.1:0")
+			cfg := httpCfg(clock.URL)
+			cfg.TimeoutMS = 300
+			e.put(domain.AppScope, "clock", cfg)
+			u := e.ts.URL + "/mcp/clock"
+			sid := initSession(t, u, "2025-11-25")
+			// when a call sleeps 1 s and reports progress every 100 ms
+			_, body := send(t, http.MethodPost, u, sid,
+				`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":1000},"_meta":{"progressToken":1}}}`, nil)
+			// then it ends with its result while progress comes, and fails at the maximum
+			ok := strings.Contains(body, "slept 1000ms")
+			timedOut := strings.Contains(body, "did not answer within its timeout")
+			if ok != c.wantOK || timedOut == c.wantOK {
+				t.Errorf("answer %s", body)
+			}
+		})
+	}
+}
