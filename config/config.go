@@ -94,6 +94,9 @@ type Connections struct {
 	// the faster hop through the /mcp gateway) or "latest" (mcp-go's newest revision,
 	// 2026-07-28, falling back to 2025-11-25 for servers that do not know it).
 	ProtocolVersion string `json:"protocolVersion"`
+	// MaxRequestTimeout bounds a gateway request whose progress notifications keep
+	// restarting the server's timeout (0: the gateway's default, 10m).
+	MaxRequestTimeout Duration `json:"maxRequestTimeout"`
 }
 
 // Protocol revisions connections.protocolVersion accepts.
@@ -228,6 +231,9 @@ func (c *Config) settingProblems() []Problem {
 	}
 	if c.Connections.IdleTimeout < 0 {
 		add("connections.idleTimeout", "must not be negative")
+	}
+	if c.Connections.MaxRequestTimeout < 0 {
+		add("connections.maxRequestTimeout", "must not be negative")
 	}
 	if c.Connections.Breaker.Failures < 1 {
 		add("connections.breaker.failures", "want at least 1, got %d", c.Connections.Breaker.Failures)

@@ -148,7 +148,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	streams, streamsCancel := context.WithCancel(context.Background())
 	m.streamsCancel = streamsCancel
 	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager,
-		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: "mcpes://" + nodeID, Logger: log})
+		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: "mcpes://" + nodeID, Logger: log,
+		MaxTimeout: time.Duration(cfg.Connections.MaxRequestTimeout)})
 	api := handlers.New(handlers.Deps{
 		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
