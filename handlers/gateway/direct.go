@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,9 @@ var revisions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
 
 // batchRevisions allow JSON-RPC batches.
 var batchRevisions = map[string]bool{"2025-03-26": true}
+
+// maxBatch bounds the messages of one batch.
+const maxBatch = 64
 
 // wire is one JSON-RPC message from a client, undecoded.
 type wire struct {
@@ -205,6 +209,10 @@ func (g *Gateway) directPost(w http.ResponseWriter, r *http.Request, owner, serv
 	}
 	if batch && !batchRevisions[s.proto] {
 		writeRPCError(w, http.StatusBadRequest, nil, -32600, "batches are not part of protocol revision "+s.proto)
+		return
+	}
+	if len(msgs) > maxBatch {
+		writeRPCError(w, http.StatusBadRequest, nil, -32600, "a batch of more than "+strconv.Itoa(maxBatch)+" messages")
 		return
 	}
 	var reqs []wire
@@ -396,7 +404,8 @@ func (g *Gateway) addSession(s *session) bool {
 	now := g.d.Clock()
 	g.sessMu.Lock()
 	defer g.sessMu.Unlock()
-	if len(g.sessions) >= g.d.MaxSessions/2 {
+	if len(g.sessions) >= g.d.MaxSessions/2 || now.Sub(g.swept) > g.d.SessionIdleTTL/2 {
+		g.swept = now
 		for id, x := range g.sessions {
 			x.mu.Lock()
 			idle := now.Sub(x.lastUsed) > g.d.SessionIdleTTL && len(x.inflight) == 0

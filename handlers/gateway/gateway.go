@@ -142,7 +142,8 @@ type Gateway struct {
 	hookedMsgs sync.Map // *upstream.Conn -> struct{}: its notifications go to sessions
 
 	sessMu   sync.Mutex
-	sessions map[string]*session // /mcp/{server} sessions by id
+	sessions map[string]*session // relay sessions by id
+	swept    time.Time           // when idle sessions were last dropped
 }
 
 // New returns the gateway. It registers a change hook on Deps.Servers and an observer

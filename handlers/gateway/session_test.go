@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,5 +271,26 @@ func TestPerServer_ProgressRestartsTheTimeoutUpToTheMaximum(t *testing.T) {
 				t.Errorf("answer %s", body)
 			}
 		})
+	}
+}
+
+func TestPerServer_IdleSessionsEnd(t *testing.T) {
+	// given a gateway whose clock the test moves, sessions idle for 1 min ending
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	_, u := clockEnv(t, func(d *gateway.Deps) {
+		d.Clock = func() time.Time { return time.Unix(0, now.Load()) }
+		d.SessionIdleTTL = time.Minute
+	})
+	old := initSession(t, u, "2025-11-25")
+	// when two minutes pass without a request of it and another session starts
+	now.Add(int64(2 * time.Minute))
+	fresh := initSession(t, u, "2025-11-25")
+	// then the idle session is gone and the new one works
+	if res, _ := send(t, http.MethodPost, u, old, listBody, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("idle session: HTTP %d, want 404", res.StatusCode)
+	}
+	if res, _ := send(t, http.MethodPost, u, fresh, listBody, nil); res.StatusCode != http.StatusOK {
+		t.Errorf("fresh session: HTTP %d, want 200", res.StatusCode)
 	}
 }
