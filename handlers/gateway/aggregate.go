@@ -137,7 +137,11 @@ func (g *Gateway) route(s *session, m wire, answer func([]byte)) (server string,
 		if !ok {
 			return refuse(-32602, "unknown "+strings.TrimSuffix(strings.Split(m.Method, "/")[0], "s")+": "+name)
 		}
-		return e.server, set("name", e.name), nil, false
+		var fix func(json.RawMessage) json.RawMessage
+		if m.Method == "tools/call" {
+			fix = func(res json.RawMessage) json.RawMessage { return prefixLinks(e.server, res) }
+		}
+		return e.server, set("name", e.name), fix, false
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		srv, uri, ok := SplitResourceURI(str("uri"))
 		if !ok {
@@ -191,6 +195,35 @@ func prefixContents(server string, res json.RawMessage) json.RawMessage {
 		}
 	}
 	r["contents"], _ = json.Marshal(contents)
+	out, err := json.Marshal(r)
+	if err != nil {
+		return res
+	}
+	return out
+}
+
+// prefixLinks rewrites the URIs of the resource links in a tools/call result to
+// the aggregate's, so that the client can read them through it.
+func prefixLinks(server string, res json.RawMessage) json.RawMessage {
+	if !strings.Contains(string(res), `"resource_link"`) {
+		return res
+	}
+	var r map[string]json.RawMessage
+	if json.Unmarshal(res, &r) != nil {
+		return res
+	}
+	var content []map[string]json.RawMessage
+	if json.Unmarshal(r["content"], &content) != nil {
+		return res
+	}
+	for _, c := range content {
+		var typ, uri string
+		_ = json.Unmarshal(c["type"], &typ)
+		if typ == "resource_link" && json.Unmarshal(c["uri"], &uri) == nil && uri != "" {
+			c["uri"], _ = json.Marshal(ResourceURI(server, uri))
+		}
+	}
+	r["content"], _ = json.Marshal(content)
 	out, err := json.Marshal(r)
 	if err != nil {
 		return res

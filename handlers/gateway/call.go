@@ -40,6 +40,7 @@ func (o *ownerServer) upstreamOf(ctx context.Context, srv string) (*upstream.Con
 		return nil, fmt.Errorf("server %s: %w", srv, ErrNotRouted)
 	}
 	o.g.hookToolsChanged(conn, up)
+	o.g.hookMessages(o.owner, srv, up)
 	return up, nil
 }
 

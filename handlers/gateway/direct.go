@@ -372,7 +372,10 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, owner, serv
 		writeJSON(w, "", rpcError(m.ID, -32603, explain(ctx, server, o.timeoutOf(server), err).Error(), nil))
 		return
 	}
-	g.hookMessages(owner, server, up)
+	instr := up.Instructions()
+	if st, _, _ := g.d.Servers.Effective(owner, server); st.Config.ServerInstructions != nil && st.Config.ServerInstructions.Text != "" {
+		instr = st.Config.ServerInstructions.Text // the operator's own text wins, as at inspection
+	}
 	caps, _ := json.Marshal(up.Capabilities())
 	info, _ := json.Marshal(up.ServerInfo())
 	res, _ := json.Marshal(struct {
@@ -380,7 +383,7 @@ func (g *Gateway) initialize(w http.ResponseWriter, r *http.Request, owner, serv
 		Capabilities    json.RawMessage `json:"capabilities"`
 		ServerInfo      json.RawMessage `json:"serverInfo"`
 		Instructions    string          `json:"instructions,omitempty"`
-	}{proto, caps, info, up.Instructions()})
+	}{proto, caps, info, instr})
 	if !g.addSession(s) {
 		s.cancel()
 		writeRPCError(w, http.StatusServiceUnavailable, m.ID, -32603, "too many sessions")

@@ -133,7 +133,6 @@ func (g *Gateway) handle(s *session, st *stream, m wire, final bool) {
 		answer(rpcError(m.ID, -32603, g.failure(ctx, server, timeout, err), nil))
 		return
 	}
-	g.hookMessages(o.owner, server, up)
 	switch m.Method {
 	case "logging/setLevel":
 		params = g.setLevel(s, params)

@@ -31,9 +31,10 @@ type relayOut struct {
 			Data    json.RawMessage `json:"data"`
 		} `json:"error"`
 	} `json:"calls"`
-	Wire  []int    `json:"wire"`
-	Asked []string `json:"asked"`
-	Fatal string   `json:"fatal"`
+	Wire  []int             `json:"wire"`
+	Asked []string          `json:"asked"`
+	Reads []json.RawMessage `json:"reads"`
+	Fatal string            `json:"fatal"`
 }
 
 func runRelayClient(tb testing.TB, npm *testnpm.Env, plan map[string]any) relayOut {
@@ -181,7 +182,8 @@ func TestAggregate_TypeScriptSDKSeesWhatDirectSeesButTheNames(t *testing.T) {
 		for _, n := range names {
 			calls = append(calls, tsCall{Name: prefix + n, Arguments: args[n]})
 		}
-		return map[string]any{"list": true, "calls": calls}
+		calls = append(calls, tsCall{Name: prefix + "test_resource_link"})
+		return map[string]any{"list": true, "calls": calls, "readLinks": true}
 	}
 	// when the TypeScript SDK client runs the same plan directly and through /mcp
 	// (names prefixed with conf__)
@@ -233,6 +235,15 @@ func TestAggregate_TypeScriptSDKSeesWhatDirectSeesButTheNames(t *testing.T) {
 	if got := strings.Join(via.Asked, ","); got != want {
 		t.Errorf("client was asked %s, want %s", got, want)
 	}
+	// and a resource link a tool returns can be read through the aggregate
+	if len(via.Reads) != 1 || len(direct.Reads) != 1 || !jsonEqual(t, direct.Reads[0], strip1(via.Reads[0])) {
+		t.Errorf("resource link read: direct %s, via %s", direct.Reads, via.Reads)
+	}
+}
+
+// strip1 strips the aggregate's prefixes from one JSON value.
+func strip1(b json.RawMessage) json.RawMessage {
+	return shimAnswer(b, "conf"+gateway.Separator, gateway.ResourceURI("conf", ""))
 }
 
 // byName sorts a JSON array of objects by their name.

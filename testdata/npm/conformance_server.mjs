@@ -49,6 +49,7 @@ const tools = [
     } },
   { name: "test_roots", description: "Asks the client for its roots", inputSchema: empty },
   { name: "test_elicitation_url", description: "Asks the user to visit a URL (URL-mode elicitation)", inputSchema: empty },
+  { name: "test_resource_link", description: "Returns a link to a resource", inputSchema: empty },
   { name: "annotated_tool", title: "Annotated", description: "Carries every optional tool field",
     inputSchema: empty, outputSchema: { type: "object", properties: { n: { type: "number" } } },
     annotations: { readOnlyHint: true, openWorldHint: false }, icons: [{ src: "data:image/png;base64," + PNG, mimeType: "image/png" }],
@@ -170,6 +171,8 @@ function newServer(getTransport) {
           url: "https://example.com/consent", elicitationId: "e-1" } }, ElicitResultSchema);
         return text(`url elicitation: action=${r.action}`);
       }
+      case "test_resource_link":
+        return { content: [{ type: "resource_link", uri: "test://static-text", name: "static-text", mimeType: "text/plain" }] };
       case "json_schema_2020_12_tool": return text(`called with ${JSON.stringify(args)}`);
       case "annotated_tool": return { content: [{ type: "text", text: "{\"n\":1}" }], structuredContent: { n: 1 } };
     }

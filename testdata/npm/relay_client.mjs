@@ -8,16 +8,17 @@
 //   node relay_client.mjs '<plan JSON>'
 //
 // plan: {"url": "...", "token": "...", "calls": [{"name": "...", "arguments": {}, "progress": true}],
-//        "list": true, "who": "name in answers", "elicitDelayMs": 0}
+//        "list": true, "who": "name in answers", "elicitDelayMs": 0, "readLinks": true}
 // output: {"tools": [...], "prompts": [...], "resources": [...], "templates": [...],
 //          "calls": [{"result": {...}} | {"error": {"code", "message", "data"}}],
-//          "wire": [n, ...], "asked": ["sampling/createMessage", ...]}
+//          "wire": [n, ...], "asked": ["sampling/createMessage", ...],
+//          "reads": [readResource result of each resource link the calls returned]}
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const plan = JSON.parse(process.argv[2] ?? "{}");
-const out = { tools: [], prompts: [], resources: [], templates: [], calls: [], wire: [], asked: [] };
+const out = { tools: [], prompts: [], resources: [], templates: [], calls: [], wire: [], asked: [], reads: [] };
 
 // wire[id] counts progress notifications seen before the response to request id.
 const seen = new Map();
@@ -88,6 +89,9 @@ try {
     try {
       const result = await client.callTool({ name: call.name, arguments: call.arguments ?? {} }, undefined, options);
       out.calls.push({ result });
+      for (const c of plan.readLinks ? result.content ?? [] : []) {
+        if (c.type === "resource_link") out.reads.push(await client.readResource({ uri: c.uri }));
+      }
     } catch (err) {
       out.calls.push({ error: { code: err?.code, message: String(err?.message ?? err), data: err?.data } });
     }
