@@ -1,24 +1,35 @@
-// Package gateway is mcpes's /mcp endpoint: one streamable-HTTP MCP server per owner
-// that offers the tools, prompts and resources of every server that owner's
-// connection repository may connect, and routes each call through that repository, so
-// every connect, stale eviction and refusal behind a call is recorded.
+// Package gateway is mcpes's MCP endpoints: /mcp, which offers the tools, prompts
+// and resources of every server an owner's connection repository may connect, and
+// /mcp/{server}, one server of the owner's view as if direct. Both route each
+// request through the owner's repository, so every connect, stale eviction and
+// refusal behind a call is recorded, with the MCP session and request id as its
+// correlation id.
 //
-// Naming. A tool or prompt `t` of server `s` is offered as `s__t` (server names may
-// not contain "__", so the first "__" splits the two). A resource `u` of server `s`
-// is offered as `mcpes://s/u` (the upstream URI appended verbatim after the server
-// name and a slash; server names contain no "/"), and the contents read back carry
-// the prefixed URI.
+// Two engines serve them. Clients that start with initialize (every revision up
+// to 2025-11-25) get sessions of a message-level relay (direct.go, session.go,
+// relay.go, aggregate.go): requests go upstream as sent and results, errors,
+// progress, log messages and the server's own requests (sampling, elicitation,
+// roots) come back as the upstream sent them. Clients of 2026-07-28 (no
+// initialize, no session) are served on /mcp by one mcp-go server per owner, built
+// from the same offer.
+//
+// Naming on /mcp. A tool or prompt `t` of server `s` is offered as `s__t` (server
+// names may not contain "__", so the first "__" splits the two). A resource `u`
+// of server `s` is offered as `mcpes://s/u` (the upstream URI appended verbatim
+// after the server name and a slash; server names contain no "/"), and the
+// contents read back carry the prefixed URI.
 //
 // Listing never waits on an upstream: the offer is built from the server-config
-// projection's catalogue of each server's last successful inspection, and rebuilt
-// whenever the projection says a server changed (registered, changed, removed,
-// inspected, inspection failed). Clients get notifications/tools/list_changed (and
-// the prompts and resources equivalents) when an owner's offer changes. When
-// Deps.Inspector is set, a recorded connection.lost (and, with
-// Deps.ReinspectOnUnreachable, an unreachable connection.open_failed) triggers a
-// re-inspection of that server, so a dead upstream's tools drop out (its inspection
-// fails, the repository may no longer connect it) and come back after a successful
-// reinspect. An upstream's own notifications/tools/list_changed triggers one too.
+// projection's catalogue of each server's last successful inspection (each entry
+// kept as the server sent it), and rebuilt whenever the projection says a server
+// changed (registered, changed, removed, inspected, inspection failed). Clients get
+// notifications/tools/list_changed (and the prompts and resources equivalents)
+// when an owner's offer changes. When Deps.Inspector is set, a recorded
+// connection.lost (and, with Deps.ReinspectOnUnreachable, an unreachable
+// connection.open_failed) triggers a re-inspection of that server, so a dead
+// upstream's tools drop out (its inspection fails, the repository may no longer
+// connect it) and come back after a successful reinspect. An upstream's own
+// list_changed of any kind triggers one too.
 package gateway
 
 import (
