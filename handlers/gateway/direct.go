@@ -258,24 +258,22 @@ func (g *Gateway) directPost(w http.ResponseWriter, r *http.Request, owner, serv
 		time.AfterFunc(resumeGrace, func() { s.abandon(st) })
 	})
 	defer stop()
+	if !batch {
+		g.handle(s, st, reqs[0], true)
+		return
+	}
 	var wg sync.WaitGroup
-	for i, m := range reqs {
-		final := i == len(reqs)-1
-		if batch {
-			final = false
-		}
+	for _, m := range reqs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.handle(s, st, m, final)
+			g.handle(s, st, m, false)
 		}()
 	}
 	wg.Wait()
-	if batch {
-		s.mu.Lock()
-		s.finish(st)
-		s.mu.Unlock()
-	}
+	s.mu.Lock()
+	s.finish(st)
+	s.mu.Unlock()
 }
 
 // directGet opens the session's standalone event stream, or resumes a stream
