@@ -257,3 +257,42 @@ func byName(tb testing.TB, b json.RawMessage) json.RawMessage {
 	out, _ := json.Marshal(list)
 	return out
 }
+
+func TestPerServer_StdioUpstreamSameAsDirect(t *testing.T) {
+	npm := testnpm.Require(t)
+	// given server-everything over stdio as the app server "everything"
+	e := newEnv(t)
+	cmd, args := npm.Command(t, "mcp-server-everything", "stdio")
+	e.put(domain.AppScope, "everything", domain.ServerConfig{Command: cmd, Args: args, InitTimeoutMS: 20000})
+	calls := []tsCall{
+		{Name: "get-sum", Arguments: map[string]any{"a": 2, "b": 3}},
+		{Name: "trigger-long-running-operation", Arguments: map[string]any{"duration": 1, "steps": 4}, Progress: true},
+		{Name: "trigger-sampling-request", Arguments: map[string]any{"prompt": "hi", "maxTokens": 10}},
+		{Name: "get-roots-list"},
+		{Name: "no-such-tool"},
+	}
+	// when the TypeScript SDK client runs the same plan on its own child and
+	// through /mcp/everything
+	direct := runRelayClient(t, npm, map[string]any{"command": cmd, "args": args, "calls": calls, "list": true})
+	via := runRelayClient(t, npm, map[string]any{"url": e.ts.URL + "/mcp/everything", "token": aliceToken,
+		"calls": calls, "list": true})
+	// then it sees the same tools (the ones that need sampling and roots included)
+	// and gets the same results, the server's requests answered by the client
+	if !jsonEqual(t, direct.Tools, via.Tools) {
+		t.Errorf("tools differ:\ndirect %s\nvia    %s", direct.Tools, via.Tools)
+	}
+	for i, c := range calls {
+		d, v := direct.Calls[i], via.Calls[i]
+		if (d.Error == nil) != (v.Error == nil) || d.Error != nil && (d.Error.Code != v.Error.Code || d.Error.Message != v.Error.Message) {
+			t.Errorf("%s: error direct %+v, via %+v", c.Name, d.Error, v.Error)
+		} else if d.Error == nil && !jsonEqual(t, d.Result, v.Result) {
+			t.Errorf("%s: result direct %s, via %s", c.Name, d.Result, v.Result)
+		}
+	}
+	if got, want := strings.Join(via.Asked, ","), strings.Join(direct.Asked, ","); got != want || !strings.Contains(got, "sampling") {
+		t.Errorf("client was asked %s, directly %s", got, want)
+	}
+	if via.Wire[1] != 4 && via.Wire[1] != 5 {
+		t.Errorf("progress notifications of the long operation on the wire before its result: %d", via.Wire[1])
+	}
+}

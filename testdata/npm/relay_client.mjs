@@ -7,7 +7,7 @@
 //
 //   node relay_client.mjs '<plan JSON>'
 //
-// plan: {"url": "...", "token": "...", "calls": [{"name": "...", "arguments": {}, "progress": true}],
+// plan: {"url": "...", "token": "..." | "command": "...", "args": [...] (stdio, no wire counts), "calls": [{"name": "...", "arguments": {}, "progress": true}],
 //        "list": true, "who": "name in answers", "elicitDelayMs": 0, "readLinks": true}
 // output: {"tools": [...], "prompts": [...], "resources": [...], "templates": [...],
 //          "calls": [{"result": {...}} | {"error": {"code", "message", "data"}}],
@@ -15,6 +15,7 @@
 //          "reads": [readResource result of each resource link the calls returned]}
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const plan = JSON.parse(process.argv[2] ?? "{}");
@@ -56,7 +57,9 @@ async function wiredFetch(url, init) {
 }
 
 const headers = plan.token ? { Authorization: `Bearer ${plan.token}` } : {};
-const transport = new StreamableHTTPClientTransport(new URL(plan.url), { requestInit: { headers }, fetch: wiredFetch });
+const transport = plan.command
+  ? new StdioClientTransport({ command: plan.command, args: plan.args ?? [], stderr: "ignore" })
+  : new StreamableHTTPClientTransport(new URL(plan.url), { requestInit: { headers }, fetch: wiredFetch });
 const client = new Client({ name: "mcpes-relay-test", version: "0.0.0" },
   { capabilities: { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } } });
 client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
