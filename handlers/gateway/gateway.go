@@ -270,15 +270,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.http.ServeHTTP(w, r)
 }
 
-// relayed reports whether a request of /mcp belongs to the relay (a session it
-// started, or an initialize: a client of a revision with sessions) rather than to
-// mcp-go's server (2026-07-28 clients, which send no initialize).
+// relayed reports whether a request of /mcp belongs to the relay (one naming a
+// session, or an initialize: a client of a revision with sessions) rather than to
+// mcp-go's server (2026-07-28 clients, which send neither).
 func (g *Gateway) relayed(r *http.Request) bool {
-	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
-		g.sessMu.Lock()
-		_, ok := g.sessions[sid]
-		g.sessMu.Unlock()
-		return ok
+	if r.Header.Get("Mcp-Session-Id") != "" {
+		return true // 2026-07-28 has no sessions: an unknown one gets the relay's 404
 	}
 	if r.Method != http.MethodPost || r.Body == nil {
 		return false

@@ -294,3 +294,22 @@ func TestPerServer_IdleSessionsEnd(t *testing.T) {
 		t.Errorf("fresh session: HTTP %d, want 200", res.StatusCode)
 	}
 }
+
+func TestAggregate_SessionsFollowTheSpec(t *testing.T) {
+	e, _ := clockEnv(t)
+	u := e.URL()
+	sid := initSession(t, u, "2025-11-25")
+	// a made-up session id, and a deleted one, get 404 on /mcp too
+	if res, _ := send(t, http.MethodPost, u, "0123456789abcdef0123456789abcdef", listBody, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("made-up session: HTTP %d, want 404", res.StatusCode)
+	}
+	if res, body := send(t, http.MethodPost, u, sid, listBody, nil); res.StatusCode != http.StatusOK || !strings.Contains(body, "clock__echo") {
+		t.Errorf("tools/list: HTTP %d %s", res.StatusCode, body)
+	}
+	if res, _ := send(t, http.MethodDelete, u, sid, "", nil); res.StatusCode != http.StatusOK {
+		t.Errorf("DELETE: HTTP %d", res.StatusCode)
+	}
+	if res, _ := send(t, http.MethodPost, u, sid, listBody, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("after DELETE: HTTP %d, want 404", res.StatusCode)
+	}
+}
