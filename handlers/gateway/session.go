@@ -160,21 +160,22 @@ func (s *session) detach(st *stream, w http.ResponseWriter) {
 
 // send puts one message on st (the GET stream when st is nil). A final message
 // (the answer of a POST stream) ends the stream; when nothing else went on it
-// and its POST still waits, the answer goes as plain JSON.
-func (s *session) send(st *stream, msg []byte, final bool) {
+// and its POST still waits, the answer goes as plain JSON. It reports false when
+// there is no stream to carry the message (no GET stream, or st ended).
+func (s *session) send(st *stream, msg []byte, final bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st == nil {
 		st = s.get
 	}
 	if st == nil || st.done {
-		return
+		return false
 	}
 	if final && !st.sse && st.onJSON != nil {
 		if st.onJSON(msg) {
 			st.w, st.onJSON = nil, nil
 			s.finish(st)
-			return
+			return true
 		}
 	}
 	if !st.sse && st.w != nil {
@@ -190,6 +191,7 @@ func (s *session) send(st *stream, msg []byte, final bool) {
 	if final {
 		s.finish(st)
 	}
+	return true
 }
 
 // stream makes st an event stream if it is still undecided.
@@ -336,7 +338,9 @@ func (s *session) request(ctx context.Context, st *stream, method string, params
 			st = nil
 		}
 	}
-	s.send(st, msg, false)
+	if !s.send(st, msg, false) {
+		return nil, fmt.Errorf("%w: no stream open to ask the client (%s)", ErrUnsupported, method)
+	}
 	select {
 	case m := <-ch:
 		return m, nil
