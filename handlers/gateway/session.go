@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -232,14 +233,21 @@ func writeEvent(w http.ResponseWriter, ev sseEvent) bool {
 	b.WriteString("\ndata: ")
 	b.Write(ev.data)
 	b.WriteString("\n\n")
+	// A client that stops reading must not hold the session (its lock is held
+	// here, and upstream notifications wait for it): give each write a bound.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(writeBound))
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	if _, err := w.Write([]byte(b.String())); err != nil {
 		return false
 	}
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	return true
+	err := rc.Flush()
+	return err == nil || errors.Is(err, http.ErrNotSupported)
 }
+
+// writeBound is how long one event may take to write before its client is
+// treated as gone (the event stays in the replay buffer).
+const writeBound = 5 * time.Second
 
 // resume replays the events after lastID on w and makes w carry their stream
 // from now on. ok is false when lastID is not in the replay buffer.
