@@ -412,7 +412,7 @@ func (g *Gateway) addSession(s *session) bool {
 			idle := now.Sub(x.lastUsed) > g.d.SessionIdleTTL && len(x.inflight) == 0
 			x.mu.Unlock()
 			if idle {
-				delete(g.sessions, id)
+				g.unindex(id, x)
 				go x.end()
 			}
 		}
@@ -421,12 +421,27 @@ func (g *Gateway) addSession(s *session) bool {
 		return false
 	}
 	g.sessions[s.id] = s
+	if g.byOwner[s.o.owner] == nil {
+		g.byOwner[s.o.owner] = map[*session]struct{}{}
+	}
+	g.byOwner[s.o.owner][s] = struct{}{}
 	return true
+}
+
+// unindex forgets a session; the caller holds g.sessMu.
+func (g *Gateway) unindex(id string, s *session) {
+	delete(g.sessions, id)
+	if m := g.byOwner[s.o.owner]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(g.byOwner, s.o.owner)
+		}
+	}
 }
 
 func (g *Gateway) dropSession(s *session) {
 	g.sessMu.Lock()
-	delete(g.sessions, s.id)
+	g.unindex(s.id, s)
 	g.sessMu.Unlock()
 	s.end()
 }

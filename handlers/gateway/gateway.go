@@ -154,7 +154,8 @@ type Gateway struct {
 
 	sessMu   sync.Mutex
 	sessions map[string]*session // relay sessions by id
-	swept    time.Time           // when idle sessions were last dropped
+	byOwner  map[string]map[*session]struct{}
+	swept    time.Time // when idle sessions were last dropped
 }
 
 // New returns the gateway. It registers a change hook on Deps.Servers and an observer
@@ -200,7 +201,8 @@ func New(d Deps) *Gateway {
 		d.Logger = slog.Default()
 	}
 	g := &Gateway{d: d, owners: map[string]*ownerServer{}, dirty: map[string]bool{},
-		wake: make(chan struct{}, 1), inspecting: map[string]bool{}, sessions: map[string]*session{}}
+		wake: make(chan struct{}, 1), inspecting: map[string]bool{}, sessions: map[string]*session{},
+		byOwner: map[string]map[*session]struct{}{}}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	d.Servers.OnChange(g.changed)
 	d.Store.Observe(g.observe)
@@ -392,7 +394,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	}
 	g.sessMu.Lock()
 	sessions := g.sessions
-	g.sessions = map[string]*session{}
+	g.sessions, g.byOwner = map[string]*session{}, map[string]map[*session]struct{}{}
 	g.sessMu.Unlock()
 	for _, s := range sessions {
 		s.end()

@@ -239,8 +239,8 @@ func (g *Gateway) sessionsFor(owner, server string) []*session {
 	g.sessMu.Lock()
 	defer g.sessMu.Unlock()
 	var out []*session
-	for _, s := range g.sessions {
-		if s.o.owner == owner && (s.server == server || s.server == "") {
+	for s := range g.byOwner[owner] {
+		if s.server == server || s.server == "" {
 			out = append(out, s)
 		}
 	}
@@ -252,8 +252,8 @@ func (g *Gateway) sessionsOf(owner, server string) []*session {
 	g.sessMu.Lock()
 	defer g.sessMu.Unlock()
 	var out []*session
-	for _, s := range g.sessions {
-		if s.o.owner == owner && s.server == server {
+	for s := range g.byOwner[owner] {
+		if s.server == server {
 			out = append(out, s)
 		}
 	}
