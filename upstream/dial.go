@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -189,9 +190,9 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 		err = context.Cause(initCtx) // the deadline won the race against success
 	}
 	if err != nil {
-		if c.child != nil && errors.Is(err, transport.ErrTransportClosed) {
-			// stdout closed: the child is exiting; its exit status and stderr
-			// say more than "transport closed".
+		if c.child != nil && (errors.Is(err, transport.ErrTransportClosed) || errors.Is(err, syscall.EPIPE)) {
+			// stdout or stdin closed: the child is exiting; its exit status and
+			// stderr say more than "transport closed" or "broken pipe".
 			select {
 			case <-c.child.exited:
 			case <-time.After(time.Second):
