@@ -465,7 +465,20 @@ func (g *Gateway) clientNotification(ctx context.Context, s *session, m wire) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.timeoutOf(s.server))
+	if s.server == "" {
+		// the aggregate's client speaks to every open connection of the owner
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		for _, c := range s.o.repo.GetLoaded() {
+			if up := c.Upstream(); up != nil {
+				if err := up.Notify(ctx, m.Method, m.Params, &peer{s: s}); err != nil {
+					g.d.Logger.Debug("gateway: notification not relayed", "server", c.Server, "method", m.Method, "err", err)
+				}
+			}
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(withCorrelationID(context.WithoutCancel(ctx), s.id), s.o.timeoutOf(s.server))
 	defer cancel()
 	up, err := s.o.upstreamOf(ctx, s.server)
 	if err != nil {
