@@ -296,3 +296,29 @@ func TestPerServer_StdioUpstreamSameAsDirect(t *testing.T) {
 		t.Errorf("progress notifications of the long operation on the wire before its result: %d", via.Wire[1])
 	}
 }
+
+func TestAggregate_RootsChangesReachTheServers(t *testing.T) {
+	npm := testnpm.Require(t)
+	// given server-everything over stdio as the app server "everything"
+	e := newEnv(t)
+	cmd, args := npm.Command(t, "mcp-server-everything", "stdio")
+	e.put(domain.AppScope, "everything", domain.ServerConfig{Command: cmd, Args: args, InitTimeoutMS: 20000})
+	// when a client of /mcp, after a call, says its roots changed (and directly)
+	direct := runRelayClient(t, npm, map[string]any{"command": cmd, "args": args, "rootsChanged": true,
+		"calls": []tsCall{{Name: "get-sum", Arguments: map[string]any{"a": 1, "b": 2}}}})
+	via := runRelayClient(t, npm, map[string]any{"url": e.URL(), "token": aliceToken, "rootsChanged": true,
+		"calls": []tsCall{{Name: "everything__get-sum", Arguments: map[string]any{"a": 1, "b": 2}}}})
+	// then the server asks that client for its roots again, as it does directly
+	count := func(asked []string) int {
+		n := 0
+		for _, a := range asked {
+			if a == "roots/list" {
+				n++
+			}
+		}
+		return n
+	}
+	if count(direct.Asked) < 1 || count(via.Asked) != count(direct.Asked) {
+		t.Errorf("roots asked: direct %v, via /mcp %v", direct.Asked, via.Asked)
+	}
+}

@@ -8,7 +8,8 @@
 //   node relay_client.mjs '<plan JSON>'
 //
 // plan: {"url": "...", "token": "..." | "command": "...", "args": [...] (stdio, no wire counts), "calls": [{"name": "...", "arguments": {}, "progress": true}],
-//        "list": true, "who": "name in answers", "elicitDelayMs": 0, "readLinks": true}
+//        "list": true, "who": "name in answers", "elicitDelayMs": 0, "readLinks": true,
+//        "rootsChanged": true (after the calls: notifications/roots/list_changed, then 500 ms)}
 // output: {"tools": [...], "prompts": [...], "resources": [...], "templates": [...],
 //          "calls": [{"result": {...}} | {"error": {"code", "message", "data"}}],
 //          "wire": [n, ...], "asked": ["sampling/createMessage", ...],
@@ -103,6 +104,10 @@ try {
     for (const [k, v] of seen) if (!before.has(k)) count += v;
     out.wire.push(count);
     n++;
+  }
+  if (plan.rootsChanged) {
+    await client.sendRootsListChanged();
+    await new Promise((r) => setTimeout(r, 500));
   }
 } catch (err) {
   out.fatal = String(err?.stack ?? err);
