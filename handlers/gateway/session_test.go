@@ -22,7 +22,7 @@ const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"proto
 
 // clockEnv is the clock example registered as the app server "clock", reached at
 // MCP 2025-11-25 (the service's default).
-func clockEnv(t *testing.T, opts ...envOption) (*env, string) {
+func clockEnv(t testing.TB, opts ...envOption) (*env, string) {
 	t.Helper()
 	e := newEnvWith(t, func(o *connections.Options) { o.Upstream.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION }, opts...)
 	clock := startClock(t, "127.0.0.1:0")
