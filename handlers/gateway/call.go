@@ -41,7 +41,30 @@ func (o *ownerServer) upstreamOf(ctx context.Context, srv string) (*upstream.Con
 	}
 	o.g.hookToolsChanged(conn, up)
 	o.g.hookMessages(o.owner, srv, up)
+	if _, seen := o.g.connCatalogue.Load(up); !seen {
+		o.g.connCatalogue.Store(up, o.digestOf(srv))
+		go func() {
+			<-up.Done()
+			o.g.connCatalogue.Delete(up)
+		}()
+	}
 	return up, nil
+}
+
+// digestOf is the digest of srv's catalogue in the owner's view ("" before any).
+func (o *ownerServer) digestOf(srv string) string {
+	st, _, _ := o.g.d.Servers.Effective(o.owner, srv)
+	if st.LastSuccess == nil {
+		return ""
+	}
+	return st.LastSuccess.Digest
+}
+
+// catalogueMoved reports whether srv's catalogue changed since up was first used:
+// a server may offer a new tool only to sessions opened after it appeared.
+func (o *ownerServer) catalogueMoved(srv string, up *upstream.Conn) bool {
+	d, ok := o.g.connCatalogue.Load(up)
+	return ok && d.(string) != o.digestOf(srv)
 }
 
 // actorOf is who makes a request, as recorded: the caller's identity when the auth

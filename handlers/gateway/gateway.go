@@ -151,6 +151,9 @@ type Gateway struct {
 	inspecting map[string]bool
 	hooked     sync.Map // connection id -> struct{}: upstream list_changed hooked
 	hookedMsgs sync.Map // *upstream.Conn -> struct{}: its notifications go to sessions
+	// connCatalogue is *upstream.Conn -> the server's catalogue digest when the
+	// gateway first used the connection.
+	connCatalogue sync.Map
 
 	sessMu   sync.Mutex
 	sessions map[string]*session // relay sessions by id

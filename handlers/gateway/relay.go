@@ -143,6 +143,15 @@ func (g *Gateway) handle(s *session, st *stream, m wire, final bool) {
 		}
 	}
 	resp, err := up.Relay(ctx, m.Method, params, &peer{s: s, st: st, ddl: ddl})
+	if m.Method == "tools/call" && err == nil && resp.Error != nil && resp.Error.Code == -32602 && o.catalogueMoved(server, up) {
+		// The tool may be one the server added after this connection opened (and
+		// offers only to newer sessions): renew the connection once and retry.
+		if derr := o.repo.Disconnect(connections.WithActor(ctx, o.actorOf(ctx)), server); derr == nil {
+			if up, err = o.upstreamOf(ctx, server); err == nil {
+				resp, err = up.Relay(ctx, m.Method, params, &peer{s: s, st: st, ddl: ddl})
+			}
+		}
+	}
 	if m.Method == "tools/call" && (g.d.AuditToolCalls == AuditMetadata || g.d.AuditToolCalls == AuditFull) {
 		g.auditRaw(ctx, s, server, m.ID, params, resp, err, g.d.Clock().Sub(start))
 	}

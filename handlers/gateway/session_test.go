@@ -5,12 +5,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
@@ -311,5 +314,93 @@ func TestAggregate_SessionsFollowTheSpec(t *testing.T) {
 	}
 	if res, _ := send(t, http.MethodPost, u, sid, listBody, nil); res.StatusCode != http.StatusNotFound {
 		t.Errorf("after DELETE: HTTP %d, want 404", res.StatusCode)
+	}
+}
+
+// sessionToolServer offers each session the tools that existed when the session
+// started (as servers that build their tool set per session do); add adds one.
+func sessionToolServer(tb testing.TB) (url string, add func(name string)) {
+	tb.Helper()
+	var mu sync.Mutex
+	added := map[string]int{} // tool -> generation it appeared in
+	started := map[string]int{}
+	gen := 0
+	hooks := &server.Hooks{}
+	hooks.AddOnRegisterSession(func(_ context.Context, sess server.ClientSession) {
+		mu.Lock()
+		started[sess.SessionID()] = gen
+		mu.Unlock()
+	})
+	filter := func(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
+		sess := server.ClientSessionFromContext(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		g, ok := 0, false
+		if sess != nil {
+			g, ok = started[sess.SessionID()]
+		}
+		var out []mcp.Tool
+		for _, t := range tools {
+			if !ok || added[t.Name] <= g {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	s := server.NewMCPServer("sessions", "1", server.WithToolCapabilities(true), server.WithHooks(hooks),
+		server.WithToolFilter(filter))
+	add = func(name string) {
+		mu.Lock()
+		gen++
+		added[name] = gen
+		mu.Unlock()
+		s.AddTool(mcp.NewTool(name, mcp.WithDescription("tool "+name)),
+			func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return mcp.NewToolResultText("ran " + name), nil
+			})
+	}
+	add("old")
+	ts := httptest.NewServer(server.NewStreamableHTTPServer(s))
+	tb.Cleanup(func() { ts.CloseClientConnections(); ts.Close() })
+	return ts.URL + "/mcp", add
+}
+
+func TestPerServer_ANewToolOfANewerCatalogueRenewsTheConnection(t *testing.T) {
+	// given a server that gives each session the tools it has when the session starts
+	url, add := sessionToolServer(t)
+	e := newEnvWith(t, func(o *connections.Options) { o.Upstream.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION })
+	e.put(domain.AppScope, "sess", httpCfg(url))
+	u := e.ts.URL + "/mcp/sess"
+	sid := initSession(t, u, "2025-11-25")
+	if _, body := send(t, http.MethodPost, u, sid, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"old"}}`, nil); !strings.Contains(body, "ran old") {
+		t.Fatalf("old: %s", body)
+	}
+	// when it gains a tool, a re-inspection records it, and the client calls it
+	add("new")
+	if out, err := e.reg.Inspect(context.Background(), domain.AppScope, "sess"); err != nil || !out.OK {
+		t.Fatalf("reinspect: %+v %v", out, err)
+	}
+	_, body := send(t, http.MethodPost, u, sid, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"new"}}`, nil)
+	// then the call is made on a fresh connection (the old session lacks the tool),
+	// and the renewal is recorded for that request
+	if !strings.Contains(body, "ran new") {
+		t.Fatalf("new: %s", body)
+	}
+	evs, err := e.st.ReadAll(context.Background(), 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evicted bool
+	for _, ev := range evs {
+		if ev.Type == events.TypeConnectionEvicted && ev.CorrelationID == sid+"/2" {
+			evicted = true
+		}
+	}
+	if !evicted {
+		t.Error("no connection.evicted carries the call's correlation id")
+	}
+	// and a call the server refuses for its own reasons is not retried
+	if _, body := send(t, http.MethodPost, u, sid, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"none"}}`, nil); !strings.Contains(body, "-32602") {
+		t.Errorf("unknown tool: %s", body)
 	}
 }
