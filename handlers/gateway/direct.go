@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -488,30 +487,4 @@ func (g *Gateway) clientNotification(ctx context.Context, s *session, m wire) {
 	if err := up.Notify(ctx, m.Method, m.Params, &peer{s: s}); err != nil {
 		g.d.Logger.Debug("gateway: notification not relayed", "server", s.server, "method", m.Method, "err", err)
 	}
-}
-
-// errTimedOut ends a request that ran past its timeout.
-var errTimedOut = errors.New("timed out")
-
-// deadline is a request's timeout: each progress notification restarts it, up to
-// max after the start.
-type deadline struct {
-	mu      sync.Mutex
-	timer   *time.Timer
-	start   time.Time
-	timeout time.Duration
-	max     time.Duration
-}
-
-func (d *deadline) progressed() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	left := d.max - time.Since(d.start)
-	if left > 0 {
-		d.timer.Reset(min(d.timeout, left))
-	}
-}
-
-func withCorrelation(ctx context.Context, s *session, id json.RawMessage) context.Context {
-	return withCorrelationID(ctx, s.id+"/"+string(id))
 }

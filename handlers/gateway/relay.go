@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mcpes/mcpes/connections"
@@ -327,4 +328,30 @@ func (g *Gateway) hookMessages(owner, server string, up *upstream.Conn) {
 		<-up.Done()
 		g.hookedMsgs.Delete(up)
 	}()
+}
+
+// errTimedOut ends a request that ran past its timeout.
+var errTimedOut = errors.New("timed out")
+
+// deadline is a request's timeout: each progress notification restarts it, up to
+// max after the start.
+type deadline struct {
+	mu      sync.Mutex
+	timer   *time.Timer
+	start   time.Time
+	timeout time.Duration
+	max     time.Duration
+}
+
+func (d *deadline) progressed() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	left := d.max - time.Since(d.start)
+	if left > 0 {
+		d.timer.Reset(min(d.timeout, left))
+	}
+}
+
+func withCorrelation(ctx context.Context, s *session, id json.RawMessage) context.Context {
+	return withCorrelationID(ctx, s.id+"/"+string(id))
 }
