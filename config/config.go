@@ -151,6 +151,9 @@ type Connections struct {
 	// line, an HTTP body, one SSE event); a response over it fails its call with
 	// an error naming this setting. Default domain.DefaultMaxMessageBytes (16 MiB).
 	MaxMessageBytes int64 `json:"maxMessageBytes"`
+	// MaxRequestTimeout bounds a gateway request whose progress notifications keep
+	// restarting the server's timeout (0: the gateway's default, 10m).
+	MaxRequestTimeout Duration `json:"maxRequestTimeout"`
 }
 
 // Protocol revisions connections.protocolVersion accepts.
@@ -313,6 +316,9 @@ func (c *Config) settingProblems() []Problem {
 	}
 	if n := c.Connections.MaxMessageBytes; n < 1024 || n > domain.MaxMessageBytesCeiling {
 		add("connections.maxMessageBytes", "want 1024 to %d bytes, got %d", domain.MaxMessageBytesCeiling, n)
+	}
+	if c.Connections.MaxRequestTimeout < 0 {
+		add("connections.maxRequestTimeout", "must not be negative")
 	}
 	if c.Connections.Breaker.Failures < 1 {
 		add("connections.breaker.failures", "want at least 1, got %d", c.Connections.Breaker.Failures)

@@ -206,9 +206,10 @@ func (d *decoder) config(top any) *Config {
 	}
 	if c := d.obj([]string{"connections"}, m["connections"]); c != nil {
 		p := []string{"connections"}
-		d.unknown(p, c, "maxConcurrentConnects", "idleTimeout", "breaker", "protocolVersion", "maxMessageBytes")
+		d.unknown(p, c, "maxConcurrentConnects", "idleTimeout", "breaker", "protocolVersion", "maxMessageBytes", "maxRequestTimeout")
 		cfg.Connections.MaxConcurrentConnects = d.int(append(p, "maxConcurrentConnects"), c["maxConcurrentConnects"])
 		cfg.Connections.IdleTimeout = d.dur(append(p, "idleTimeout"), c["idleTimeout"])
+		cfg.Connections.MaxRequestTimeout = d.dur(append(p, "maxRequestTimeout"), c["maxRequestTimeout"])
 		cfg.Connections.ProtocolVersion = d.str(append(p, "protocolVersion"), c["protocolVersion"])
 		cfg.Connections.MaxMessageBytes = int64(d.int(append(p, "maxMessageBytes"), c["maxMessageBytes"]))
 		if b := d.obj(append(p, "breaker"), c["breaker"]); b != nil {

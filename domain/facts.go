@@ -38,12 +38,17 @@ type Tool struct {
 	Description string `json:"description,omitempty"`
 	// InputSchema is the tool's JSON Schema, compacted.
 	InputSchema RawJSON `json:"inputSchema,omitempty"`
+	// Entry is the whole tools/list entry as the server sent it (compacted), so a
+	// gateway can pass it on unchanged.
+	Entry RawJSON `json:"entry,omitempty"`
 }
 
 // Prompt is one entry of a server's prompt list.
 type Prompt struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
+	// Entry is the prompts/list entry as the server sent it (compacted).
+	Entry RawJSON `json:"entry,omitempty"`
 }
 
 // Resource is one entry of a server's resource list.
@@ -51,6 +56,8 @@ type Resource struct {
 	URI      string `json:"uri"`
 	Name     string `json:"name,omitempty"`
 	MIMEType string `json:"mimeType,omitempty"`
+	// Entry is the resources/list entry as the server sent it (compacted).
+	Entry RawJSON `json:"entry,omitempty"`
 }
 
 // Capabilities says which MCP features a server announced at inspection.
@@ -76,10 +83,12 @@ type ServerInspected struct {
 	Tools           []Tool       `json:"tools"`
 	Prompts         []Prompt     `json:"prompts,omitempty"`
 	Resources       []Resource   `json:"resources,omitempty"`
-	Digest          string       `json:"digest"`
-	Instructions    string       `json:"instructions,omitempty"`
-	DurationMS      int64        `json:"durationMs"`
-	Recovered       bool         `json:"recovered,omitempty"`
+	// ResourceTemplates are the resources/templates/list entries as sent.
+	ResourceTemplates []RawJSON `json:"resourceTemplates,omitempty"`
+	Digest            string    `json:"digest"`
+	Instructions      string    `json:"instructions,omitempty"`
+	DurationMS        int64     `json:"durationMs"`
+	Recovered         bool      `json:"recovered,omitempty"`
 	// AsOwner is set when the inspection used this owner's OAuth grant (a server
 	// that answers nobody without a token); the server stays marked as needing OAuth.
 	AsOwner string `json:"asOwner,omitempty"`

@@ -143,6 +143,7 @@ type InspectionOutcome struct {
 	Tools                                      []Tool
 	Prompts                                    []Prompt
 	Resources                                  []Resource
+	ResourceTemplates                          []RawJSON
 	Instructions                               string
 	// AsOwner is the owner whose OAuth grant the inspection used ("" for none).
 	AsOwner string
@@ -238,7 +239,8 @@ func DecideRecordInspection(st ServerState, cmd RecordInspection) ([]any, error)
 	ins := ServerInspected{Scope: cmd.Scope, Name: cmd.Name, ConfigVersion: st.Version,
 		ServerName: o.ServerName, ServerVersion: o.ServerVersion, ProtocolVersion: o.ProtocolVersion,
 		Capabilities: o.Capabilities, Tools: tools, Prompts: o.Prompts, Resources: o.Resources,
-		Digest: CatalogueDigest(tools), Instructions: o.Instructions, DurationMS: o.Duration.Milliseconds(),
+		ResourceTemplates: o.ResourceTemplates,
+		Digest:            CatalogueDigest(tools), Instructions: o.Instructions, DurationMS: o.Duration.Milliseconds(),
 		Recovered: st.InspectionFailed, AsOwner: o.AsOwner}
 	if tools == nil {
 		ins.Tools = []Tool{}

@@ -103,3 +103,61 @@ func TestGateway_OwnerSeesPrefixedToolsAndCallsThrough(t *testing.T) {
 		}
 	}
 }
+
+func TestGateway_PerServerEndpointMirrorsTheUpstream(t *testing.T) {
+	t.Parallel()
+	// given alice's private clock over HTTP
+	clockURL, _ := startClockHTTP(t)
+	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})
+	svc.waitReady()
+	svc.mustCall(201, "PUT", "/v1/servers/mine", aliceToken, []byte(`{"type":"streamable-http","url":"`+clockURL+`"}`))
+	waitInspected(t, svc, "mine", aliceToken)
+
+	// when alice uses /mcp/mine as a 2025-11-25 client
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.NewStreamableHttpClient(svc.url+"/mcp/mine",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + aliceToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var in mcp.InitializeRequest
+	in.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "0"}
+	in.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
+	init, err := c.Initialize(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// then it is the clock as if direct: its own server info, instructions and
+	// unprefixed tool names, and a call goes through her repository
+	if init.ServerInfo.Name != "clock" || init.Instructions == "" {
+		t.Errorf("initialize = %+v, want the clock's own server info and instructions", init)
+	}
+	tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	if !slices.Contains(names, "echo") {
+		t.Fatalf("tools = %v", names)
+	}
+	var call mcp.CallToolRequest
+	call.Params.Name, call.Params.Arguments = "echo", map[string]any{"text": "hello direct"}
+	res, err := c.CallTool(ctx, call)
+	if err != nil || res.IsError || mcp.GetTextFromContent(res.Content[0]) != "hello direct" {
+		t.Fatalf("call = %+v, %v", res, err)
+	}
+	// and the connect decision names the MCP session and request it was made for
+	sid := c.GetSessionId()
+	if b := svc.mustCall(200, "GET", "/v1/events?limit=10000", aliceToken, nil); sid == "" ||
+		!strings.Contains(string(b), `"correlationid":"`+sid+`/`) {
+		t.Errorf("no event of alice's carries the session %q as its correlation id", sid)
+	}
+}

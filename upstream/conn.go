@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,9 @@ type Conn struct {
 
 	handlersMu    sync.Mutex
 	toolsHandlers []func()
+
+	relay      relayState
+	clientInfo mcp.Implementation // what mcpes said it is, for 2026-07-28 requests
 }
 
 // Progress is one progress notification of a tool call.
@@ -130,25 +134,27 @@ func (c *Conn) OnToolsChanged(f func()) {
 	c.handlersMu.Unlock()
 }
 
+// onNotification is mcp-go's notification handler: the notification goes the way
+// a relayed one goes (see relay.go).
 func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
-	switch n.Method {
-	case string(mcp.MethodNotificationToolsListChanged):
-		c.handlersMu.Lock()
-		hs := append([]func(){}, c.toolsHandlers...)
-		c.handlersMu.Unlock()
-		for _, h := range hs {
-			go h()
-		}
-	case string(mcp.MethodNotificationProgress):
-		f := n.Params.AdditionalFields
-		tok := fmt.Sprint(f["progressToken"])
-		if h, ok := c.progress.Load(tok); ok {
-			p := Progress{Progress: num(f["progress"]), Total: num(f["total"])}
-			p.Message, _ = f["message"].(string)
-			h.(func(Progress))(p)
-		}
-	case "notifications/subscriptions/acknowledged":
-		c.listenAcked.Store(true)
+	params, err := json.Marshal(n.Params)
+	if err != nil {
+		return
+	}
+	c.notification(n.Method, params, nil)
+}
+
+// typedProgress hands a progress notification to the CallTool that asked for it.
+func (c *Conn) typedProgress(params json.RawMessage) {
+	var f map[string]any
+	if json.Unmarshal(params, &f) != nil {
+		return
+	}
+	tok := fmt.Sprint(f["progressToken"])
+	if h, ok := c.progress.Load(tok); ok {
+		p := Progress{Progress: num(f["progress"]), Total: num(f["total"])}
+		p.Message, _ = f["message"].(string)
+		h.(func(Progress))(p)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -202,9 +203,9 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 		err = context.Cause(initCtx) // the deadline won the race against success
 	}
 	if err != nil {
-		if c.child != nil && errors.Is(err, transport.ErrTransportClosed) {
-			// stdout closed: the child is exiting; its exit status and stderr
-			// say more than "transport closed".
+		if c.child != nil && (errors.Is(err, transport.ErrTransportClosed) || errors.Is(err, syscall.EPIPE)) {
+			// stdout or stdin closed: the child is exiting; its exit status and
+			// stderr say more than "transport closed" or "broken pipe".
 			select {
 			case <-c.child.exited:
 			case <-time.After(time.Second):
@@ -231,8 +232,15 @@ func (c *Conn) start(ctx context.Context, opts Options) (*mcp.InitializeResult, 
 	if err := c.client.Start(c.lifeCtx); err != nil {
 		return nil, err
 	}
+	// Requests of the server go to the client session they belong to (relay.go);
+	// mcpes advertises what its clients may answer.
+	if bt, ok := c.client.GetTransport().(transport.BidirectionalInterface); ok {
+		bt.SetRequestHandler(c.onTransportRequest)
+	}
 	var in mcp.InitializeRequest
 	in.Params.ClientInfo = mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion}
+	c.clientInfo = in.Params.ClientInfo
+	in.Params.Capabilities = relayedCapabilities()
 	in.Params.ProtocolVersion = opts.ProtocolVersion
 	res, err := c.client.Initialize(ctx, in)
 	if err != nil {
@@ -242,6 +250,19 @@ func (c *Conn) start(ctx context.Context, opts Options) (*mcp.InitializeResult, 
 		return nil, fmt.Errorf("%w: empty initialize result", ErrProtocol)
 	}
 	return res, nil
+}
+
+// relayedCapabilities are the client capabilities mcpes advertises upstream: the
+// server-to-client requests it relays to its own clients (a client that lacks one
+// answers with an error).
+func relayedCapabilities() mcp.ClientCapabilities {
+	var caps mcp.ClientCapabilities
+	caps.Roots = &struct {
+		ListChanged bool `json:"listChanged,omitempty"`
+	}{ListChanged: true}
+	caps.Sampling = &mcp.SamplingCapability{}
+	caps.Elicitation = &mcp.ElicitationCapability{Form: &struct{}{}, URL: &struct{}{}}
+	return caps
 }
 
 // classifyInit decides the class of a failed connect from what was seen while it

@@ -58,7 +58,12 @@ func FuzzReadSSE(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var n int
-		err := readSSE(bytes.NewReader(b), func(_, data string) { n += strings.Count(data, "\n") + 1 })
+		err := readSSE(bytes.NewReader(b), func(ev sseEvent) bool {
+			if ev.HasData {
+				n += strings.Count(ev.Data, "\n") + 1
+			}
+			return true
+		})
 		if err != nil {
 			return
 		}

@@ -52,38 +52,107 @@ func inspect(ctx context.Context, name string, cfg domain.ServerConfig, opts Opt
 		}
 	}
 	if out.Capabilities.Tools {
-		tools, err := c.ListTools(ctx)
-		if err != nil && !isNotFound(err) {
+		entries, err := c.listAll(ctx, "tools/list", "tools")
+		if err != nil {
 			return failed(err)
 		}
-		out.Tools = make([]domain.Tool, 0, len(tools))
-		for _, t := range tools {
+		out.Tools = make([]domain.Tool, 0, len(entries))
+		for _, e := range entries {
+			var t mcp.Tool
+			if err := json.Unmarshal(e, &t); err != nil {
+				return failed(fmt.Errorf("%w: tool entry: %v", ErrProtocol, err))
+			}
 			dt, err := toDomainTool(t)
 			if err != nil {
 				return failed(fmt.Errorf("%w: tool %q: %v", ErrProtocol, t.Name, err))
 			}
+			dt.Entry = e
 			out.Tools = append(out.Tools, dt)
 		}
 	}
 	if out.Capabilities.Prompts {
-		prompts, err := c.ListPrompts(ctx)
-		if err != nil && !isNotFound(err) {
+		entries, err := c.listAll(ctx, "prompts/list", "prompts")
+		if err != nil {
 			return failed(err)
 		}
-		for _, p := range prompts {
-			out.Prompts = append(out.Prompts, domain.Prompt{Name: p.Name, Description: p.Description})
+		for _, e := range entries {
+			var p mcp.Prompt
+			if err := json.Unmarshal(e, &p); err != nil {
+				return failed(fmt.Errorf("%w: prompt entry: %v", ErrProtocol, err))
+			}
+			out.Prompts = append(out.Prompts, domain.Prompt{Name: p.Name, Description: p.Description, Entry: e})
 		}
 	}
 	if out.Capabilities.Resources {
-		resources, err := c.ListResources(ctx)
-		if err != nil && !isNotFound(err) {
+		entries, err := c.listAll(ctx, "resources/list", "resources")
+		if err != nil {
 			return failed(err)
 		}
-		for _, r := range resources {
-			out.Resources = append(out.Resources, domain.Resource{URI: r.URI, Name: r.Name, MIMEType: r.MIMEType})
+		for _, e := range entries {
+			var r mcp.Resource
+			if err := json.Unmarshal(e, &r); err != nil {
+				return failed(fmt.Errorf("%w: resource entry: %v", ErrProtocol, err))
+			}
+			out.Resources = append(out.Resources, domain.Resource{URI: r.URI, Name: r.Name, MIMEType: r.MIMEType, Entry: e})
+		}
+		if out.ResourceTemplates, err = c.listAll(ctx, "resources/templates/list", "resourceTemplates"); err != nil {
+			return failed(err)
 		}
 	}
 	return out
+}
+
+// maxListPages bounds the pages of one list an inspection follows.
+const maxListPages = 100
+
+// listAll returns every entry of a paginated list (key is the result's array),
+// each compacted, as the server sent it. A server that does not know the method
+// has none.
+func (c *Conn) listAll(ctx context.Context, method, key string) ([]domain.RawJSON, error) {
+	var out []domain.RawJSON
+	cursor := ""
+	for range maxListPages {
+		params := json.RawMessage("{}")
+		if cursor != "" {
+			params, _ = json.Marshal(map[string]string{"cursor": cursor})
+		}
+		rctx, cancel := c.reqCtx(ctx)
+		resp, err := c.Relay(rctx, method, params, nil)
+		cancel()
+		if err != nil {
+			if isNotFound(err) {
+				return out, nil
+			}
+			return nil, err
+		}
+		if resp.Error != nil {
+			if resp.Error.Code == mcp.METHOD_NOT_FOUND {
+				return out, nil
+			}
+			return nil, fmt.Errorf("%s: %w", method, resp.Error)
+		}
+		var page map[string]json.RawMessage
+		if err := json.Unmarshal(resp.Result, &page); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrProtocol, method, err)
+		}
+		var items []json.RawMessage
+		if raw := page[key]; len(raw) > 0 {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrProtocol, method, err)
+			}
+		}
+		for _, it := range items {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, it); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrProtocol, method, err)
+			}
+			out = append(out, buf.Bytes())
+		}
+		if err := json.Unmarshal(page["nextCursor"], &cursor); err != nil || cursor == "" {
+			return out, nil
+		}
+	}
+	return out, nil
 }
 
 func failed(err error) domain.InspectionOutcome {

@@ -3,11 +3,11 @@ package upstream
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,11 +115,11 @@ func (c *Conn) readGETStream() (opened bool, err error) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		return false, fmt.Errorf("GET stream: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	err = readSSE(resp.Body, func(_, data string) {
-		var n mcp.JSONRPCNotification
-		if json.Unmarshal([]byte(data), &n) == nil && n.Method != "" {
-			c.onNotification(n)
+	err = readSSE(resp.Body, func(ev sseEvent) bool {
+		if ev.Data != "" {
+			c.dispatch(c.lifeCtx, []byte(ev.Data), nil)
 		}
+		return true
 	})
 	return true, err
 }
@@ -130,24 +130,40 @@ func (c *Conn) readGETStream() (opened bool, err error) {
 // config accepts.
 const maxSSEEvent = domain.MaxMessageBytesCeiling
 
+// sseEvent is one event of a text/event-stream: its id (empty when it had none),
+// type, data lines joined with "\n", and the retry delay it asked for (ms, 0 when
+// none).
+type sseEvent struct {
+	ID, Event, Data string
+	Retry           int
+	HasData         bool // at least one data line, even an empty one
+}
+
 // readSSE reads a text/event-stream body, calling onEvent for each event that has
-// data. Returns nil at a clean EOF, or the read error.
-func readSSE(r io.Reader, onEvent func(event, data string)) error {
+// data or an id, until onEvent returns false. Returns nil at a clean EOF or when
+// stopped, or the read error.
+func readSSE(r io.Reader, onEvent func(sseEvent) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxSSEEvent)
-	var event string
+	var ev sseEvent
 	var data bytes.Buffer
-	flush := func() {
-		if data.Len() > 0 {
-			onEvent(event, strings.TrimSuffix(data.String(), "\n"))
+	flush := func() bool {
+		more := true
+		if data.Len() > 0 || ev.ID != "" {
+			ev.HasData = data.Len() > 0
+			ev.Data = strings.TrimSuffix(data.String(), "\n")
+			more = onEvent(ev)
 		}
-		event = ""
+		ev = sseEvent{}
 		data.Reset()
+		return more
 	}
 	for sc.Scan() {
 		line := strings.TrimSuffix(sc.Text(), "\r")
 		if line == "" {
-			flush()
+			if !flush() {
+				return nil
+			}
 			continue
 		}
 		if strings.HasPrefix(line, ":") {
@@ -157,7 +173,15 @@ func readSSE(r io.Reader, onEvent func(event, data string)) error {
 		value = strings.TrimPrefix(value, " ")
 		switch field {
 		case "event":
-			event = value
+			ev.Event = value
+		case "id":
+			if !strings.ContainsRune(value, 0) {
+				ev.ID = value
+			}
+		case "retry":
+			if n, err := strconv.Atoi(value); err == nil && n >= 0 {
+				ev.Retry = n
+			}
 		case "data":
 			if data.Len()+len(value) > maxSSEEvent {
 				return fmt.Errorf("event larger than %d bytes", maxSSEEvent)

@@ -1,10 +1,13 @@
 // Command gateway measures tool-call latency of the clock example's echo tool over
-// N calls (p50, p99), four ways in one run:
+// N calls (p50, p99), these ways in one run:
 //
 //   - direct:        the client talks to the clock serving streamable HTTP (-http);
-//   - mcpes:         through mcpes /mcp (the real service parts in process: bbolt
-//     store, projections, registry, connection manager, API + gateway, on a loopback
-//     listener), the clock registered as an app server at the same HTTP endpoint;
+//   - floor:         through one plain Go httputil.ReverseProxy hop (in process, on
+//     loopback) to the same clock: the least any HTTP gateway adds;
+//   - mcpes:         through mcpes /mcp/clock (the per-server relay) and /mcp (the
+//     aggregate) (the real service parts in process: bbolt store, projections,
+//     registry, connection manager, API + gateway, on a loopback listener), the clock
+//     registered as an app server at the same HTTP endpoint;
 //   - supergateway:  `supergateway --stdio CLOCK --outputTransport streamableHttp
 //     --stateful`, wrapping its own clock over stdio;
 //   - mcp-proxy:     `mcp-proxy --server stream -- CLOCK`, wrapping its own clock over
@@ -13,7 +16,7 @@
 // Every row uses the same mcp-go client over streamable HTTP with keep-alive, pinned
 // to protocol 2025-11-25 (the peers do not speak 2026-07-28); -modern adds direct and
 // mcpes rows on 2026-07-28. "mcpes /mcp" dials the clock as `mcpes serve` does by
-// default (connections.protocolVersion 2025-11-25); "upstream latest" is a second
+// default (connections.protocolVersion 2025-11-25); with -modern, "upstream latest" is a second
 // service set to `latest`, which dials 2026-07-28 first (the newer revision,
 // whose calls cost mcp-go about 0.2 ms more per hop). The rows' calls are interleaved (20 rounds rotating over
 // the rows), so that noise from other work on the machine falls on all rows alike.
@@ -33,6 +36,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,11 +128,11 @@ func run(n, warmup int, modern bool) error {
 		return err
 	}
 	defer closeMcpes()
-	mcpesLegacyURL, closeLegacy, err := startMcpes(filepath.Join(tmp, "latest"), clockURL, "")
+	floorURL, closeFloor, err := startFloor(clockURL)
 	if err != nil {
 		return err
 	}
-	defer closeLegacy()
+	defer closeFloor()
 
 	legacy := mcp.ProtocolVersion20251125
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -144,8 +149,9 @@ func run(n, warmup int, modern bool) error {
 		}
 	}
 	add("direct (clock -http)", clockURL, "", "echo", legacy)
+	add("floor: Go reverse proxy", floorURL, "", "echo", legacy)
+	add("mcpes /mcp/clock", mcpesURL+"/clock", ownerToken, "echo", legacy)
 	add("mcpes /mcp", mcpesURL, ownerToken, "clock__echo", legacy)
-	add("mcpes /mcp, upstream latest", mcpesLegacyURL, ownerToken, "clock__echo", legacy)
 
 	npmDir := filepath.Join(root, "testdata", "npm")
 	if url, cmd, err := startPeer(npmDir, "supergateway", func(port int) []string {
@@ -166,6 +172,12 @@ func run(n, warmup int, modern bool) error {
 		add("mcp-proxy", url, "", "echo", legacy)
 	}
 	if modern {
+		latestURL, closeLatest, err := startMcpes(filepath.Join(tmp, "latest"), clockURL, "")
+		if err != nil {
+			return err
+		}
+		defer closeLatest()
+		add("mcpes /mcp, upstream latest", latestURL, ownerToken, "clock__echo", legacy)
 		add("direct, 2026-07-28", clockURL, "", "echo", "")
 		add("mcpes /mcp, 2026-07-28", mcpesURL, ownerToken, "clock__echo", "")
 	}
@@ -187,10 +199,10 @@ func run(n, warmup int, modern bool) error {
 func printTable(rows []row, n int) {
 	fmt.Printf("tool-call latency, clock echo, %d calls per row; client pinned to 2025-11-25 unless noted;\n"+
 		"mcpes dials the clock as `mcpes serve` does by default (2025-11-25) unless \"upstream latest\" (2026-07-28 first)\n\n", n)
-	fmt.Printf("| %-28s | %9s | %9s | %13s | %13s |\n", "path", "p50", "p99", "added p50", "added p99")
-	fmt.Printf("|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 30), strings.Repeat("-", 11), strings.Repeat("-", 11),
-		strings.Repeat("-", 15), strings.Repeat("-", 15))
-	var base, baseModern row
+	fmt.Printf("| %-28s | %9s | %9s | %13s | %13s | %9s |\n", "path", "p50", "p99", "added p50", "added p99", "× floor")
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 30), strings.Repeat("-", 11), strings.Repeat("-", 11),
+		strings.Repeat("-", 15), strings.Repeat("-", 15), strings.Repeat("-", 11))
+	var base, baseModern, floor row
 	for _, r := range rows {
 		if r.err != nil {
 			fmt.Printf("| %-28s | error: %v\n", r.name, r.err)
@@ -204,11 +216,17 @@ func printTable(rows []row, n int) {
 		case strings.HasPrefix(r.name, "direct"):
 			base = r
 			ref = r
+		case strings.HasPrefix(r.name, "floor"):
+			floor = r
 		case strings.Contains(r.name, "2026-07-28"):
 			ref = baseModern
 		}
-		fmt.Printf("| %-28s | %9s | %9s | %13s | %13s |\n", r.name, ms(r.p50), ms(r.p99),
-			ms(r.p50-ref.p50), ms(r.p99-ref.p99))
+		ratio := "–"
+		if fa := floor.p50 - base.p50; fa > 0 && ref == base && r.name != base.name {
+			ratio = fmt.Sprintf("%.2f", float64(r.p50-base.p50)/float64(fa))
+		}
+		fmt.Printf("| %-28s | %9s | %9s | %13s | %13s | %9s |\n", r.name, ms(r.p50), ms(r.p99),
+			ms(r.p50-ref.p50), ms(r.p99-ref.p99), ratio)
 	}
 }
 
@@ -322,6 +340,23 @@ func startClock(bin string) (*exec.Cmd, string, error) {
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()
 	return cmd, url, nil
+}
+
+// startFloor runs one plain Go reverse-proxy hop to the clock on loopback.
+func startFloor(clockURL string) (string, func(), error) {
+	u, err := url.Parse(clockURL)
+	if err != nil {
+		return "", nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	rp.FlushInterval = -1
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: rp}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + u.Path, func() { _ = srv.Close() }, nil
 }
 
 // startMcpes wires the service's parts in process on a loopback listener, registers

@@ -187,7 +187,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	setPublicURL(m.oauth.Client, cfg.OAuth.PublicURL, m.ln.Addr().String())
 	m.bg.Go(func() { m.oauth.Run(bg, 5*time.Second) })
 	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager, Authorize: m.oauth.Authorize,
-		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: source, Logger: log})
+		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: source, Logger: log,
+		MaxTimeout: time.Duration(cfg.Connections.MaxRequestTimeout)})
 	listenHost, _, _ := net.SplitHostPort(cfg.Listen)
 	api := handlers.New(handlers.Deps{
 		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,

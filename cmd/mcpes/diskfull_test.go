@@ -31,12 +31,15 @@ func tinyDisk(t *testing.T) string {
 
 func TestMain_DiskFullAnswers507AndNotReady(t *testing.T) {
 	// given the service with its data directory on a 2 MiB disk
-	_, base := runService(t, &config.Config{DataDir: tinyDisk(t) + "/data", Listen: "127.0.0.1:0"})
+	disk := tinyDisk(t)
+	_, base := runService(t, &config.Config{DataDir: disk + "/data", Listen: "127.0.0.1:0"})
 
-	// when servers with large descriptions are registered until a write fails
+	// when servers with large descriptions are registered until a write fails, the
+	// disk is then filled to the last byte (so that no smaller write of the
+	// service's own gets through), and one more is registered
 	desc := strings.Repeat("d", 4000)
 	status := 0
-	for i := 0; i < 2000 && status != http.StatusInsufficientStorage; i++ {
+	put := func(i int) {
 		body := fmt.Sprintf(`{"type":"sse","url":"http://127.0.0.1:1/sse","startup":false,"description":%q}`, desc)
 		req, _ := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/v1/servers/s%d", base, i), strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -50,6 +53,11 @@ func TestMain_DiskFullAnswers507AndNotReady(t *testing.T) {
 			t.Fatalf("put s%d: status %d", i, status)
 		}
 	}
+	for i := 0; i < 2000 && status != http.StatusInsufficientStorage; i++ {
+		put(i)
+	}
+	fillDisk(t, disk)
+	put(2001)
 
 	// then the failing write is a 507, and /readyz is 503 naming the storage
 	if status != http.StatusInsufficientStorage {
@@ -61,5 +69,26 @@ func TestMain_DiskFullAnswers507AndNotReady(t *testing.T) {
 	if body := getBody(t, base+"/readyz"); !strings.Contains(body, `"storage":"the event log cannot be written`) ||
 		!strings.Contains(body, "no space left") {
 		t.Fatalf("readyz detail: %s", body)
+	}
+}
+
+// fillDisk writes a file into dir until the disk is full.
+func fillDisk(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Create(dir + "/filler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	block := make([]byte, 4096)
+	for {
+		if _, err := f.Write(block); err != nil {
+			break
+		}
+	}
+	for { // then byte by byte, into the last partial block
+		if _, err := f.Write(block[:1]); err != nil {
+			return
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,7 +41,31 @@ func (o *ownerServer) upstreamOf(ctx context.Context, srv string) (*upstream.Con
 		return nil, fmt.Errorf("server %s: %w", srv, ErrNotRouted)
 	}
 	o.g.hookToolsChanged(conn, up)
+	o.g.hookMessages(o.owner, srv, up)
+	if _, seen := o.g.connCatalogue.Load(up); !seen {
+		o.g.connCatalogue.Store(up, o.digestOf(srv))
+		go func() {
+			<-up.Done()
+			o.g.connCatalogue.Delete(up)
+		}()
+	}
 	return up, nil
+}
+
+// digestOf is the digest of srv's catalogue in the owner's view ("" before any).
+func (o *ownerServer) digestOf(srv string) string {
+	st, _, _ := o.g.d.Servers.Effective(o.owner, srv)
+	if st.LastSuccess == nil {
+		return ""
+	}
+	return st.LastSuccess.Digest
+}
+
+// catalogueMoved reports whether srv's catalogue changed since up was first used:
+// a server may offer a new tool only to sessions opened after it appeared.
+func (o *ownerServer) catalogueMoved(srv string, up *upstream.Conn) bool {
+	d, ok := o.g.connCatalogue.Load(up)
+	return ok && d.(string) != o.digestOf(srv)
 }
 
 // actorOf is who makes a request, as recorded: the caller's identity when the auth
@@ -83,7 +108,14 @@ func (o *ownerServer) callTool(srv, tool string) server.ToolHandlerFunc {
 			err = explain(cctx, srv, timeout, err)
 		}
 		if o.g.d.AuditToolCalls == AuditMetadata || o.g.d.AuditToolCalls == AuditFull {
-			o.g.audit(ctx, o, srv, tool, req.Params.Arguments, res, err, o.g.d.Clock().Sub(start))
+			outcome := OutcomeOK
+			switch {
+			case err != nil:
+				outcome = OutcomeError
+			case res != nil && res.IsError:
+				outcome = OutcomeToolError
+			}
+			o.g.audit(ctx, o, srv, tool, req.Params.Arguments, outcome, o.g.d.Clock().Sub(start), "")
 		}
 		return res, err
 	}
@@ -207,17 +239,11 @@ func ArgsDigest(args any) (string, []byte) {
 	return hex.EncodeToString(sum[:]), b
 }
 
-// audit records a tool.called event on the owner's connection stream. A failure to
-// record is logged: the call's answer does not depend on it.
+// audit records a tool.called event on the owner's connection stream, with the
+// correlation id of the MCP request when there is one. A failure to record is
+// logged: the call's answer does not depend on it.
 func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, args any,
-	res *mcp.CallToolResult, err error, d time.Duration) {
-	outcome := OutcomeOK
-	switch {
-	case err != nil:
-		outcome = OutcomeError
-	case res != nil && res.IsError:
-		outcome = OutcomeToolError
-	}
+	outcome string, d time.Duration, correlation string) {
 	digest, canon := ArgsDigest(args)
 	fact := domain.ToolCalled{Owner: o.owner, Server: srv, Tool: tool, Outcome: outcome,
 		DurationMS: d.Milliseconds(), ArgsDigest: digest}
@@ -225,7 +251,7 @@ func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, a
 		fact.Arguments = canon
 	}
 	env, eerr := events.New(fact, events.Meta{ID: g.d.NewID(), Source: g.d.Source, Time: g.d.Clock(),
-		Actor: o.actorOf(ctx), Reason: outcome})
+		Actor: o.actorOf(ctx), Reason: outcome, CorrelationID: correlation})
 	if eerr == nil {
 		_, eerr = g.d.Store.Append(context.WithoutCancel(ctx), domain.ConnStream(o.owner, srv), store.AnyVersion, env)
 	}
@@ -234,26 +260,85 @@ func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, a
 	}
 }
 
+// authorizationLink returns the link the owner must open when err is a refusal for
+// want of an OAuth grant (ok false for any other error, or without an authorizer).
+func (o *ownerServer) authorizationLink(ctx context.Context, srv string, err error) (link string, ok bool, aerr error) {
+	var ref *connections.RefusedError
+	if o.g.d.Authorize == nil || o.owner == "" || !errors.As(err, &ref) || ref.Rule != domain.RuleNoGrant {
+		return "", false, nil
+	}
+	u, aerr := o.g.d.Authorize(ctx, o.actorOf(ctx), o.owner, srv)
+	if aerr != nil {
+		return "", false, errors.Join(err, aerr)
+	}
+	return u, true, nil
+}
+
+// authorizationNeededMsg is the text of the tool error that carries the link.
+func authorizationNeededMsg(srv, link string) string {
+	return "mcpes needs your authorization to use " + srv + "; open this link, then call again: " + link
+}
+
 // authorizationNeeded turns a refusal for want of an OAuth grant into the link the
 // owner must open: a URL elicitation (-32042) for clients that declared URL
 // elicitation, else a tool error result carrying the link. Other errors pass.
 func (o *ownerServer) authorizationNeeded(ctx context.Context, srv string, err error) (*mcp.CallToolResult, error) {
-	var ref *connections.RefusedError
-	if o.g.d.Authorize == nil || o.owner == "" || !errors.As(err, &ref) || ref.Rule != domain.RuleNoGrant {
-		return nil, err
+	u, ok, aerr := o.authorizationLink(ctx, srv, err)
+	if aerr != nil || !ok {
+		return nil, cmp.Or(aerr, err)
 	}
-	u, aerr := o.g.d.Authorize(ctx, o.actorOf(ctx), o.owner, srv)
-	if aerr != nil {
-		return nil, errors.Join(err, aerr)
-	}
-	msg := "mcpes needs your authorization to use " + srv + "; open this link, then call again: " + u
 	if s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
 		// -32042 is the 2025-11-25 answer; 2026-07-28 reserves the code, so its
 		// clients get the link in the result like clients without URL elicitation.
 		if c := s.GetClientCapabilities().Elicitation; c != nil && c.URL != nil && !mcp.IsModernProtocol(server.RequestProtocolVersion(ctx)) {
-			return nil, mcp.URLElicitationRequiredError{Elicitations: []mcp.ElicitationParams{{Mode: mcp.ElicitationModeURL,
-				Message: "mcpes needs your authorization to use " + srv, URL: u, ElicitationID: o.g.d.NewID()}}}
+			return nil, urlElicitation(o, srv, u)
 		}
 	}
-	return mcp.NewToolResultError(msg), nil
+	return mcp.NewToolResultError(authorizationNeededMsg(srv, u)), nil
+}
+
+// urlElicitation is the -32042 error asking the client to open the link.
+func urlElicitation(o *ownerServer, srv, link string) mcp.URLElicitationRequiredError {
+	return mcp.URLElicitationRequiredError{Elicitations: []mcp.ElicitationParams{{Mode: mcp.ElicitationModeURL,
+		Message: "mcpes needs your authorization to use " + srv, URL: link, ElicitationID: o.g.d.NewID()}}}
+}
+
+// authorizationAnswer is authorizationNeeded for a tools/call relayed on a session:
+// the raw answer, or nil when err is not a refusal for want of a grant.
+func (g *Gateway) authorizationAnswer(ctx context.Context, s *session, id json.RawMessage, srv string, err error) []byte {
+	u, ok, aerr := s.o.authorizationLink(ctx, srv, err)
+	if aerr != nil || !ok {
+		return nil
+	}
+	if s.caps.urlElicitation {
+		je := urlElicitation(s.o, srv, u).JSONRPCError()
+		data, _ := json.Marshal(je.Error.Data)
+		return rpcError(id, je.Error.Code, je.Error.Message, data)
+	}
+	res, _ := json.Marshal(mcp.NewToolResultError(authorizationNeededMsg(srv, u)))
+	return rpcResult(id, res)
+}
+
+// auditRaw records a tool.called event for a tools/call relayed on a session
+// (params as sent upstream).
+func (g *Gateway) auditRaw(ctx context.Context, s *session, server string, id, params json.RawMessage,
+	resp *upstream.Response, err error, d time.Duration) {
+	var p struct {
+		Name      string `json:"name"`
+		Arguments any    `json:"arguments"`
+	}
+	_ = json.Unmarshal(params, &p)
+	outcome := OutcomeOK
+	switch {
+	case err != nil || resp.Error != nil:
+		outcome = OutcomeError
+	default:
+		var r struct {
+			IsError bool `json:"isError"`
+		}
+		if json.Unmarshal(resp.Result, &r) == nil && r.IsError {
+			outcome = OutcomeToolError
+		}
+	}
+	g.audit(ctx, s.o, server, p.Name, p.Arguments, outcome, d, s.id+"/"+string(id))
 }

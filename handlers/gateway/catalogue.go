@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -52,22 +53,29 @@ type ownerServer struct {
 	mcp   *server.MCPServer
 	http  *server.StreamableHTTPServer
 
-	mu        sync.Mutex // serialises sync
-	tools     map[string]offered
-	prompts   map[string]offered
-	resources map[string]offered
+	mu           sync.Mutex // serialises sync
+	tools        map[string]offered
+	prompts      map[string]offered
+	resources    map[string]offered
+	templates    map[string]offered
+	instructions string // every server's instructions, labelled
+
+	offerMu sync.RWMutex // guards the maps above for readers other than sync
 }
 
-// offered is one entry of an offer: where it routes and what it looked like (to see
-// changes).
+// offered is one entry of an offer: where it routes, what it looked like (to see
+// changes) and the entry as the upstream sent it with the name (or URI) rewritten.
 type offered struct {
 	server, name string
 	fingerprint  string
+	entry        string
+	pos          int // in the server's own list
 }
 
 func newOwnerServer(g *Gateway, owner string) *ownerServer {
 	o := &ownerServer{g: g, owner: owner, actor: "admin", repo: g.d.Manager.Repo(owner),
-		tools: map[string]offered{}, prompts: map[string]offered{}, resources: map[string]offered{}}
+		tools: map[string]offered{}, prompts: map[string]offered{}, resources: map[string]offered{},
+		templates: map[string]offered{}}
 	if owner != "" {
 		o.actor = "owner:" + owner
 	}
@@ -83,6 +91,8 @@ type catalogue struct {
 	promptFP  map[string]offered
 	resources map[string]server.ServerResource
 	resFP     map[string]offered
+	tmplFP    map[string]offered
+	instr     strings.Builder
 }
 
 // build reads the projection: every server visible to the owner that its repository
@@ -91,7 +101,7 @@ type catalogue struct {
 func (o *ownerServer) build() catalogue {
 	c := catalogue{tools: map[string]server.ServerTool{}, toolFP: map[string]offered{},
 		prompts: map[string]server.ServerPrompt{}, promptFP: map[string]offered{},
-		resources: map[string]server.ServerResource{}, resFP: map[string]offered{}}
+		resources: map[string]server.ServerResource{}, resFP: map[string]offered{}, tmplFP: map[string]offered{}}
 	sv := o.g.d.Servers
 	for _, e := range sv.List(o.owner) {
 		if e.Shadowed {
@@ -105,7 +115,10 @@ func (o *ownerServer) build() catalogue {
 			continue
 		}
 		ins := st.LastSuccess
-		for _, t := range ins.Tools {
+		if ins.Instructions != "" {
+			fmt.Fprintf(&c.instr, "\n\n## %s\n%s", e.Name, ins.Instructions)
+		}
+		for i, t := range ins.Tools {
 			name := ToolName(e.Name, t.Name)
 			tool := mcp.Tool{Name: name, Title: t.Title, Description: t.Description}
 			if len(t.InputSchema) > 0 {
@@ -118,25 +131,69 @@ func (o *ownerServer) build() catalogue {
 				continue
 			}
 			c.tools[name] = server.ServerTool{Tool: tool, Handler: o.callTool(e.Name, t.Name)}
-			c.toolFP[name] = offered{server: e.Name, name: t.Name,
-				fingerprint: t.Title + "\x00" + t.Description + "\x00" + string(compact(t.InputSchema))}
+			entry := rewriteEntry(t.Entry, "name", name)
+			if entry == "" {
+				b, _ := json.Marshal(tool)
+				entry = string(b)
+			}
+			c.toolFP[name] = offered{server: e.Name, name: t.Name, entry: entry, pos: i,
+				fingerprint: t.Title + "\x00" + t.Description + "\x00" + string(compact(t.InputSchema)) + "\x00" + entry}
 		}
-		for _, p := range ins.Prompts {
+		for i, p := range ins.Prompts {
 			name := ToolName(e.Name, p.Name)
 			c.prompts[name] = server.ServerPrompt{
 				Prompt:  mcp.Prompt{Name: name, Description: p.Description},
 				Handler: o.getPrompt(e.Name, p.Name)}
-			c.promptFP[name] = offered{server: e.Name, name: p.Name, fingerprint: p.Description}
+			entry := rewriteEntry(p.Entry, "name", name)
+			if entry == "" {
+				b, _ := json.Marshal(mcp.Prompt{Name: name, Description: p.Description})
+				entry = string(b)
+			}
+			c.promptFP[name] = offered{server: e.Name, name: p.Name, fingerprint: p.Description + "\x00" + entry, entry: entry, pos: i}
 		}
-		for _, r := range ins.Resources {
+		for i, r := range ins.Resources {
 			uri := ResourceURI(e.Name, r.URI)
 			c.resources[uri] = server.ServerResource{
 				Resource: mcp.Resource{URI: uri, Name: r.Name, MIMEType: r.MIMEType},
 				Handler:  o.readResource(e.Name, r.URI)}
-			c.resFP[uri] = offered{server: e.Name, name: r.URI, fingerprint: r.Name + "\x00" + r.MIMEType}
+			entry := rewriteEntry(r.Entry, "uri", uri)
+			if entry == "" {
+				b, _ := json.Marshal(mcp.Resource{URI: uri, Name: r.Name, MIMEType: r.MIMEType})
+				entry = string(b)
+			}
+			c.resFP[uri] = offered{server: e.Name, name: r.URI, fingerprint: r.Name + "\x00" + r.MIMEType + "\x00" + entry, entry: entry, pos: i}
+		}
+		for i, raw := range ins.ResourceTemplates {
+			var t struct {
+				URITemplate string `json:"uriTemplate"`
+			}
+			if json.Unmarshal(raw, &t) != nil || t.URITemplate == "" {
+				continue
+			}
+			tmpl := ResourceURI(e.Name, t.URITemplate)
+			entry := rewriteEntry(raw, "uriTemplate", tmpl)
+			c.tmplFP[tmpl] = offered{server: e.Name, name: t.URITemplate, fingerprint: entry, entry: entry, pos: i}
 		}
 	}
 	return c
+}
+
+// rewriteEntry returns entry (a JSON object) with key set to value; "" when entry
+// is empty or not an object.
+func rewriteEntry(entry []byte, key, value string) string {
+	if len(entry) == 0 {
+		return ""
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(entry, &m) != nil || m == nil {
+		return ""
+	}
+	m[key], _ = json.Marshal(value)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 func compact(b []byte) []byte {
@@ -171,8 +228,12 @@ func (o *ownerServer) sync() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	c := o.build()
+	var changed []string
 
 	del, add := diff(o.tools, c.toolFP)
+	if len(del)+len(add) > 0 {
+		changed = append(changed, "notifications/tools/list_changed")
+	}
 	if len(del) > 0 {
 		o.mcp.DeleteTools(del...)
 	}
@@ -183,9 +244,10 @@ func (o *ownerServer) sync() {
 		}
 		o.mcp.AddTools(ts...)
 	}
-	o.tools = c.toolFP
-
 	del, add = diff(o.prompts, c.promptFP)
+	if len(del)+len(add) > 0 {
+		changed = append(changed, "notifications/prompts/list_changed")
+	}
 	if len(del) > 0 {
 		o.mcp.DeletePrompts(del...)
 	}
@@ -196,9 +258,10 @@ func (o *ownerServer) sync() {
 		}
 		o.mcp.AddPrompts(ps...)
 	}
-	o.prompts = c.promptFP
-
 	del, add = diff(o.resources, c.resFP)
+	if tdel, tadd := diff(o.templates, c.tmplFP); len(del)+len(add)+len(tdel)+len(tadd) > 0 {
+		changed = append(changed, "notifications/resources/list_changed")
+	}
 	if len(del) > 0 {
 		o.mcp.DeleteResources(del...)
 	}
@@ -209,7 +272,13 @@ func (o *ownerServer) sync() {
 		}
 		o.mcp.AddResources(rs...)
 	}
-	o.resources = c.resFP
+	o.offerMu.Lock()
+	o.tools, o.prompts, o.resources, o.templates = c.toolFP, c.promptFP, c.resFP, c.tmplFP
+	o.instructions = c.instr.String()
+	o.offerMu.Unlock()
+	for _, method := range changed {
+		o.g.offerChanged(o.owner, method)
+	}
 	if len(o.tools) > 0 || len(o.prompts) > 0 || len(o.resources) > 0 {
 		o.g.d.Logger.Debug("gateway offer", "owner", o.owner, "tools", len(o.tools),
 			"prompts", len(o.prompts), "resources", len(o.resources))

@@ -17,7 +17,10 @@ var (
 	ErrUnauthorized = errors.New("gateway: unauthorized")
 	// ErrBadOwner is answered (400) for a malformed ?owner= of the admin.
 	ErrBadOwner = errors.New("gateway: bad owner")
-	// ErrForbiddenOrigin is answered (403) for a request whose Origin or Host header
-	// is not allowed.
-	ErrForbiddenOrigin = errors.New("gateway: origin not allowed")
+	// ErrUnsupported is answered (JSON-RPC -32601) to a server's request the
+	// client session did not declare it answers (sampling, elicitation, roots).
+	ErrUnsupported = errors.New("gateway: not supported by the client")
+	// ErrSessionEnded is returned for a server's request whose client session
+	// ended before it answered.
+	ErrSessionEnded = errors.New("gateway: session ended")
 )

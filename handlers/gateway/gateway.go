@@ -1,32 +1,47 @@
-// Package gateway is mcpes's /mcp endpoint: one streamable-HTTP MCP server per owner
-// that offers the tools, prompts and resources of every server that owner's
-// connection repository may connect, and routes each call through that repository, so
-// every connect, stale eviction and refusal behind a call is recorded.
+// Package gateway is mcpes's MCP endpoints: /mcp, which offers the tools, prompts
+// and resources of every server an owner's connection repository may connect, and
+// /mcp/{server}, one server of the owner's view as if direct. Both route each
+// request through the owner's repository, so every connect, stale eviction and
+// refusal behind a call is recorded, with the MCP session and request id as its
+// correlation id.
 //
-// Naming. A tool or prompt `t` of server `s` is offered as `s__t` (server names may
-// not contain "__", so the first "__" splits the two). A resource `u` of server `s`
-// is offered as `mcpes://s/u` (the upstream URI appended verbatim after the server
-// name and a slash; server names contain no "/"), and the contents read back carry
-// the prefixed URI.
+// Two engines serve them. Clients that start with initialize (every revision up
+// to 2025-11-25) get sessions of a message-level relay (direct.go, session.go,
+// relay.go, aggregate.go): requests go upstream as sent and results, errors,
+// progress, log messages and the server's own requests (sampling, elicitation,
+// roots) come back as the upstream sent them. Clients of 2026-07-28 (no
+// initialize, no session) are served on /mcp by one mcp-go server per owner, built
+// from the same offer.
+//
+// Naming on /mcp. A tool or prompt `t` of server `s` is offered as `s__t` (server
+// names may not contain "__", so the first "__" splits the two). A resource `u`
+// of server `s` is offered as `mcpes://s/u` (the upstream URI appended verbatim
+// after the server name and a slash; server names contain no "/"), and the
+// contents read back carry the prefixed URI.
 //
 // Listing never waits on an upstream: the offer is built from the server-config
-// projection's catalogue of each server's last successful inspection, and rebuilt
-// whenever the projection says a server changed (registered, changed, removed,
-// inspected, inspection failed). Clients get notifications/tools/list_changed (and
-// the prompts and resources equivalents) when an owner's offer changes. When
-// Deps.Inspector is set, a recorded connection.lost (and, with
-// Deps.ReinspectOnUnreachable, an unreachable connection.open_failed) triggers a
-// re-inspection of that server, so a dead upstream's tools drop out (its inspection
-// fails, the repository may no longer connect it) and come back after a successful
-// reinspect. An upstream's own notifications/tools/list_changed triggers one too.
+// projection's catalogue of each server's last successful inspection (each entry
+// kept as the server sent it), and rebuilt whenever the projection says a server
+// changed (registered, changed, removed, inspected, inspection failed). Clients get
+// notifications/tools/list_changed (and the prompts and resources equivalents)
+// when an owner's offer changes. When Deps.Inspector is set, a recorded
+// connection.lost (and, with Deps.ReinspectOnUnreachable, an unreachable
+// connection.open_failed) triggers a re-inspection of that server, so a dead
+// upstream's tools drop out (its inspection fails, the repository may no longer
+// connect it) and come back after a successful reinspect. An upstream's own
+// list_changed of any kind triggers one too.
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,17 +107,16 @@ type Deps struct {
 	// returns the URL to send the owner to; a call refused for want of a grant then
 	// answers with that URL (see authorizationNeeded).
 	Authorize func(ctx context.Context, actor, owner, server string) (string, error)
-	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed besides
-	// loopback ones. A request with any other Origin header is refused (403).
-	AllowedOrigins []string
-	// AllowedHosts, when not empty, are the Host header values (host or host:port)
-	// accepted on non-loopback listeners. Loopback listeners accept loopback Hosts
-	// only (mcp-go's DNS-rebinding protection).
-	AllowedHosts []string
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// SessionIdleTTL ends idle MCP sessions (default DefaultSessionIdleTTL).
 	SessionIdleTTL time.Duration
+	// MaxSessions bounds the open /mcp/{server} sessions (default
+	// DefaultMaxSessions); an initialize beyond it gets an error.
+	MaxSessions int
+	// MaxTimeout bounds a /mcp/{server} request whose progress notifications keep
+	// restarting the server's timeout (default DefaultMaxTimeout).
+	MaxTimeout time.Duration
 	// Source is the CloudEvents source of tool.called events (default mcpes://local).
 	Source string
 	// Clock returns now (default time.Now); NewID returns an event id (default UUIDv7).
@@ -133,6 +147,15 @@ type Gateway struct {
 	inspectMu  sync.Mutex
 	inspecting map[string]bool
 	hooked     sync.Map // connection id -> struct{}: upstream list_changed hooked
+	hookedMsgs sync.Map // *upstream.Conn -> struct{}: its notifications go to sessions
+	// connCatalogue is *upstream.Conn -> the server's catalogue digest when the
+	// gateway first used the connection.
+	connCatalogue sync.Map
+
+	sessMu   sync.Mutex
+	sessions map[string]*session // relay sessions by id
+	byOwner  map[string]map[*session]struct{}
+	swept    time.Time // when idle sessions were last dropped
 }
 
 // New returns the gateway. It registers a change hook on Deps.Servers and an observer
@@ -159,6 +182,12 @@ func New(d Deps) *Gateway {
 	if d.SessionIdleTTL <= 0 {
 		d.SessionIdleTTL = DefaultSessionIdleTTL
 	}
+	if d.MaxSessions <= 0 {
+		d.MaxSessions = DefaultMaxSessions
+	}
+	if d.MaxTimeout <= 0 {
+		d.MaxTimeout = DefaultMaxTimeout
+	}
 	if d.Source == "" {
 		d.Source = "mcpes://local"
 	}
@@ -172,7 +201,8 @@ func New(d Deps) *Gateway {
 		d.Logger = slog.Default()
 	}
 	g := &Gateway{d: d, owners: map[string]*ownerServer{}, dirty: map[string]bool{},
-		wake: make(chan struct{}, 1), inspecting: map[string]bool{}}
+		wake: make(chan struct{}, 1), inspecting: map[string]bool{}, sessions: map[string]*session{},
+		byOwner: map[string]map[*session]struct{}{}}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	d.Servers.OnChange(g.changed)
 	d.Store.Observe(g.observe)
@@ -226,12 +256,41 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
+	if server, ok := strings.CutPrefix(r.URL.Path, "/mcp/"); ok && server != "" {
+		g.serveDirect(w, r, owner, strings.TrimSuffix(server, "/"))
+		return
+	}
+	if g.relayed(r) {
+		g.serveDirect(w, r, owner, "")
+		return
+	}
 	o := g.ownerServer(owner)
 	if o == nil {
 		http.Error(w, ErrClosed.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	o.http.ServeHTTP(w, r)
+}
+
+// relayed reports whether a request of /mcp belongs to the relay (one naming a
+// session, or an initialize: a client of a revision with sessions) rather than to
+// mcp-go's server (2026-07-28 clients, which send neither).
+func (g *Gateway) relayed(r *http.Request) bool {
+	if r.Header.Get("Mcp-Session-Id") != "" {
+		return true // 2026-07-28 has no sessions: an unknown one gets the relay's 404
+	}
+	if r.Method != http.MethodPost || r.Body == nil {
+		return false
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	var m struct {
+		Method string `json:"method"`
+	}
+	return json.Unmarshal(body, &m) == nil && m.Method == "initialize"
 }
 
 // ownerServer returns owner's MCP server, created (and its offer built) on first use;
@@ -332,6 +391,13 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.mu.Unlock()
 	for _, o := range owners {
 		_ = o.http.Shutdown(ctx) // ends the sessions and the idle sweeper
+	}
+	g.sessMu.Lock()
+	sessions := g.sessions
+	g.sessions, g.byOwner = map[string]*session{}, map[string]map[*session]struct{}{}
+	g.sessMu.Unlock()
+	for _, s := range sessions {
+		s.end()
 	}
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()

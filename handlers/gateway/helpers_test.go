@@ -73,12 +73,21 @@ type envOption func(*gateway.Deps)
 
 func newEnv(tb testing.TB, opts ...envOption) *env {
 	tb.Helper()
+	return newEnvWith(tb, nil, opts...)
+}
+
+// newEnvWith is newEnv whose connection manager options conn may change.
+func newEnvWith(tb testing.TB, conn func(*connections.Options), opts ...envOption) *env {
+	tb.Helper()
 	st, err := bolt.Open(filepath.Join(tb.TempDir(), "mcpes.db"), bolt.Options{NoSync: true})
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
 	core := testsvc.New(tb, st, func(o *connections.Options) {
 		o.BackoffBase, o.BackoffMax = time.Millisecond, 5*time.Millisecond
+		if conn != nil {
+			conn(o)
+		}
 	})
 	servers, reg, mgr, auth := core.Servers, core.Registry, core.Manager, core.Auth
 	deps := gateway.Deps{Store: st, Servers: servers, Manager: mgr, Inspector: reg, Source: "mcpes://test"}
@@ -86,8 +95,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		o(&deps)
 	}
 	gw := gateway.New(deps)
-	api := handlers.New(handlers.Deps{Store: st, Servers: servers, Registry: reg, Manager: mgr, Auth: auth, Gateway: gw,
-		Protection: &handlers.Protection{AllowedOrigins: deps.AllowedOrigins}})
+	api := handlers.New(handlers.Deps{Store: st, Servers: servers, Registry: reg, Manager: mgr, Auth: auth, Gateway: gw})
 	e := &env{tb: tb, st: st, servers: servers, reg: reg, mgr: mgr, gw: gw, ts: httptest.NewServer(api)}
 	tb.Cleanup(e.close)
 	return e
