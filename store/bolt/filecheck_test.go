@@ -214,3 +214,18 @@ func TestOpen_DamagedPagesFailAsBadFileNotACrash(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckpoint measures one small read transaction, the unit the damage
+// guard wraps.
+func BenchmarkCheckpoint(b *testing.B) {
+	s := openAt(b, filepath.Join(b.TempDir(), "events.db"), bolt.Options{NoSync: true})
+	ctx := context.Background()
+	if err := s.SetCheckpoint(ctx, "relay", 0); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.Checkpoint(ctx, "relay"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
