@@ -229,3 +229,31 @@ func BenchmarkCheckpoint(b *testing.B) {
 		}
 	}
 }
+
+func TestAppend_PageDamagedUnderARunningStoreFailsTheAppendNotTheProcess(t *testing.T) {
+	t.Parallel()
+	// given a writable store whose data pages get overwritten while it runs
+	path, good := goodFile(t)
+	s, err := bolt.Open(path, bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ps = 4096
+	for pg := uint64(2); pg < highWater(good, ps); pg++ {
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xff}, 8), int64(pg*ps)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	// when an event is appended
+	_, err = s.Append(context.Background(), "server/app/b", store.AnyVersion, storetest.Event(t, "server/app/b", 1))
+	// then the append fails naming a damaged page, and the process goes on
+	if !errors.Is(err, bolt.ErrBadFile) || !strings.Contains(err.Error(), "damaged page") {
+		t.Fatalf("append on a damaged file: %v", err)
+	}
+}
