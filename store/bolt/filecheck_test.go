@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +256,30 @@ func TestAppend_PageDamagedUnderARunningStoreFailsTheAppendNotTheProcess(t *test
 	// then the append fails naming a damaged page, and the process goes on
 	if !errors.Is(err, bolt.ErrBadFile) || !strings.Contains(err.Error(), "damaged page") {
 		t.Fatalf("append on a damaged file: %v", err)
+	}
+}
+
+func TestRead_ABugInACallbackStillPanics(t *testing.T) {
+	t.Parallel()
+	// given a good store
+	path, _ := goodFile(t)
+	s, err := bolt.Open(path, bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// when a read callback panics with a runtime error (a bug, not damage)
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		_ = s.ReadRecords(context.Background(), 1, func(uint64, []byte) error {
+			var m map[string]int
+			m["x"]++ // assignment to a nil map
+			return nil
+		})
+	}()
+	// then the panic goes on: it is not reported as a damaged file
+	if _, ok := got.(runtime.Error); !ok {
+		t.Fatalf("recovered %v (%T), want the runtime error", got, got)
 	}
 }
