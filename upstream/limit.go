@@ -67,7 +67,8 @@ const chunkSize = 64 << 10
 func appendChunks(list [][]byte, b []byte) [][]byte {
 	for len(b) > 0 {
 		if n := len(list); n == 0 || len(list[n-1]) == cap(list[n-1]) {
-			list = append(list, make([]byte, 0, chunkSize))
+			// Small messages (most) take a small chunk.
+			list = append(list, make([]byte, 0, min(chunkSize, max(len(b), 4<<10))))
 		}
 		last := &list[len(list)-1]
 		k := min(len(b), cap(*last)-len(*last))
@@ -376,13 +377,16 @@ type bodyLimiter struct {
 }
 
 func newBodyLimiter(r io.Reader, limit int64, onDrop dropFunc) *bodyLimiter {
-	return &bodyLimiter{r: r, limit: limit, onDrop: onDrop, buf: make([]byte, 32<<10)}
+	return &bodyLimiter{r: r, limit: limit, onDrop: onDrop, buf: make([]byte, 4<<10)}
 }
 
 func (b *bodyLimiter) Read(p []byte) (int, error) {
 	for b.q.empty() {
 		if b.err != nil {
 			return 0, b.err
+		}
+		if b.n >= holdAfter && len(b.buf) < 32<<10 {
+			b.buf = make([]byte, 32<<10) // a large body: read it in larger pieces
 		}
 		n, err := b.r.Read(b.buf)
 		b.n += int64(n)

@@ -248,25 +248,28 @@ func (s *Store) commit(batch []*request) {
 		versions: map[string]uint64{}, ids: map[string]uint64{}}
 	s.mu.RUnlock()
 	arena := s.arena[:0]
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := buckets(tx)
-		for _, r := range batch {
-			var err error
-			arena, err = s.apply(b, &st, r, arena)
-			if err != nil {
-				return err
+	// A damaged page fails the batch rather than the process (see guarded).
+	err := guarded(s.path, func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			b := buckets(tx)
+			for _, r := range batch {
+				var err error
+				arena, err = s.apply(b, &st, r, arena)
+				if err != nil {
+					return err
+				}
 			}
-		}
-		if len(st.sealed) == 0 {
-			return errNothingToCommit // retries and conflicts only: spare the fsync
-		}
-		if len(s.recent.times)+len(st.entries) >= s.opts.IndexEvery {
-			var err error
-			if arena, err = s.flushIndex(b, &st, arena); err != nil {
-				return err
+			if len(st.sealed) == 0 {
+				return errNothingToCommit // retries and conflicts only: spare the fsync
 			}
-		}
-		return b.meta.Put(keyHead, encodeHead(st.pos, st.prev, st.tmax))
+			if len(s.recent.times)+len(st.entries) >= s.opts.IndexEvery {
+				var err error
+				if arena, err = s.flushIndex(b, &st, arena); err != nil {
+					return err
+				}
+			}
+			return b.meta.Put(keyHead, encodeHead(st.pos, st.prev, st.tmax))
+		})
 	})
 	if cap(arena) <= maxArena { // keep the scratch space, unless one huge batch grew it
 		s.arena = arena[:0]

@@ -147,16 +147,22 @@ func checkMeta(r io.ReaderAt, size int64) string {
 	return ""
 }
 
-// guarded runs f, a read of the mapped file, turning a panic or a memory fault
-// into a *FileError: bbolt trusts the pages it maps, and a damaged page inside a
-// file of the right size fails one of its assertions (a panic) or points past the
-// end of the file (a fault, made a panic by debug.SetPanicOnFault). bbolt's View
-// rolls its transaction back on the way out.
+// guarded runs f, a transaction on the mapped file, turning what a damaged page
+// raises into a *FileError: bbolt trusts the pages it maps, and a damaged page in
+// a file of the right size fails one of bbolt's assertions (a panic with a string)
+// or points past the end of the file (a memory fault, made a panic with an address
+// by debug.SetPanicOnFault). Any other panic is a bug, not damage, and goes on.
+// bbolt's View and Update roll their transaction back on the way out.
 func guarded(path string, f func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
-		if r := recover(); r != nil {
+		r := recover()
+		switch r.(type) {
+		case nil:
+		case string, interface{ Addr() uintptr }:
 			err = &FileError{Path: path, Problem: fmt.Sprintf("damaged page (%v)", r)}
+		default:
+			panic(r)
 		}
 	}()
 	return f()

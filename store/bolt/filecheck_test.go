@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +213,73 @@ func TestOpen_DamagedPagesFailAsBadFileNotACrash(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkCheckpoint measures one small read transaction, the unit the damage
+// guard wraps.
+func BenchmarkCheckpoint(b *testing.B) {
+	s := openAt(b, filepath.Join(b.TempDir(), "events.db"), bolt.Options{NoSync: true})
+	ctx := context.Background()
+	if err := s.SetCheckpoint(ctx, "relay", 0); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.Checkpoint(ctx, "relay"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestAppend_PageDamagedUnderARunningStoreFailsTheAppendNotTheProcess(t *testing.T) {
+	t.Parallel()
+	// given a writable store whose data pages get overwritten while it runs
+	path, good := goodFile(t)
+	s, err := bolt.Open(path, bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ps = 4096
+	for pg := uint64(2); pg < highWater(good, ps); pg++ {
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xff}, 8), int64(pg*ps)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	// when an event is appended
+	_, err = s.Append(context.Background(), "server/app/b", store.AnyVersion, storetest.Event(t, "server/app/b", 1))
+	// then the append fails naming a damaged page, and the process goes on
+	if !errors.Is(err, bolt.ErrBadFile) || !strings.Contains(err.Error(), "damaged page") {
+		t.Fatalf("append on a damaged file: %v", err)
+	}
+}
+
+func TestRead_ABugInACallbackStillPanics(t *testing.T) {
+	t.Parallel()
+	// given a good store
+	path, _ := goodFile(t)
+	s, err := bolt.Open(path, bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// when a read callback panics with a runtime error (a bug, not damage)
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		_ = s.ReadRecords(context.Background(), 1, func(uint64, []byte) error {
+			var m map[string]int
+			m["x"]++ // assignment to a nil map
+			return nil
+		})
+	}()
+	// then the panic goes on: it is not reported as a damaged file
+	if _, ok := got.(runtime.Error); !ok {
+		t.Fatalf("recovered %v (%T), want the runtime error", got, got)
 	}
 }
