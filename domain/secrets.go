@@ -38,8 +38,8 @@ func IsSecretRef(v string) bool {
 	return true
 }
 
-// SealSecrets returns a copy of cfg whose header and env values are secret
-// references, and the reference→value pairs the caller must store (Store.PutSecret)
+// SealSecrets returns a copy of cfg whose header, env, requestHeaders and
+// oauth_headers values, apiKey.key and oauth.client_secret are secret references, and the reference→value pairs the caller must store (Store.PutSecret)
 // before appending the config. A value that is exactly a ${VAR} placeholder, or that
 // already is a reference, is kept as is. cfg itself is not changed.
 func SealSecrets(cfg ServerConfig, ref func(value string) string) (ServerConfig, map[string]string) {
@@ -58,19 +58,47 @@ func SealSecrets(cfg ServerConfig, ref func(value string) string) (ServerConfig,
 	}
 	seal(out.Headers)
 	seal(out.Env)
+	seal(out.RequestHeaders)
+	seal(out.OAuthHeaders)
+	sealOne := func(p *string) {
+		if *p == "" || IsPlaceholder(*p) || IsSecretRef(*p) {
+			return
+		}
+		r := ref(*p)
+		secrets[r] = *p
+		*p = r
+	}
+	if out.APIKey != nil {
+		sealOne(&out.APIKey.Key)
+	}
+	if out.OAuth != nil {
+		sealOne(&out.OAuth.ClientSecret)
+	}
 	return out, secrets
 }
 
-// RedactSecrets returns a copy of cfg for API output: every header and env value
+// RedactSecrets returns a copy of cfg for API output: every header, env,
+// requestHeaders and oauth_headers value, apiKey.key and oauth.client_secret
 // becomes "[redacted]" unless it is a ${VAR} placeholder.
 func RedactSecrets(cfg ServerConfig) ServerConfig {
 	out := cfg.Clone()
-	for _, m := range []map[string]string{out.Headers, out.Env} {
+	for _, m := range []map[string]string{out.Headers, out.Env, out.RequestHeaders, out.OAuthHeaders} {
 		for k, v := range m {
 			if !IsPlaceholder(v) {
 				m[k] = Redacted
 			}
 		}
+	}
+	redact := func(p *string) {
+		if *p != "" && !IsPlaceholder(*p) {
+			*p = Redacted
+		}
+	}
+	if out.APIKey != nil {
+		redact(&out.APIKey.Key)
+	}
+	if out.OAuth != nil {
+		redact(&out.OAuth.ClientSecret)
 	}
 	return out
 }
