@@ -17,7 +17,7 @@ import (
 type resolved struct {
 	url     string
 	args    []string
-	env     []string // KEY=VALUE, sorted by key
+	env     []string          // KEY=VALUE, sorted by key
 	headers map[string]string // headers and requestHeaders, plus an admin apiKey's header
 	cwd     string
 	stderr  string
