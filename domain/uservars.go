@@ -216,3 +216,82 @@ func replaceUserPlaceholders(s string, repl func(name string) string) string {
 		s = s[i+2+end+2:]
 	}
 }
+
+// RequiredUserVars returns the per-owner names cfg cannot connect without (sorted):
+// every {{NAME}} placeholder it uses except {{LIBRECHAT_USER_ID}} (always known),
+// and APIKeyVar for a source: user apiKey. Profile attributes are named with their
+// placeholder name ("LIBRECHAT_USER_EMAIL").
+func RequiredUserVars(cfg ServerConfig) []string {
+	var out []string
+	for _, n := range UserPlaceholders(cfg) {
+		if n != UserPlaceholderPrefix+"ID" {
+			out = append(out, n)
+		}
+	}
+	if cfg.APIKey != nil && cfg.APIKey.Source == APIKeySourceUser && !slices.Contains(out, APIKeyVar) {
+		out = append(out, APIKeyVar)
+		slices.Sort(out)
+	}
+	return out
+}
+
+// MissingUserVars returns the names of required (sorted) that neither vars (the
+// names the owner set for the server) nor profile (the owner's profile attribute
+// names, "EMAIL" for {{LIBRECHAT_USER_EMAIL}}) provide; nil when none is missing.
+func MissingUserVars(required []string, vars, profile map[string]bool) []string {
+	var out []string
+	for _, n := range required {
+		if attr, ok := strings.CutPrefix(n, UserPlaceholderPrefix); ok {
+			if !profile[attr] {
+				out = append(out, n)
+			}
+		} else if !vars[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// UserVarsChanged records that an owner set or cleared per-owner values of a
+// server. It carries names only, never values (those are secrets in the store).
+type UserVarsChanged struct {
+	Owner   string   `json:"owner"`
+	Server  string   `json:"server"`
+	Set     []string `json:"set,omitempty"`
+	Cleared []string `json:"cleared,omitempty"`
+}
+
+// OwnerProfileChanged records that an admin set or cleared attributes of an
+// owner's profile (the {{LIBRECHAT_USER_<ATTR>}} values). Names only.
+type OwnerProfileChanged struct {
+	Owner   string   `json:"owner"`
+	Set     []string `json:"set,omitempty"`
+	Cleared []string `json:"cleared,omitempty"`
+}
+
+// UserVarsStream is the stream of an owner's values for one server:
+// "owner/<owner>/vars/<server>".
+func UserVarsStream(owner, server string) string { return "owner/" + owner + "/vars/" + server }
+
+// OwnerProfileStream is the stream of an owner's profile: "owner/<owner>/profile".
+func OwnerProfileStream(owner string) string { return "owner/" + owner + "/profile" }
+
+// UserVarRef returns the secret reference an owner's value of name for server is
+// stored under: fixed per (owner, server, name), so setting again overwrites and
+// the dialer finds it without any event carrying the value.
+func UserVarRef(key []byte, owner, server, name string) string {
+	return SecretRef(key, "uservar\x00"+owner+"\x00"+server+"\x00"+name)
+}
+
+// ProfileRef returns the secret reference of an owner's profile attribute.
+func ProfileRef(key []byte, owner, attr string) string {
+	return SecretRef(key, "profile\x00"+owner+"\x00"+attr)
+}
+
+// OnDemand reports whether cfg is connected only for an owner, never at startup
+// nor by the shared repository: startup: false, requiresOAuth: true, or per-owner
+// values (customUserVars, a user apiKey, {{...}} placeholders). Such a server is not
+// inspected at startup; it is "on demand" until an owner connects it.
+func OnDemand(cfg ServerConfig) bool {
+	return !cfg.StartupEnabled() || cfg.OAuthDeclared() || NeedsUserValues(cfg)
+}

@@ -25,6 +25,8 @@ const (
 	TypeConnectionEvicted           = "mcpes.connection.evicted.v1"
 	TypeConnectionLost              = "mcpes.connection.lost.v1"
 	TypeToolCalled                  = "mcpes.tool.called.v1"
+	TypeOwnerVarsChanged            = "mcpes.owner.vars_changed.v1"
+	TypeOwnerProfileChanged         = "mcpes.owner.profile_changed.v1"
 )
 
 var typeOf = map[reflect.Type]string{
@@ -41,6 +43,8 @@ var typeOf = map[reflect.Type]string{
 	reflect.TypeFor[domain.ConnectionEvicted]():           TypeConnectionEvicted,
 	reflect.TypeFor[domain.ConnectionLost]():              TypeConnectionLost,
 	reflect.TypeFor[domain.ToolCalled]():                  TypeToolCalled,
+	reflect.TypeFor[domain.UserVarsChanged]():             TypeOwnerVarsChanged,
+	reflect.TypeFor[domain.OwnerProfileChanged]():         TypeOwnerProfileChanged,
 }
 
 // decoders turn the current version's data into the domain fact.
@@ -68,6 +72,8 @@ func init() {
 	register[domain.ConnectionEvicted]()
 	register[domain.ConnectionLost]()
 	register[domain.ToolCalled]()
+	register[domain.UserVarsChanged]()
+	register[domain.OwnerProfileChanged]()
 }
 
 // TypeName returns the CloudEvents type of a domain fact. Returns an error for a value
@@ -120,6 +126,10 @@ func Subject(fact any) (string, error) {
 		return domain.ConnStream(f.Owner, f.Server), nil
 	case domain.ToolCalled:
 		return domain.ConnStream(f.Owner, f.Server), nil
+	case domain.UserVarsChanged:
+		return domain.UserVarsStream(f.Owner, f.Server), nil
+	case domain.OwnerProfileChanged:
+		return domain.OwnerProfileStream(f.Owner), nil
 	}
 	return "", fmt.Errorf("%T is not in the event catalogue", fact)
 }

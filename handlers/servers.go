@@ -22,8 +22,10 @@ type Server struct {
 	Config    domain.ServerConfig `json:"config"`
 	Version   uint64              `json:"version"`
 	UpdatedAt time.Time           `json:"updatedAt"`
-	// State is "ready" (inspected), "pending" (not inspected yet), "failed"
-	// (inspection failed: a stub until reinspected) or "requires_oauth".
+	// State is "ready" (inspected), "pending" (not inspected yet), "on_demand"
+	// (connected only for an owner: startup false, requiresOAuth or per-owner
+	// values), "failed" (inspection failed: a stub until reinspected) or
+	// "requires_oauth".
 	State            string              `json:"state"`
 	Inspected        bool                `json:"inspected"`
 	InspectionFailed bool                `json:"inspectionFailed"`
@@ -68,6 +70,8 @@ func serverJSON(owner string, st domain.ServerState, view domain.ConfigView, wit
 		s.State = "requires_oauth"
 	case st.Inspected:
 		s.State = "ready"
+	case domain.OnDemand(st.Config):
+		s.State = "on_demand"
 	default:
 		s.State = "pending"
 	}
