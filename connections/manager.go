@@ -61,6 +61,9 @@ func NewManager(st store.Store, servers *projections.Servers, opts Options) *Man
 	if opts.Dial == nil {
 		opts.Dial = defaultDial(opts)
 	}
+	if opts.UserValues != nil {
+		opts.Dial = WithUserValues(opts.Dial, opts.UserValues)
+	}
 	if opts.Classify == nil {
 		opts.Classify = defaultClassify
 	}

@@ -36,6 +36,10 @@ type DialFunc func(ctx context.Context, req DialRequest) (Session, error)
 type Options struct {
 	// Dial connects an upstream. Default: UpstreamDial(Upstream).
 	Dial DialFunc
+	// UserValues, when set, gives an owner's per-owner values of a server and the
+	// owner's profile attributes; every dial for an owner of a config that needs
+	// them substitutes them first (see WithUserValues).
+	UserValues UserValuesFunc
 	// Upstream is the template of the default Dial's upstream.Options: the Secrets
 	// resolver, Env, and the SSRF Guard applied to user-scope configs. Its Scope is
 	// set per dial from the config's scope.

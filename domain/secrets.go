@@ -40,15 +40,17 @@ func IsSecretRef(v string) bool {
 
 // SealSecrets returns a copy of cfg whose header, env, requestHeaders and
 // oauth_headers values, apiKey.key and oauth.client_secret are secret references, and the reference→value pairs the caller must store (Store.PutSecret)
-// before appending the config. A value that is exactly a ${VAR} placeholder, or that
-// already is a reference, is kept as is. cfg itself is not changed.
+// before appending the config. A value that is exactly a ${VAR} placeholder, that
+// already is a reference, or that uses a {{VAR}} placeholder (a template completed
+// per owner at connect, whose secret part is the owner's value) is kept as is. cfg
+// itself is not changed.
 func SealSecrets(cfg ServerConfig, ref func(value string) string) (ServerConfig, map[string]string) {
 	out := cfg.Clone()
 	secrets := map[string]string{}
 	seal := func(m map[string]string) {
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			v := m[k]
-			if IsPlaceholder(v) || IsSecretRef(v) {
+			if IsPlaceholder(v) || IsSecretRef(v) || usesUserPlaceholder(v) {
 				continue
 			}
 			r := ref(v)
@@ -101,4 +103,11 @@ func RedactSecrets(cfg ServerConfig) ServerConfig {
 		redact(&out.OAuth.ClientSecret)
 	}
 	return out
+}
+
+// usesUserPlaceholder reports whether v contains a {{NAME}} placeholder.
+func usesUserPlaceholder(v string) bool {
+	found := false
+	replaceUserPlaceholders(v, func(string) string { found = true; return "" })
+	return found
 }
