@@ -64,7 +64,7 @@ func TestRepository_UserVars_SubstitutedPerOwnerOnTheWire(t *testing.T) {
 		}
 	})
 	cfg := domain.ServerConfig{Type: domain.TransportStreamableHTTP, URL: w.url + "/s/{{KEY}}/mcp", InitTimeoutMS: 5000,
-		Headers: map[string]string{"Authorization": "Bearer {{KEY}}", "X-User": "{{LIBRECHAT_USER_ID}}", "X-Mail": "{{LIBRECHAT_USER_EMAIL}}"},
+		Headers:        map[string]string{"Authorization": "Bearer {{KEY}}", "X-User": "{{LIBRECHAT_USER_ID}}", "X-Mail": "{{LIBRECHAT_USER_EMAIL}}"},
 		CustomUserVars: map[string]CustomUserVarAlias{"KEY": {Title: "Key", Description: "your key"}}}
 	e.put(domain.AppScope, "per user", cfg)
 	setVals := func(owner, key string) {
