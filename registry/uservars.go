@@ -222,3 +222,17 @@ func (s *Service) appendOwner(ctx context.Context, actor, stream string, fact an
 	}
 	return nil
 }
+
+// SetNames says which per-owner names are set (*projections.Servers implements it).
+type SetNames interface {
+	UserVarsSet(owner, server string) []string
+	ProfileSet(owner string) []string
+}
+
+// OwnerValues returns the function the connection manager substitutes per-owner
+// values with (connections.Options.UserValues): the values names says are set.
+func (s *Service) OwnerValues(names SetNames) func(ctx context.Context, owner, server string) (map[string]string, map[string]string, error) {
+	return func(ctx context.Context, owner, server string) (map[string]string, map[string]string, error) {
+		return s.UserValues(ctx, owner, server, names.UserVarsSet(owner, server), names.ProfileSet(owner))
+	}
+}

@@ -132,6 +132,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		BackoffMax:            cfg.Connections.Breaker.OpenDuration.D(),
 		Source:                "mcpes://" + nodeID,
 		Logger:                log,
+		UserValues:            m.registry.OwnerValues(m.servers),
 	})
 
 	bg, cancel := context.WithCancel(context.Background())
