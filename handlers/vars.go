@@ -190,4 +190,3 @@ func (a *api) decodeStringMap(w http.ResponseWriter, r *http.Request) (map[strin
 	}
 	return m, nil
 }
-
