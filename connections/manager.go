@@ -64,6 +64,9 @@ func NewManager(st store.Store, servers *projections.Servers, opts Options) *Man
 	if opts.UserValues != nil {
 		opts.Dial = WithUserValues(opts.Dial, opts.UserValues)
 	}
+	if opts.InspectOwner != nil {
+		opts.Dial = WithOwnerInspection(opts.Dial, opts.InspectOwner)
+	}
 	if opts.Classify == nil {
 		opts.Classify = defaultClassify
 	}

@@ -40,6 +40,10 @@ type Options struct {
 	// owner's profile attributes; every dial for an owner of a config that needs
 	// them substitutes them first (see WithUserValues).
 	UserValues UserValuesFunc
+	// InspectOwner, when set, is called (on its own goroutine) after an owner's
+	// successful connect of an on-demand server (domain.OnDemand), so that the
+	// server is inspected with that owner's values (see WithOwnerInspection).
+	InspectOwner func(owner, server string)
 	// Upstream is the template of the default Dial's upstream.Options: the Secrets
 	// resolver, Env, and the SSRF Guard applied to user-scope configs. Its Scope is
 	// set per dial from the config's scope.

@@ -36,3 +36,18 @@ func WithUserValues(dial DialFunc, values UserValuesFunc) DialFunc {
 		return dial(ctx, req)
 	}
 }
+
+// WithOwnerInspection returns a DialFunc that, after an owner's successful dial of
+// an on-demand server (domain.OnDemand: never inspected at startup), calls
+// inspect(owner, server) on its own goroutine: the lazy inspection that gives the
+// owner a catalogue of the server. inspect is expected to skip a config version it
+// already inspected for that owner.
+func WithOwnerInspection(dial DialFunc, inspect func(owner, server string)) DialFunc {
+	return func(ctx context.Context, req DialRequest) (Session, error) {
+		sess, err := dial(ctx, req)
+		if err == nil && req.Owner != "" && domain.OnDemand(req.Config) {
+			go inspect(req.Owner, req.Name)
+		}
+		return sess, err
+	}
+}

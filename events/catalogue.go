@@ -27,6 +27,8 @@ const (
 	TypeToolCalled                  = "mcpes.tool.called.v1"
 	TypeOwnerVarsChanged            = "mcpes.owner.vars_changed.v1"
 	TypeOwnerProfileChanged         = "mcpes.owner.profile_changed.v1"
+	TypeOwnerInspected              = "mcpes.owner.inspected.v1"
+	TypeOwnerInspectionFailed       = "mcpes.owner.inspection_failed.v1"
 )
 
 var typeOf = map[reflect.Type]string{
@@ -45,6 +47,8 @@ var typeOf = map[reflect.Type]string{
 	reflect.TypeFor[domain.ToolCalled]():                  TypeToolCalled,
 	reflect.TypeFor[domain.UserVarsChanged]():             TypeOwnerVarsChanged,
 	reflect.TypeFor[domain.OwnerProfileChanged]():         TypeOwnerProfileChanged,
+	reflect.TypeFor[domain.OwnerInspected]():              TypeOwnerInspected,
+	reflect.TypeFor[domain.OwnerInspectionFailed]():       TypeOwnerInspectionFailed,
 }
 
 // decoders turn the current version's data into the domain fact.
@@ -74,6 +78,8 @@ func init() {
 	register[domain.ToolCalled]()
 	register[domain.UserVarsChanged]()
 	register[domain.OwnerProfileChanged]()
+	register[domain.OwnerInspected]()
+	register[domain.OwnerInspectionFailed]()
 }
 
 // TypeName returns the CloudEvents type of a domain fact. Returns an error for a value
@@ -130,6 +136,10 @@ func Subject(fact any) (string, error) {
 		return domain.UserVarsStream(f.Owner, f.Server), nil
 	case domain.OwnerProfileChanged:
 		return domain.OwnerProfileStream(f.Owner), nil
+	case domain.OwnerInspected:
+		return domain.OwnerInspectionStream(f.Owner, f.Inspection.Name), nil
+	case domain.OwnerInspectionFailed:
+		return domain.OwnerInspectionStream(f.Owner, f.Failure.Name), nil
 	}
 	return "", fmt.Errorf("%T is not in the event catalogue", fact)
 }

@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mcpes/mcpes/domain"
 
 	"github.com/mcpes/mcpes/handlers"
 )
@@ -85,6 +88,27 @@ func TestVars_ConnectUsesTheOwnersValue(t *testing.T) {
 	// when she sets it, then the connect goes through with it
 	expect(t, s.do("PUT", "/v1/servers/gated/vars", aliceToken, map[string]string{"KEY": "k-alice"}), http.StatusOK, "")
 	expect(t, s.do("POST", "/v1/connections/gated", aliceToken, nil), http.StatusOK, "")
+	// and that first connect inspects the on-demand server for alice alone: her
+	// catalogue is recorded on her stream, the shared state stays uninspected
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if oi, ok := s.servers.OwnerInspection("alice", "gated"); ok && oi.Inspected != nil && len(oi.Inspected.Tools) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no inspection recorded for alice")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, ok := s.servers.OwnerInspection("bob", "gated"); ok {
+		t.Fatal("bob got alice's inspection")
+	}
+	if st, _ := s.servers.State(domain.AppScope, "gated"); st.Inspected || st.LastSuccess != nil {
+		t.Fatalf("shared state inspected: %+v", st)
+	}
+	if ev := s.do("GET", "/v1/events?type=mcpes.owner.inspected.v1", adminToken, nil); !strings.Contains(string(ev.body), "owner/alice/inspections/gated") {
+		t.Fatalf("events: %s", ev.body)
+	}
 	// and the admin's profile route records names only
 	expect(t, s.do("PUT", "/v1/owners/alice/profile", adminToken, map[string]string{"EMAIL": "a@example.com"}), http.StatusOK, "")
 	expect(t, s.do("PUT", "/v1/owners/alice/profile", aliceToken, map[string]string{"EMAIL": "x"}), http.StatusNotFound, "")

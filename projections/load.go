@@ -26,6 +26,7 @@ type serversSnapshot struct {
 	Servers  []domain.ServerState `json:"servers"`
 	UserVars []ownerNames         `json:"userVars,omitempty"`
 	Profiles []ownerNames         `json:"profiles,omitempty"`
+	Owned    []ownedInspection    `json:"ownerInspections,omitempty"`
 }
 
 // LoadServers is Load for the server-config projection; see Load.
@@ -95,6 +96,9 @@ func (s *Servers) loadSnapshot(ctx context.Context, st store.Store) error {
 		}
 	}
 	s.restoreOwnerNames(snap.UserVars, snap.Profiles)
+	for _, o := range snap.Owned {
+		s.setOwnerInspection(o.Owner, o.Server, o.Inspection)
+	}
 	return s.restore(snap.snapshotHeader)
 }
 
@@ -132,6 +136,7 @@ func (s *Servers) Snapshot(ctx context.Context, st store.Store) error {
 	s.wmu.Lock() // no fold runs: states and position agree
 	snap := serversSnapshot{snapshotHeader: s.header(ServersFormat), Servers: s.States()}
 	snap.UserVars, snap.Profiles = s.ownerNames()
+	snap.Owned = s.ownedInspections()
 	s.wmu.Unlock()
 	data, err := json.Marshal(snap)
 	if err != nil {

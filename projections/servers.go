@@ -90,6 +90,8 @@ type shard struct {
 	user map[userKey]slot
 	// vars holds the per-owner value names by (owner, server name).
 	vars map[userKey]nameSet
+	// owned holds per-owner inspections of on-demand servers by (owner, name).
+	owned map[userKey]OwnerInspection
 	_    [32]byte // keep neighbouring shards' lock words on separate cache lines
 }
 

@@ -55,6 +55,13 @@ func (s *Servers) foldOwner(ev *rawEvent) error {
 		s.pos.Store(ev.pos)
 		sh.mu.Unlock()
 		touched = []string{f.Server}
+	case domain.OwnerInspected:
+		s.setOwnerInspection(f.Owner, f.Inspection.Name, OwnerInspection{Inspected: &f.Inspection, Pos: ev.pos})
+		touched = []string{f.Inspection.Name}
+	case domain.OwnerInspectionFailed:
+		failure := f.Failure
+		s.setOwnerInspection(f.Owner, f.Failure.Name, OwnerInspection{Failed: &failure, Pos: ev.pos})
+		touched = []string{f.Failure.Name}
 	case domain.OwnerProfileChanged:
 		s.profileMu.Lock()
 		s.profiles[f.Owner] = s.profiles[f.Owner].apply(f.Set, f.Cleared, ev.pos)
@@ -160,4 +167,67 @@ func (s *Servers) restoreOwnerNames(vars, profiles []ownerNames) {
 	for _, p := range profiles {
 		s.profiles[p.Owner] = nameSet{}.apply(p.Names, nil, p.Pos)
 	}
+}
+
+// OwnerInspection is the last inspection of a server for one owner (one of
+// Inspected and Failed is set). Its ConfigVersion says which config it read.
+type OwnerInspection struct {
+	Inspected *domain.ServerInspected       `json:"inspected,omitempty"`
+	Failed    *domain.ServerInspectionFailed `json:"failed,omitempty"`
+	Pos       uint64                         `json:"pos"`
+}
+
+// ConfigVersion returns the config version the inspection read.
+func (o OwnerInspection) ConfigVersion() uint64 {
+	if o.Inspected != nil {
+		return o.Inspected.ConfigVersion
+	}
+	if o.Failed != nil {
+		return o.Failed.ConfigVersion
+	}
+	return 0
+}
+
+func (s *Servers) setOwnerInspection(owner, server string, oi OwnerInspection) {
+	sh := s.shardFor(server)
+	sh.mu.Lock()
+	if sh.owned == nil {
+		sh.owned = map[userKey]OwnerInspection{}
+	}
+	sh.owned[userKey{owner, server}] = oi
+	sh.mu.Unlock()
+}
+
+// OwnerInspection returns owner's last inspection of server, and false when there
+// is none. The gateway offers an on-demand server's tools to an owner from it
+// (when its ConfigVersion is the server's current Version).
+func (s *Servers) OwnerInspection(owner, server string) (OwnerInspection, bool) {
+	sh := s.shardFor(server)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	oi, ok := sh.owned[userKey{owner, server}]
+	return oi, ok
+}
+
+// ownedInspection is one per-owner inspection in a snapshot.
+type ownedInspection struct {
+	Owner      string          `json:"owner"`
+	Server     string          `json:"server"`
+	Inspection OwnerInspection `json:"inspection"`
+}
+
+func (s *Servers) ownedInspections() []ownedInspection {
+	var out []ownedInspection
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for k, oi := range sh.owned {
+			out = append(out, ownedInspection{Owner: k.owner, Server: k.name, Inspection: oi})
+		}
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b ownedInspection) int {
+		return strings.Compare(a.Owner+"\x00"+a.Server, b.Owner+"\x00"+b.Server)
+	})
+	return out
 }

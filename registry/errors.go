@@ -17,3 +17,7 @@ var (
 	// every retry.
 	ErrConflict = errors.New("server changed concurrently, retries exhausted")
 )
+
+// errNoNames is returned when the projection cannot say which per-owner values
+// are set (it does not implement SetNames).
+var errNoNames = errors.New("registry: the projection does not track per-owner values")

@@ -133,6 +133,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Source:                "mcpes://" + nodeID,
 		Logger:                log,
 		UserValues:            m.registry.OwnerValues(m.servers),
+		InspectOwner:          m.registry.InspectOwnerAsync,
 	})
 
 	bg, cancel := context.WithCancel(context.Background())
