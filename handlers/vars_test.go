@@ -109,6 +109,18 @@ func TestVars_ConnectUsesTheOwnersValue(t *testing.T) {
 	if ev := s.do("GET", "/v1/events?type=mcpes.owner.inspected.v1", adminToken, nil); !strings.Contains(string(ev.body), "owner/alice/inspections/gated") {
 		t.Fatalf("events: %s", ev.body)
 	}
+	// and reinspect works per owner: alice's inspection is not failed (409), bob
+	// has no key yet (a structured not-ok result, nothing recorded)
+	expect(t, s.do("POST", "/v1/servers/gated/reinspect", aliceToken, nil), http.StatusConflict, handlers.CodeNotFailed)
+	var rr struct {
+		OK     bool   `json:"ok"`
+		Reason string `json:"reason"`
+	}
+	r = s.do("POST", "/v1/servers/gated/reinspect", bobToken, nil)
+	expect(t, r, http.StatusOK, "")
+	if r.json(t, &rr); rr.OK || !strings.Contains(rr.Reason, "KEY") {
+		t.Fatalf("bob reinspect: %s", r.body)
+	}
 	// and the admin's profile route records names only
 	expect(t, s.do("PUT", "/v1/owners/alice/profile", adminToken, map[string]string{"EMAIL": "a@example.com"}), http.StatusOK, "")
 	expect(t, s.do("PUT", "/v1/owners/alice/profile", aliceToken, map[string]string{"EMAIL": "x"}), http.StatusNotFound, "")

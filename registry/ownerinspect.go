@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/mcpes/mcpes/domain"
@@ -86,4 +87,33 @@ func (s *Service) InspectOwnerAsync(owner, name string) {
 	if _, err := s.InspectForOwner(s.bgCtx, "system", owner, name); err != nil {
 		s.log.Warn("owner inspection", "owner", owner, "server", name, "err", err)
 	}
+}
+
+// ReinspectForOwner reinspects an on-demand server for owner: the per-owner
+// counterpart of Reinspect. Returns domain.ErrNotFailed (as a *domain.ServerError)
+// when owner's last inspection of the current config succeeded, and
+// domain.ErrServerNotFound when owner sees no such on-demand server.
+func (s *Service) ReinspectForOwner(ctx context.Context, actor, owner, name string) (ReinspectResult, error) {
+	st := s.state(domain.AppScope, name)
+	if !st.Exists || !domain.OnDemand(st.Config) {
+		return ReinspectResult{}, &domain.ServerError{Name: name, Err: domain.ErrServerNotFound}
+	}
+	if oi, ok := s.proj.(ownerInspections); ok {
+		if prev, ok := oi.OwnerInspection(owner, name); ok && prev.ConfigVersion() == st.Version && prev.Inspected != nil {
+			return ReinspectResult{}, &domain.ServerError{Name: name, Err: domain.ErrNotFailed}
+		}
+	}
+	out, err := s.InspectForOwner(ctx, actor, owner, name)
+	if err != nil {
+		var missing *domain.MissingUserVarsError
+		if errors.As(err, &missing) {
+			return ReinspectResult{Server: name, OK: false, Reason: err.Error()}, nil
+		}
+		return ReinspectResult{}, err
+	}
+	res := ReinspectResult{Server: name, OK: out.OK}
+	if !out.OK {
+		res.Reason = string(out.Class) + ": " + out.Message
+	}
+	return res, nil
 }
