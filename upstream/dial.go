@@ -162,6 +162,9 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 			}
 			base, hc.CheckRedirect = opts.Guard.Transport(), noRedirects
 		}
+		if cfg.SSEReadTimeoutMS > 0 && tt != domain.TransportWebsocket {
+			base = idleStreams{base: base, idle: time.Duration(cfg.SSEReadTimeoutMS) * time.Millisecond}
+		}
 		c.rec = &statusRecorder{base: base}
 		hc.Transport = c.rec
 		c.http, c.url, c.headers = hc, res.url, res.headers
