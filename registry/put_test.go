@@ -98,6 +98,10 @@ func TestService_Put_UserScopeRefusals_WriteNothing(t *testing.T) {
 		"placeholder in url": {cfg: domain.ServerConfig{Type: "sse", URL: "https://${HOST}/sse"}, field: "url"},
 		"someone else's secret ref": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
 			Headers: map[string]string{"Authorization": "secret:0123456789abcdef0123456789abcdef"}}, field: "headers.Authorization"},
+		"secret ref in requestHeaders": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
+			RequestHeaders: map[string]string{"X": "secret:0123456789abcdef0123456789abcdef"}}, field: "requestHeaders.X"},
+		"secret ref as api key": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
+			APIKey: &domain.APIKey{Source: "user", AuthorizationType: "bearer", Key: "secret:0123456789abcdef0123456789abcdef"}}, field: "apiKey.key"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
