@@ -175,3 +175,21 @@ func FuzzUserPlaceholders(f *testing.F) {
 		}
 	})
 }
+
+func FuzzValidateUserValues(f *testing.F) {
+	f.Add("KEY", "value")
+	f.Add("MCP_API_KEY", "a\r\nInjected: yes")
+	f.Add("{{X}}", "")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		cfg := ServerConfig{URL: "https://a/{{KEY}}", CustomUserVars: map[string]CustomUserVar{"KEY": {}},
+			APIKey: &APIKey{Source: APIKeySourceUser, AuthorizationType: APIKeyCustom, CustomHeader: "X-Key"}}
+		if ValidateUserValues("s", cfg, map[string]string{name: value}) != nil {
+			return
+		}
+		// an accepted value never breaks a header or the request line
+		got, err := SubstituteUserVars(cfg, "o", map[string]string{name: value, "KEY": value}, nil)
+		if err == nil && strings.ContainsAny(got.URL+got.Headers["X-Key"], "\r\n\x00") {
+			t.Fatalf("CR/LF/NUL passed: %q", value)
+		}
+	})
+}
