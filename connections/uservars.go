@@ -33,7 +33,7 @@ func WithUserValues(dial DialFunc, values UserValuesFunc) DialFunc {
 			return nil, fmt.Errorf("%w: %w", upstream.ErrConfig, err)
 		}
 		req.Config = cfg
-		return dial(ctx, req)
+		return dial(upstream.WithSecretValues(ctx, sensitiveValues(req.Config, vals)...), req)
 	}
 }
 
@@ -50,4 +50,17 @@ func WithOwnerInspection(dial DialFunc, inspect func(owner, server string)) Dial
 		}
 		return sess, err
 	}
+}
+
+// sensitiveValues returns the values of the variables marked sensitive (the
+// default) and the user API key: they are redacted from every message of the dial.
+func sensitiveValues(cfg domain.ServerConfig, vals map[string]string) []string {
+	var out []string
+	for name, v := range vals {
+		cv, declared := cfg.CustomUserVars[name]
+		if !declared || cv.Sensitive == nil || *cv.Sensitive {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -102,7 +102,7 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 	if err != nil {
 		return fail(domain.FailureUnreachable, err)
 	}
-	red := newRedactor(res.secrets)
+	red := newRedactor(append(res.secrets, secretValues(ctx)...))
 
 	c := &Conn{
 		name: name, transport: tt, logger: opts.Logger.With("server", name, "transport", tt),

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,5 +88,16 @@ func TestDial_StdioCwd_RelativeCommandAndWorkingDirectory(t *testing.T) {
 	c := dialT(t, "cwd", cfg, appOpts(t))
 	if _, err := c.ListTools(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDial_SecretValuesFromContext_NeverInErrors(t *testing.T) {
+	// given a url that carries an owner's key, on a port where nothing listens
+	const key = "k-owner-secret-9931"
+	cfg := domain.ServerConfig{Type: "streamable-http", URL: "http://127.0.0.1:1/s/" + key + "/mcp", InitTimeoutMS: 2000}
+	// when dialled with the key marked secret, then the error never shows it
+	_, err := Dial(WithSecretValues(ctxT(t, 10*time.Second), key), "keyed", cfg, appOpts(t))
+	if err == nil || strings.Contains(err.Error(), key) {
+		t.Fatalf("err = %v", err)
 	}
 }
