@@ -92,7 +92,7 @@ type shard struct {
 	vars map[userKey]nameSet
 	// owned holds per-owner inspections of on-demand servers by (owner, name).
 	owned map[userKey]OwnerInspection
-	_    [32]byte // keep neighbouring shards' lock words on separate cache lines
+	_     [32]byte // keep neighbouring shards' lock words on separate cache lines
 }
 
 // Servers is the server-config projection: the folded state of every server stream,

@@ -172,7 +172,7 @@ func (s *Servers) restoreOwnerNames(vars, profiles []ownerNames) {
 // OwnerInspection is the last inspection of a server for one owner (one of
 // Inspected and Failed is set). Its ConfigVersion says which config it read.
 type OwnerInspection struct {
-	Inspected *domain.ServerInspected       `json:"inspected,omitempty"`
+	Inspected *domain.ServerInspected        `json:"inspected,omitempty"`
 	Failed    *domain.ServerInspectionFailed `json:"failed,omitempty"`
 	Pos       uint64                         `json:"pos"`
 }
