@@ -231,3 +231,23 @@ func (s *Servers) ownedInspections() []ownedInspection {
 	})
 	return out
 }
+
+// Catalogue returns the inspection whose tools owner's /mcp offers for the server
+// (scope, name): for an on-demand server (domain.OnDemand) and an owner, that
+// owner's own successful inspection of the server's current config version; else
+// the server's last successful inspection. Nil when there is none (an on-demand
+// server has none for an owner until that owner's first connect inspects it).
+func (s *Servers) Catalogue(owner string, scope domain.Scope, name string) *domain.ServerInspected {
+	st, ok := s.State(scope, name)
+	if !ok || !st.Exists {
+		return nil
+	}
+	if owner == "" || !domain.OnDemand(st.Config) {
+		return st.LastSuccess
+	}
+	oi, ok := s.OwnerInspection(owner, name)
+	if !ok || oi.Inspected == nil || oi.Inspected.ConfigVersion != st.Version {
+		return nil
+	}
+	return oi.Inspected
+}
