@@ -25,6 +25,8 @@ func ruleWords(r domain.Rule) string {
 		return "rule requires_oauth: the server needs a per-user OAuth token, so the shared repository never connects it"
 	case domain.RuleCustomUserVars:
 		return "rule custom_user_vars: the server needs per-user variables, so the shared repository never connects it"
+	case domain.RuleUserVarsMissing:
+		return "rule user_vars_missing: the owner has not set every per-owner value the config needs (named in the inputs), and a placeholder is never sent as is"
 	case domain.RuleBreakerOpen:
 		return "rule breaker_open: recent connect failures opened the circuit breaker for this owner and server"
 	}

@@ -255,7 +255,7 @@ func TestParse_ProblemsSortedByLineAndTypeErrorsHideNothing(t *testing.T) {
 }
 
 func TestParse_ServerLines(t *testing.T) {
-	cfg, _, err := config.Parse([]byte("mcpServers:\n  a: {command: x}\n\n  b:\n    command: y\n"), "lines.yaml")
+	cfg, _, err := config.Parse([]byte("mcpServers:\n  a: {command: x, args: []}\n\n  b:\n    command: y\n    args: []\n"), "lines.yaml")
 	if err != nil || cfg.ServerLines["a"] != 2 || cfg.ServerLines["b"] != 4 {
 		t.Fatalf("lines = %v, %v", cfg.ServerLines, err)
 	}

@@ -158,6 +158,9 @@ func (d *decoder) config(top any) *Config {
 	}
 	d.unknown(nil, m, topKeys...)
 	if v, ok := m["mcpServers"]; ok {
+		if v == nil {
+			d.fail([]string{"mcpServers"}, "empty; list servers under it or remove the key (LibreChat refuses an empty mcpServers: too)")
+		}
 		servers := d.obj([]string{"mcpServers"}, v)
 		for _, name := range slices.Sorted(maps.Keys(servers)) {
 			path := []string{"mcpServers", name}
@@ -255,10 +258,12 @@ func (d *decoder) server(name string, v any, path []string) (domain.ServerConfig
 		d.problem(Problem{Server: name, Reason: "empty server config; set command or url"}, path)
 		return cfg, false
 	}
-	if _, ok := v.(map[string]any); !ok {
+	fields, ok := v.(map[string]any)
+	if !ok {
 		d.problem(Problem{Server: name, Reason: fmt.Sprintf("want a mapping of server fields, got %s", kind(v))}, path)
 		return cfg, false
 	}
+	d.libreChatShape(name, fields, path)
 	raw, err := json.Marshal(v)
 	if err != nil {
 		d.problem(Problem{Server: name, Reason: "cannot convert to JSON: " + err.Error()}, path)

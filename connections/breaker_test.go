@@ -66,20 +66,6 @@ func TestRepository_FlappingServer_BreakerOpensThenRecovers(t *testing.T) {
 	}
 }
 
-func TestRepository_WebsocketConfig_RecordedAsUnsupported(t *testing.T) {
-	e := newEnv(t, nil)
-	e.put(domain.AppScope, "ws", domain.ServerConfig{Type: domain.TransportWebsocket, URL: "ws://127.0.0.1:1/ws"})
-	_, err := e.m.Repo("").Get(ctxT(t), "ws")
-	var ce *ConnectError
-	if !errors.As(err, &ce) || ce.Class != domain.FailureUnsupported || !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("get: %v", err)
-	}
-	f := e.facts("", "ws")[0].(domain.ConnectionOpenFailed)
-	if f.Class != domain.FailureUnsupported || f.Attempt != 1 || f.Message == "" {
-		t.Fatalf("open_failed = %+v", f)
-	}
-}
-
 func TestRepository_DecisionEvents_CarryActorAndCorrelation(t *testing.T) {
 	srv := newMCPServer(t)
 	e := newEnv(t, nil)

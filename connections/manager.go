@@ -66,6 +66,12 @@ func NewManager(st store.Store, servers *projections.Servers, opts Options) *Man
 	if opts.Dial == nil {
 		opts.Dial = defaultDial(opts)
 	}
+	if opts.UserValues != nil {
+		opts.Dial = WithUserValues(opts.Dial, opts.UserValues)
+	}
+	if opts.InspectOwner != nil {
+		opts.Dial = WithOwnerInspection(opts.Dial, opts.InspectOwner)
+	}
 	if opts.Classify == nil {
 		opts.Classify = defaultClassify
 	}

@@ -50,6 +50,14 @@ type DialFunc func(ctx context.Context, req DialRequest) (Session, error)
 type Options struct {
 	// Dial connects an upstream. Default: UpstreamDial(Upstream).
 	Dial DialFunc
+	// UserValues, when set, gives an owner's per-owner values of a server and the
+	// owner's profile attributes; every dial for an owner of a config that needs
+	// them substitutes them first (see WithUserValues).
+	UserValues UserValuesFunc
+	// InspectOwner, when set, is called (on its own goroutine) after an owner's
+	// successful connect of an on-demand server (domain.OnDemand), so that the
+	// server is inspected with that owner's values (see WithOwnerInspection).
+	InspectOwner func(owner, server string)
 	// Upstream is the template of the default Dial's upstream.Options: the Secrets
 	// resolver, Env, and the SSRF Guard applied to user-scope configs. Its Scope is
 	// set per dial from the config's scope.

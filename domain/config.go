@@ -35,29 +35,46 @@ const (
 // mcpServers entries. Fields it does not know are kept in Extra and written back
 // unchanged, so an operator's config round-trips.
 type ServerConfig struct {
-	Type               string                     `json:"type,omitempty"`
-	Command            string                     `json:"command,omitempty"`
-	Args               []string                   `json:"args,omitempty"`
-	Env                map[string]string          `json:"env,omitempty"`
-	URL                string                     `json:"url,omitempty"`
-	Headers            map[string]string          `json:"headers,omitempty"`
-	Startup            *bool                      `json:"startup,omitempty"`
-	RequiresOAuth      *bool                      `json:"requiresOAuth,omitempty"`
-	CustomUserVars     map[string]CustomUserVar   `json:"customUserVars,omitempty"`
-	TimeoutMS          int64                      `json:"timeout,omitempty"`
-	InitTimeoutMS      int64                      `json:"initTimeout,omitempty"`
-	ServerInstructions *Instructions              `json:"serverInstructions,omitempty"`
-	Title              string                     `json:"title,omitempty"`
-	Description        string                     `json:"description,omitempty"`
-	IconPath           string                     `json:"iconPath,omitempty"`
-	ChatMenu           *bool                      `json:"chatMenu,omitempty"`
-	Extra              map[string]json.RawMessage `json:"-"`
+	Type               string                   `json:"type,omitempty"`
+	Command            string                   `json:"command,omitempty"`
+	Args               []string                 `json:"args,omitempty"`
+	Env                map[string]string        `json:"env,omitempty"`
+	URL                string                   `json:"url,omitempty"`
+	Headers            map[string]string        `json:"headers,omitempty"`
+	Startup            *bool                    `json:"startup,omitempty"`
+	RequiresOAuth      *bool                    `json:"requiresOAuth,omitempty"`
+	CustomUserVars     map[string]CustomUserVar `json:"customUserVars,omitempty"`
+	TimeoutMS          int64                    `json:"timeout,omitempty"`
+	InitTimeoutMS      int64                    `json:"initTimeout,omitempty"`
+	ServerInstructions *Instructions            `json:"serverInstructions,omitempty"`
+	Title              string                   `json:"title,omitempty"`
+	Description        string                   `json:"description,omitempty"`
+	IconPath           string                   `json:"iconPath,omitempty"`
+	ChatMenu           *bool                    `json:"chatMenu,omitempty"`
+	// LibreChat fields beyond the basics; librechat.go documents each and how mcpes
+	// honours it.
+	Cwd                           string                     `json:"cwd,omitempty"`
+	Stderr                        *Stderr                    `json:"stderr,omitempty"`
+	SSEReadTimeoutMS              int64                      `json:"sseReadTimeout,omitempty"`
+	Proxy                         string                     `json:"proxy,omitempty"`
+	RequestHeaders                map[string]string          `json:"requestHeaders,omitempty"`
+	OAuth                         *OAuthConfig               `json:"oauth,omitempty"`
+	OAuthHeaders                  map[string]string          `json:"oauth_headers,omitempty"`
+	APIKey                        *APIKey                    `json:"apiKey,omitempty"`
+	OBO                           *OBO                       `json:"obo,omitempty"`
+	OAuthRefreshWaitTimeoutMS     int64                      `json:"oauthRefreshWaitTimeout,omitempty"`
+	OAuthRefreshCoordination      *bool                      `json:"oauthRefreshCoordination,omitempty"`
+	OAuthPersistenceWaitTimeoutMS int64                      `json:"oauthPersistenceWaitTimeout,omitempty"`
+	Extra                         map[string]json.RawMessage `json:"-"`
 }
 
 // CustomUserVar describes one per-user variable a server needs.
 type CustomUserVar struct {
 	Title       string `json:"title,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Sensitive, when not false, marks the value as a credential: never echoed, and
+	// redacted from messages. LibreChat's default is sensitive.
+	Sensitive *bool `json:"sensitive,omitempty"`
 }
 
 // Instructions is serverInstructions: true (fetch from the server at inspection) or
@@ -97,7 +114,10 @@ var knownFields = map[string]bool{
 	"type": true, "command": true, "args": true, "env": true, "url": true, "headers": true,
 	"startup": true, "requiresOAuth": true, "customUserVars": true, "timeout": true,
 	"initTimeout": true, "serverInstructions": true, "title": true, "description": true,
-	"iconPath": true, "chatMenu": true,
+	"iconPath": true, "chatMenu": true, "cwd": true, "stderr": true, "sseReadTimeout": true,
+	"proxy": true, "requestHeaders": true, "oauth": true, "oauth_headers": true, "apiKey": true,
+	"obo": true, "oauthRefreshWaitTimeout": true, "oauthRefreshCoordination": true,
+	"oauthPersistenceWaitTimeout": true,
 }
 
 type plainConfig ServerConfig
@@ -184,8 +204,10 @@ func (c ServerConfig) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// TransportType returns the effective transport: Type when set, "stdio" when Command
-// is set, else "sse" when URL is set. "http" is reported as "streamable-http".
+// TransportType returns the effective transport as LibreChat infers it: Type when
+// set, "stdio" when Command is set (a url beside it is ignored), else "websocket"
+// for a ws:// or wss:// url and "sse" for any other url. "http" is reported as
+// "streamable-http".
 func (c ServerConfig) TransportType() string {
 	switch {
 	case c.Type == TransportHTTP:
@@ -194,10 +216,19 @@ func (c ServerConfig) TransportType() string {
 		return c.Type
 	case c.Command != "":
 		return TransportStdio
+	case isWebsocketURL(c.URL):
+		return TransportWebsocket
 	case c.URL != "":
 		return TransportSSE
 	}
 	return ""
+}
+
+// isWebsocketURL reports whether u starts with ws: or wss: (any case), as LibreChat
+// tests it.
+func isWebsocketURL(u string) bool {
+	l := strings.ToLower(strings.TrimSpace(u))
+	return strings.HasPrefix(l, "ws:") || strings.HasPrefix(l, "wss:")
 }
 
 // StartupEnabled reports the startup flag (default true).
@@ -284,7 +315,28 @@ func (c ServerConfig) Clone() ServerConfig {
 		v := *c.ServerInstructions
 		out.ServerInstructions = &v
 	}
+	for k, v := range out.CustomUserVars {
+		v.Sensitive = cloneBool(v.Sensitive)
+		out.CustomUserVars[k] = v
+	}
+	out.Stderr = clonePtr(c.Stderr)
+	out.RequestHeaders = maps.Clone(c.RequestHeaders)
+	out.OAuthHeaders = maps.Clone(c.OAuthHeaders)
+	out.OAuth = c.OAuth.clone()
+	out.APIKey = clonePtr(c.APIKey)
+	out.OBO = clonePtr(c.OBO)
+	out.OAuthRefreshCoordination = cloneBool(c.OAuthRefreshCoordination)
 	return out
+}
+
+func cloneBool(b *bool) *bool { return clonePtr(b) }
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // RawJSON is a compact JSON value carried through unchanged.

@@ -13,6 +13,11 @@ type ConfigView struct {
 	Startup          bool   `json:"startup,omitempty"`
 	RequiresOAuth    bool   `json:"requiresOAuth,omitempty"`
 	CustomUserVars   bool   `json:"customUserVars,omitempty"`
+	// MissingUserVars names, for an owner, the per-owner values the config needs
+	// that the owner has not set: sorted, joined by ", " (a string keeps the view
+	// comparable, which decision coalescing and replay rely on). See
+	// RequiredUserVars.
+	MissingUserVars string `json:"missingUserVars,omitempty"`
 	// Shadowed is set when the owner also has a private server of this name, which the
 	// app server hides.
 	Shadowed bool `json:"shadowed,omitempty"`
@@ -30,6 +35,7 @@ const (
 	RuleRequiresOAuth    Rule = "requires_oauth"
 	RuleCustomUserVars   Rule = "custom_user_vars"
 	RuleBreakerOpen      Rule = "breaker_open"
+	RuleUserVarsMissing  Rule = "user_vars_missing"
 )
 
 // EvictReason says why a connection was closed and removed.
@@ -54,6 +60,8 @@ func MayConnect(owner string, cfg ConfigView) (bool, Rule) {
 		return false, RuleNoConfig
 	case cfg.InspectionFailed:
 		return false, RuleInspectionFailed
+	case owner != "" && cfg.MissingUserVars != "":
+		return false, RuleUserVarsMissing
 	case owner != "":
 		return true, RuleAllowed
 	case !cfg.Startup:

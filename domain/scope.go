@@ -6,6 +6,8 @@ package domain
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Scope says who a server config belongs to: the operator's app scope, or one owner.
@@ -56,21 +58,28 @@ func ValidateOwner(owner string) error {
 	return nil
 }
 
-// ValidateServerName checks a server name: 1–64 characters of letters, digits and "-_.".
-// Names may not contain "__", which the /mcp gateway uses to join server and tool names.
+// MaxServerNameLen bounds a server name in bytes. LibreChat sets no bound; names
+// live in stream names, URLs and every event, so mcpes keeps them short.
+const MaxServerNameLen = 256
+
+// ValidateServerName checks a server name. Any name LibreChat accepts is accepted
+// (spaces, non-ASCII, "__", more than 64 characters: the /mcp aggregate maps names
+// to valid tool names with ToolPrefix), except, deliberately: the empty name, names
+// longer than MaxServerNameLen bytes, invalid UTF-8, control characters, and "/"
+// (which would split the stream and URL path the name is part of).
 func ValidateServerName(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("server name %q: must be 1 to 64 characters", name)
+	if name == "" || len(name) > MaxServerNameLen {
+		return fmt.Errorf("server name %q: must be 1 to %d bytes", name, MaxServerNameLen)
 	}
 	if name == "." || name == ".." {
 		return fmt.Errorf("server name %q: may not be \".\" or \"..\" (path segments)", name)
 	}
-	if strings.Contains(name, "__") {
-		return fmt.Errorf("server name %q: may not contain \"__\"", name)
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("server name %q: not valid UTF-8", name)
 	}
 	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
-			return fmt.Errorf("server name %q: character %q not allowed (letters, digits, -_.)", name, r)
+		if r == '/' || unicode.IsControl(r) {
+			return fmt.Errorf("server name %q: character %q not allowed (no \"/\" or control characters)", name, r)
 		}
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"maps"
 	"slices"
 )
@@ -39,17 +38,19 @@ func IsSecretRef(v string) bool {
 	return true
 }
 
-// SealSecrets returns a copy of cfg whose header and env values are secret
-// references, and the reference→value pairs the caller must store (Store.PutSecret)
-// before appending the config. A value that is exactly a ${VAR} placeholder, or that
-// already is a reference, is kept as is. cfg itself is not changed.
+// SealSecrets returns a copy of cfg whose header, env, requestHeaders and
+// oauth_headers values, apiKey.key and oauth.client_secret are secret references, and the reference→value pairs the caller must store (Store.PutSecret)
+// before appending the config. A value that is exactly a ${VAR} placeholder, that
+// already is a reference, or that uses a {{VAR}} placeholder (a template completed
+// per owner at connect, whose secret part is the owner's value) is kept as is. cfg
+// itself is not changed.
 func SealSecrets(cfg ServerConfig, ref func(value string) string) (ServerConfig, map[string]string) {
 	out := cfg.Clone()
 	secrets := map[string]string{}
 	seal := func(m map[string]string) {
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			v := m[k]
-			if IsPlaceholder(v) || IsSecretRef(v) {
+			if IsPlaceholder(v) || IsSecretRef(v) || usesUserPlaceholder(v) {
 				continue
 			}
 			r := ref(v)
@@ -59,77 +60,64 @@ func SealSecrets(cfg ServerConfig, ref func(value string) string) (ServerConfig,
 	}
 	seal(out.Headers)
 	seal(out.Env)
-	editOAuthSecret(&out, func(v string) (string, bool) {
-		if IsPlaceholder(v) || IsSecretRef(v) {
-			return v, false
+	seal(out.RequestHeaders)
+	seal(out.OAuthHeaders)
+	sealOne := func(p *string) {
+		if *p == "" || IsPlaceholder(*p) || IsSecretRef(*p) {
+			return
 		}
-		r := ref(v)
-		secrets[r] = v
-		return r, true
-	})
+		r := ref(*p)
+		secrets[r] = *p
+		*p = r
+	}
+	if out.APIKey != nil {
+		sealOne(&out.APIKey.Key)
+	}
+	if out.OAuth != nil {
+		sealOne(&out.OAuth.ClientSecret)
+	}
 	return out, secrets
 }
 
-// OAuthBlock is what mcpes reads of the LibreChat `oauth` block of a server (kept
-// whole, unchanged, in Extra["oauth"]): a pre-registered client, and the scope to ask.
-type OAuthBlock struct {
-	ClientID     string `json:"client_id,omitempty"`
-	ClientSecret string `json:"client_secret,omitempty"`
-	Scope        string `json:"scope,omitempty"`
+// OAuthClient returns the config's LibreChat `oauth` block (a pre-registered client
+// and the scope to ask), if any. Its client_secret is a secret reference (or a ${VAR}
+// placeholder in the app scope) once sealed.
+func (c ServerConfig) OAuthClient() (OAuthConfig, bool) {
+	if c.OAuth == nil {
+		return OAuthConfig{}, false
+	}
+	return *c.OAuth, true
 }
 
-// OAuthClient returns the config's `oauth` block, if any. Its client_secret is a
-// secret reference (or a ${VAR} placeholder in the app scope) once sealed.
-func (c ServerConfig) OAuthClient() (OAuthBlock, bool) {
-	raw, ok := c.Extra["oauth"]
-	if !ok {
-		return OAuthBlock{}, false
-	}
-	var b OAuthBlock
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return OAuthBlock{}, false
-	}
-	return b, true
-}
-
-// editOAuthSecret replaces oauth.client_secret in cfg.Extra (other keys of the
-// block kept as they are) with edit's result when edit says so.
-func editOAuthSecret(cfg *ServerConfig, edit func(string) (string, bool)) {
-	raw, ok := cfg.Extra["oauth"]
-	if !ok {
-		return
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return
-	}
-	var v string
-	if json.Unmarshal(m["client_secret"], &v) != nil || v == "" {
-		return
-	}
-	nv, change := edit(v)
-	if !change {
-		return
-	}
-	m["client_secret"], _ = json.Marshal(nv)
-	b, err := json.Marshal(m)
-	if err != nil {
-		return
-	}
-	cfg.Extra["oauth"] = b
-}
-
-// RedactSecrets returns a copy of cfg for API output: every header and env value
+// RedactSecrets returns a copy of cfg for API output: every header, env,
+// requestHeaders and oauth_headers value, apiKey.key and oauth.client_secret
 // becomes "[redacted]" unless it is a ${VAR} placeholder.
 func RedactSecrets(cfg ServerConfig) ServerConfig {
 	out := cfg.Clone()
-	for _, m := range []map[string]string{out.Headers, out.Env} {
+	for _, m := range []map[string]string{out.Headers, out.Env, out.RequestHeaders, out.OAuthHeaders} {
 		for k, v := range m {
 			if !IsPlaceholder(v) {
 				m[k] = Redacted
 			}
 		}
 	}
-	editOAuthSecret(&out, func(v string) (string, bool) { return Redacted, !IsPlaceholder(v) })
+	redact := func(p *string) {
+		if *p != "" && !IsPlaceholder(*p) {
+			*p = Redacted
+		}
+	}
+	if out.APIKey != nil {
+		redact(&out.APIKey.Key)
+	}
+	if out.OAuth != nil {
+		redact(&out.OAuth.ClientSecret)
+	}
 	return out
+}
+
+// usesUserPlaceholder reports whether v contains a {{NAME}} placeholder.
+func usesUserPlaceholder(v string) bool {
+	found := false
+	replaceUserPlaceholders(v, func(string) string { found = true; return "" })
+	return found
 }

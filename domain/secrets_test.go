@@ -73,19 +73,17 @@ func TestRedactSecrets_HidesAllButPlaceholders(t *testing.T) {
 
 func TestSealSecrets_OAuthClientSecret(t *testing.T) {
 	// given a LibreChat oauth block with a client secret and other fields
-	cfg := ServerConfig{URL: "https://a", Extra: map[string]RawJSON{
-		"oauth": RawJSON(`{"client_id":"pre","client_secret":"s3cr3t-client","scope":"read","token_exchange_method":"default_post"}`)}}
+	cfg := ServerConfig{URL: "https://a", OAuth: &OAuthConfig{ClientID: "pre", ClientSecret: "s3cr3t-client",
+		Scope: "read", TokenExchangeMethod: "default_post"}}
 	// when it is sealed, then the secret is a reference and the rest is kept
 	sealed, secrets := SealSecrets(cfg, func(v string) string { return SecretRef([]byte("k"), v) })
 	blk, ok := sealed.OAuthClient()
-	if !ok || !IsSecretRef(blk.ClientSecret) || secrets[blk.ClientSecret] != "s3cr3t-client" || blk.ClientID != "pre" || blk.Scope != "read" {
+	if !ok || !IsSecretRef(blk.ClientSecret) || secrets[blk.ClientSecret] != "s3cr3t-client" || blk.ClientID != "pre" ||
+		blk.Scope != "read" || blk.TokenExchangeMethod != "default_post" {
 		t.Fatalf("sealed block %+v, secrets %v", blk, secrets)
 	}
-	if !strings.Contains(string(sealed.Extra["oauth"]), "token_exchange_method") || strings.Contains(string(sealed.Extra["oauth"]), "s3cr3t") {
-		t.Fatalf("sealed oauth block %s", sealed.Extra["oauth"])
-	}
 	// and the original is unchanged, and redaction hides it
-	if !strings.Contains(string(cfg.Extra["oauth"]), "s3cr3t-client") {
+	if cfg.OAuth.ClientSecret != "s3cr3t-client" {
 		t.Fatal("SealSecrets changed its argument")
 	}
 	if b, _ := RedactSecrets(cfg).OAuthClient(); b.ClientSecret != Redacted {

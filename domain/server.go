@@ -51,7 +51,7 @@ func (s ServerState) View() ConfigView {
 		InspectionFailed: s.InspectionFailed,
 		Startup:          s.Config.StartupEnabled(),
 		RequiresOAuth:    s.RequiresOAuth(),
-		CustomUserVars:   len(s.Config.CustomUserVars) > 0,
+		CustomUserVars:   NeedsUserValues(s.Config),
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // Size bounds of one server config. They keep one config (and so one event) small,
 // and they stop an API caller from storing megabytes per server.
 const (
-	MaxTimeoutMS        = 3_600_000 // one hour
+	MaxTimeoutMS        = 365 * 24 * 3_600_000 // one year: far above any real use, far below a time.Duration overflow
 	MaxArgs             = 256
 	MaxArgLen           = 4096
 	MaxCommandLen       = 4096
@@ -48,8 +48,9 @@ func ValidateConfig(scope Scope, name string, cfg ServerConfig) error {
 	v.foldedKeys(cfg)
 	v.transport(cfg, user)
 	v.sizes(cfg)
-	v.headers(cfg.Headers, user)
+	v.headers("headers", cfg.Headers, user)
 	v.env(cfg.Env, user)
+	v.libreChat(cfg, cfg.TransportType(), user)
 	if user {
 		v.noPlaceholders(cfg)
 	}
@@ -59,10 +60,11 @@ func ValidateConfig(scope Scope, name string, cfg ServerConfig) error {
 	return &ValidationError{Problems: v.problems}
 }
 
-// ConfigWarnings returns one warning Problem per unknown field of cfg (kept in Extra),
+// ConfigWarnings returns one warning Problem per field its transport does not use
+// (LibreChat ignores them too), then one per unknown field of cfg (kept in Extra),
 // sorted by field name. Warnings never make a config invalid.
 func ConfigWarnings(name string, cfg ServerConfig) []Problem {
-	var out []Problem
+	out := ignoredFieldWarnings(name, cfg)
 	for _, k := range slices.Sorted(maps.Keys(cfg.Extra)) {
 		field := k
 		if field == "oauth" {
@@ -112,13 +114,7 @@ func (v *validator) transport(cfg ServerConfig, user bool) {
 		if strings.TrimSpace(cfg.Command) == "" {
 			v.add("command", "stdio needs a command")
 		}
-		if cfg.URL != "" {
-			v.add("url", "stdio does not use a url")
-		}
 	case TransportSSE, TransportStreamableHTTP, TransportWebsocket:
-		if cfg.Command != "" {
-			v.add("command", "command is only for stdio, not %s", t)
-		}
 		v.url(cfg.URL, t, user)
 	default:
 		v.add("type", "unknown transport type %q (want stdio, sse, streamable-http, http or websocket)", cfg.Type)
@@ -134,15 +130,18 @@ func (v *validator) url(raw, transport string, user bool) {
 		v.add("url", "longer than %d bytes", MaxURLLen)
 		return
 	}
-	check := raw
+	check := replaceUserPlaceholders(raw, func(string) string { return "x" })
 	if !user {
 		// App configs may name hosts or paths through ${VAR}; check the shape around them.
 		var bad string
-		check, bad = replacePlaceholders(raw, func(string) string { return "x" })
+		check, bad = replacePlaceholders(check, func(string) string { return "x" })
 		if bad != "" {
 			v.add("url", "malformed placeholder %q (want ${NAME})", bad)
 			return
 		}
+	}
+	if t := strings.TrimSpace(raw); IsPlaceholder(t) || isUserPlaceholder(t) {
+		return // the whole url comes from a variable: checked at connect, once known
 	}
 	u, err := url.Parse(check)
 	if err != nil {
@@ -160,8 +159,6 @@ func (v *validator) url(raw, transport string, user bool) {
 		v.add("url", "scheme %q not allowed for %s (want %s)", u.Scheme, transport, strings.Join(schemes, " or "))
 	case u.User != nil:
 		v.add("url", "credentials in the URL are not allowed; use headers")
-	case u.Fragment != "":
-		v.add("url", "a URL fragment is not allowed")
 	}
 }
 
@@ -203,8 +200,8 @@ func (v *validator) sizes(cfg ServerConfig) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.CustomUserVars)) {
 		field := "customUserVars." + k
-		if !validVarName(k) {
-			v.add(field, "variable name must be letters, digits and _ (not starting with a digit), at most %d bytes", MaxEnvNameLen)
+		if !validUserVarName(k) {
+			v.add(field, "variable name must be 1 to %d bytes without braces, spaces or control characters", MaxEnvNameLen)
 		}
 		cv := cfg.CustomUserVars[k]
 		v.text(field+".title", cv.Title, MaxTitleLen)
@@ -225,7 +222,7 @@ func (v *validator) millis(field string, ms int64) {
 	case ms < 0:
 		v.add(field, "must not be negative (milliseconds), got %d", ms)
 	case ms > MaxTimeoutMS:
-		v.add(field, "at most %d ms (one hour), got %d", MaxTimeoutMS, ms)
+		v.add(field, "at most %d ms (one year), got %d", MaxTimeoutMS, ms)
 	}
 }
 
@@ -238,12 +235,12 @@ func (v *validator) text(field, s string, limit int) {
 	}
 }
 
-func (v *validator) headers(h map[string]string, user bool) {
+func (v *validator) headers(name string, h map[string]string, user bool) {
 	if len(h) > MaxHeaders {
-		v.add("headers", "more than %d headers", MaxHeaders)
+		v.add(name, "more than %d headers", MaxHeaders)
 	}
 	for _, k := range slices.Sorted(maps.Keys(h)) {
-		field := "headers." + k
+		field := name + "." + k
 		if !validHeaderName(k) {
 			v.add(field, "header name must be a non-empty HTTP token of at most %d bytes", maxHeaderNameLength)
 		}
@@ -268,8 +265,8 @@ func (v *validator) env(env map[string]string, user bool) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		field := "env." + k
-		if !validVarName(k) {
-			v.add(field, "variable name must be letters, digits and _ (not starting with a digit), at most %d bytes", MaxEnvNameLen)
+		if !validEnvName(k) {
+			v.add(field, "variable name must be 1 to %d bytes without '=' or NUL", MaxEnvNameLen)
 		}
 		val := env[k]
 		if len(val) > MaxEnvValueLen {
@@ -301,9 +298,28 @@ func (v *validator) noPlaceholders(cfg ServerConfig) {
 			v.add(fmt.Sprintf("args[%d]", i), placeholderReason)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) {
-		if has(k) || has(cfg.Headers[k]) {
-			v.add("headers."+k, placeholderReason)
+	for _, hs := range []struct {
+		name string
+		h    map[string]string
+	}{{"headers", cfg.Headers}, {"requestHeaders", cfg.RequestHeaders}, {"oauth_headers", cfg.OAuthHeaders}} {
+		for _, k := range slices.Sorted(maps.Keys(hs.h)) {
+			if has(k) || has(hs.h[k]) {
+				v.add(hs.name+"."+k, placeholderReason)
+			}
+		}
+	}
+	if cfg.APIKey != nil && has(cfg.APIKey.Key) {
+		v.add("apiKey.key", placeholderReason)
+	}
+	if o := cfg.OAuth; o != nil {
+		for _, f := range []struct{ name, val string }{
+			{"oauth.authorization_url", o.AuthorizationURL}, {"oauth.token_url", o.TokenURL},
+			{"oauth.redirect_uri", o.RedirectURI}, {"oauth.revocation_endpoint", o.RevocationEndpoint},
+			{"oauth.client_id", o.ClientID}, {"oauth.client_secret", o.ClientSecret},
+		} {
+			if has(f.val) {
+				v.add(f.name, placeholderReason)
+			}
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
@@ -328,6 +344,13 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// validEnvName reports whether s can name a process environment variable: not
+// empty, bounded, and without '=' or NUL (LibreChat accepts any other name, "MY-VAR"
+// included, and so does execve).
+func validEnvName(s string) bool {
+	return s != "" && len(s) <= MaxEnvNameLen && !strings.ContainsAny(s, "=\x00")
 }
 
 // validVarName reports whether s is a portable environment variable name.
@@ -382,8 +405,9 @@ func replacePlaceholders(s string, repl func(name string) string) (out, bad stri
 	}
 }
 
-// ExpandVars returns a copy of an app config with every ${NAME} in its url, header
-// values and env values replaced by lookup(NAME). It is pure: the caller passes the
+// ExpandVars returns a copy of an app config with every ${NAME} in its url, proxy,
+// cwd, args, header, requestHeaders and env values and apiKey.key replaced by
+// lookup(NAME). It is pure: the caller passes the
 // environment (os.LookupEnv in production). Returns an error wrapping ErrMissingVar
 // naming every variable lookup does not know, or ErrInvalidConfig for a malformed
 // placeholder; cfg is not changed.
@@ -408,8 +432,19 @@ func ExpandVars(cfg ServerConfig, lookup func(string) (string, bool)) (ServerCon
 		return r
 	}
 	out.URL = expand("url", cfg.URL)
+	out.Proxy = expand("proxy", cfg.Proxy)
+	out.Cwd = expand("cwd", cfg.Cwd)
+	for i, a := range cfg.Args {
+		out.Args[i] = expand(fmt.Sprintf("args[%d]", i), a)
+	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) {
 		out.Headers[k] = expand("headers."+k, cfg.Headers[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.RequestHeaders)) {
+		out.RequestHeaders[k] = expand("requestHeaders."+k, cfg.RequestHeaders[k])
+	}
+	if out.APIKey != nil {
+		out.APIKey.Key = expand("apiKey.key", cfg.APIKey.Key)
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
 		out.Env[k] = expand("env."+k, cfg.Env[k])

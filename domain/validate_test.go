@@ -34,14 +34,25 @@ func TestValidateConfig_AcceptsGoodConfigs(t *testing.T) {
 		scope Scope
 		cfg   ServerConfig
 	}{
-		"app stdio":             {AppScope, ServerConfig{Command: "npx", Args: []string{"-y", "server"}, Env: map[string]string{"TOKEN": "${TOKEN}"}}},
-		"app sse by url":        {AppScope, ServerConfig{URL: "https://mcp.example.com/sse"}},
-		"app http alias":        {AppScope, ServerConfig{Type: "http", URL: "http://127.0.0.1:8080/mcp", Headers: map[string]string{"Authorization": "Bearer ${API_KEY}"}}},
-		"app url placeholder":   {AppScope, ServerConfig{Type: "streamable-http", URL: "https://${HOST}/mcp"}},
-		"user streamable":       {UserScope("alice"), ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp", Headers: map[string]string{"X-Api-Key": "k"}, TimeoutMS: 1000, InitTimeoutMS: MaxTimeoutMS}},
-		"user websocket":        {UserScope("alice"), ServerConfig{Type: "websocket", URL: "wss://mcp.example.com/ws"}},
-		"everything carried":    {AppScope, ServerConfig{URL: "https://a.example.com", Startup: &yes, ChatMenu: &yes, Title: "T", Description: "D", IconPath: "/i.png", ServerInstructions: &Instructions{Text: "be nice"}, CustomUserVars: map[string]CustomUserVar{"API_KEY": {Title: "key"}}}},
-		"unknown field is fine": {AppScope, ServerConfig{URL: "https://a.example.com", Extra: map[string]RawJSON{"oauth": RawJSON(`{"x":1}`)}}},
+		"app stdio":              {AppScope, ServerConfig{Command: "npx", Args: []string{"-y", "server"}, Env: map[string]string{"TOKEN": "${TOKEN}"}}},
+		"app sse by url":         {AppScope, ServerConfig{URL: "https://mcp.example.com/sse"}},
+		"app http alias":         {AppScope, ServerConfig{Type: "http", URL: "http://127.0.0.1:8080/mcp", Headers: map[string]string{"Authorization": "Bearer ${API_KEY}"}}},
+		"app url placeholder":    {AppScope, ServerConfig{Type: "streamable-http", URL: "https://${HOST}/mcp"}},
+		"user streamable":        {UserScope("alice"), ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp", Headers: map[string]string{"X-Api-Key": "k"}, TimeoutMS: 1000, InitTimeoutMS: MaxTimeoutMS}},
+		"user websocket":         {UserScope("alice"), ServerConfig{Type: "websocket", URL: "wss://mcp.example.com/ws"}},
+		"everything carried":     {AppScope, ServerConfig{URL: "https://a.example.com", Startup: &yes, ChatMenu: &yes, Title: "T", Description: "D", IconPath: "/i.png", ServerInstructions: &Instructions{Text: "be nice"}, CustomUserVars: map[string]CustomUserVar{"API_KEY": {Title: "key"}}}},
+		"unknown field is fine":  {AppScope, ServerConfig{URL: "https://a.example.com", Extra: map[string]RawJSON{"zeta": RawJSON(`{"x":1}`)}}},
+		"librechat names":        {AppScope, ServerConfig{URL: "https://a.example.com"}},
+		"stdio url ignored":      {AppScope, ServerConfig{Command: "x", URL: "https://a"}},
+		"remote command ignored": {AppScope, ServerConfig{Type: "sse", URL: "https://a", Command: "x"}},
+		"whole url placeholder":  {AppScope, ServerConfig{Type: "http", URL: "${MCP_URL}"}},
+		"user var url":           {UserScope("alice"), ServerConfig{Type: "http", URL: "https://a.example.com/s/{{KEY}}/mcp", CustomUserVars: map[string]CustomUserVar{"KEY": {Title: "k", Description: "d"}}}},
+		"env dash name":          {AppScope, ServerConfig{Command: "x", Env: map[string]string{"MY-VAR": "v"}}},
+		"url fragment":           {AppScope, ServerConfig{URL: "https://a.example.com/sse#x"}},
+		"ws inferred":            {UserScope("alice"), ServerConfig{URL: "wss://a.example.com/ws"}},
+		"long timeout":           {AppScope, ServerConfig{URL: "https://a", TimeoutMS: 7_200_000}},
+		"librechat extras":       {AppScope, ServerConfig{Type: "http", URL: "https://a", Proxy: "${PROXY}", SSEReadTimeoutMS: 1, RequestHeaders: map[string]string{"X": "y"}, OAuthHeaders: map[string]string{"T": "a"}, APIKey: &APIKey{Source: "admin", AuthorizationType: "bearer", Key: "${K}"}, OBO: &OBO{Scopes: "s"}, OAuth: &OAuthConfig{AuthorizationURL: "https://a/auth", TokenURL: "${T}", ClientID: "i", ClientSecret: "s"}, Title: "Bob's Tools - v2"}},
+		"stdio cwd stderr":       {AppScope, ServerConfig{Command: "x", Cwd: "/tmp", Stderr: &Stderr{Mode: "inherit"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := ValidateConfig(tc.scope, "srv", tc.cfg); err != nil {
@@ -61,14 +72,14 @@ func TestValidateConfig_RejectsWithServerFieldAndReason(t *testing.T) {
 		field  string
 		reason string
 	}{
-		"bad name":                {AppScope, "a__b", ServerConfig{Command: "x"}, "name", "__"},
+		"name with slash":         {AppScope, "a/b", ServerConfig{Command: "x"}, "name", "\"/\""},
+		"empty name":              {AppScope, "", ServerConfig{Command: "x"}, "name", "1 to 256"},
+		"name with newline":       {AppScope, "a\nb", ServerConfig{Command: "x"}, "name", "control"},
 		"bad scope":               {Scope("nobody"), "s", ServerConfig{Command: "x"}, "scope", "want"},
 		"no transport":            {AppScope, "s", ServerConfig{}, "type", "no transport"},
 		"unknown transport":       {AppScope, "s", ServerConfig{Type: "carrier-pigeon", URL: "https://a"}, "type", "unknown transport"},
 		"stdio without command":   {AppScope, "s", ServerConfig{Type: "stdio"}, "command", "needs a command"},
-		"stdio with url":          {AppScope, "s", ServerConfig{Command: "x", Type: "stdio", URL: "https://a"}, "url", "does not use"},
 		"remote without url":      {AppScope, "s", ServerConfig{Type: "sse"}, "url", "needs a url"},
-		"remote with command":     {AppScope, "s", ServerConfig{Type: "sse", URL: "https://a", Command: "x"}, "command", "only for stdio"},
 		"relative url":            {AppScope, "s", ServerConfig{Type: "sse", URL: "/mcp"}, "url", "absolute"},
 		"ftp url":                 {AppScope, "s", ServerConfig{Type: "sse", URL: "ftp://a/b"}, "url", "scheme"},
 		"ws url for http":         {AppScope, "s", ServerConfig{Type: "http", URL: "ws://a/b"}, "url", "scheme"},
@@ -78,15 +89,31 @@ func TestValidateConfig_RejectsWithServerFieldAndReason(t *testing.T) {
 		"malformed placeholder":   {AppScope, "s", ServerConfig{URL: "https://${1X}/"}, "url", "malformed placeholder"},
 		"bad header name":         {AppScope, "s", ServerConfig{URL: "https://a", Headers: map[string]string{"Bad Header": "v"}}, "headers.Bad Header", "token"},
 		"header value CRLF":       {AppScope, "s", ServerConfig{URL: "https://a", Headers: map[string]string{"X": "a\r\nb"}}, "headers.X", "CR, LF"},
-		"bad env name":            {AppScope, "s", ServerConfig{Command: "x", Env: map[string]string{"1BAD": "v"}}, "env.1BAD", "variable name"},
+		"bad env name":            {AppScope, "s", ServerConfig{Command: "x", Env: map[string]string{"A=B": "v"}}, "env.A=B", "variable name"},
 		"env malformed":           {AppScope, "s", ServerConfig{Command: "x", Env: map[string]string{"A": "${B"}}, "env.A", "malformed"},
 		"negative timeout":        {AppScope, "s", ServerConfig{Command: "x", TimeoutMS: -1}, "timeout", "negative"},
-		"huge initTimeout":        {AppScope, "s", ServerConfig{Command: "x", InitTimeoutMS: MaxTimeoutMS + 1}, "initTimeout", "one hour"},
+		"huge initTimeout":        {AppScope, "s", ServerConfig{Command: "x", InitTimeoutMS: MaxTimeoutMS + 1}, "initTimeout", "one year"},
 		"too many args":           {AppScope, "s", ServerConfig{Command: "x", Args: make([]string, MaxArgs+1)}, "args", "more than"},
 		"long arg":                {AppScope, "s", ServerConfig{Command: "x", Args: []string{long}}, "args[0]", "longer"},
 		"long title":              {AppScope, "s", ServerConfig{Command: "x", Title: long}, "title", "longer"},
 		"long description":        {AppScope, "s", ServerConfig{Command: "x", Description: strings.Repeat(long, 2)}, "description", "longer"},
-		"bad custom var":          {AppScope, "s", ServerConfig{Command: "x", CustomUserVars: map[string]CustomUserVar{"a-b": {}}}, "customUserVars.a-b", "variable name"},
+		"bad custom var":          {AppScope, "s", ServerConfig{Command: "x", CustomUserVars: map[string]CustomUserVar{"a}b": {}}}, "customUserVars.a}b", "variable name"},
+		"title punctuation":       {AppScope, "s", ServerConfig{Command: "x", Title: "Hi!"}, "title", "letter or number"},
+		"stderr fd":               {AppScope, "s", ServerConfig{Command: "x", Stderr: &Stderr{FD: 2}}, "stderr", "file descriptor"},
+		"stderr mode":             {AppScope, "s", ServerConfig{Command: "x", Stderr: &Stderr{Mode: "stdout"}}, "stderr", "pipe, ignore or inherit"},
+		"sseReadTimeout negative": {AppScope, "s", ServerConfig{URL: "https://a", SSEReadTimeoutMS: -1}, "sseReadTimeout", "positive"},
+		"proxy scheme":            {AppScope, "s", ServerConfig{Type: "http", URL: "https://a", Proxy: "ftp://p"}, "proxy", "http://"},
+		"user proxy":              {user, "s", ServerConfig{Type: "http", URL: "https://a", Proxy: "http://p:1"}, "proxy", "user-scope"},
+		"oauth secret without id": {AppScope, "s", ServerConfig{URL: "https://a", OAuth: &OAuthConfig{ClientSecret: "x"}}, "oauth.client_secret", "requires client_id"},
+		"oauth id+secret no urls": {AppScope, "s", ServerConfig{URL: "https://a", OAuth: &OAuthConfig{ClientID: "i", ClientSecret: "x"}}, "oauth.client_secret", "both authorization_url"},
+		"oauth bad url":           {AppScope, "s", ServerConfig{URL: "https://a", OAuth: &OAuthConfig{TokenURL: "not a url"}}, "oauth.token_url", "valid URL"},
+		"apiKey source":           {AppScope, "s", ServerConfig{URL: "https://a", APIKey: &APIKey{Source: "all", AuthorizationType: "bearer"}}, "apiKey.source", "admin or user"},
+		"apiKey type":             {AppScope, "s", ServerConfig{URL: "https://a", APIKey: &APIKey{Source: "user"}}, "apiKey.authorization_type", "bearer, basic or custom"},
+		"user admin apiKey":       {user, "s", ServerConfig{Type: "http", URL: "https://a", APIKey: &APIKey{Source: "admin", AuthorizationType: "bearer", Key: "k"}}, "apiKey.source", "app config"},
+		"obo on stdio":            {AppScope, "s", ServerConfig{Command: "x", OBO: &OBO{Scopes: "a"}}, "obo", "only for sse"},
+		"obo empty scopes":        {AppScope, "s", ServerConfig{Type: "http", URL: "https://a", OBO: &OBO{}}, "obo.scopes", "empty"},
+		"oauth wait cap":          {AppScope, "s", ServerConfig{URL: "https://a", OAuthPersistenceWaitTimeoutMS: MaxOAuthPersistenceWaitMS + 1}, "oauthPersistenceWaitTimeout", "at most"},
+		"user requestHeaders var": {user, "s", ServerConfig{Type: "http", URL: "https://a/mcp", RequestHeaders: map[string]string{"X": "${HOME}"}}, "requestHeaders.X", "placeholders are not allowed"},
 		"user stdio":              {user, "s", ServerConfig{Command: "rm", Args: []string{"-rf"}}, "type", "stdio is not allowed"},
 		"user url placeholder":    {user, "s", ServerConfig{Type: "http", URL: "https://${HOST}/mcp"}, "url", "placeholders are not allowed"},
 		"user header placeholder": {user, "s", ServerConfig{Type: "http", URL: "https://a/mcp", Headers: map[string]string{"Authorization": "Bearer ${OPENAI_API_KEY}"}}, "headers.Authorization", "placeholders are not allowed"},
@@ -139,17 +166,17 @@ func TestConfigWarnings_ReportsUnknownFields(t *testing.T) {
 	}
 }
 
-func TestExpandVars_ExpandsUrlHeadersAndEnv(t *testing.T) {
+func TestExpandVars_ExpandsUrlHeadersEnvAndArgs(t *testing.T) {
 	env := map[string]string{"HOST": "mcp.example.com", "KEY": "k1", "TOKEN": "t0"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg := ServerConfig{URL: "https://${HOST}/mcp", Headers: map[string]string{"Authorization": "Bearer ${KEY}"},
-		Env: map[string]string{"T": "${TOKEN}", "PLAIN": "x"}, Args: []string{"${NOT_EXPANDED}"}}
+		Env: map[string]string{"T": "${TOKEN}", "PLAIN": "x"}, Args: []string{"--header", "Authorization: Bearer ${TOKEN}"}}
 	got, err := ExpandVars(cfg, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.URL != "https://mcp.example.com/mcp" || got.Headers["Authorization"] != "Bearer k1" || got.Env["T"] != "t0" ||
-		got.Env["PLAIN"] != "x" || got.Args[0] != "${NOT_EXPANDED}" {
+		got.Env["PLAIN"] != "x" || got.Args[1] != "Authorization: Bearer t0" {
 		t.Fatalf("expanded: %+v", got)
 	}
 	if cfg.Headers["Authorization"] != "Bearer ${KEY}" {

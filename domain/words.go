@@ -65,6 +65,9 @@ const (
 	// StatusRequiresOAuth: the server needs a per-user OAuth token (declared, or the
 	// server answered 401/403); the shared repository never connects it.
 	StatusRequiresOAuth Status = "requires_oauth"
+	// StatusOnDemand: not inspected at startup (startup false, requiresOAuth or
+	// per-owner values); each owner's first connect inspects it with its own values.
+	StatusOnDemand Status = "on_demand"
 )
 
 // Status returns the state word of s.
@@ -76,6 +79,8 @@ func (s ServerState) Status() Status {
 		return StatusRequiresOAuth
 	case s.Inspected:
 		return StatusReady
+	case OnDemand(s.Config):
+		return StatusOnDemand
 	}
 	return StatusPending
 }

@@ -110,7 +110,7 @@ func TestCLI_CommandsAgainstAService(t *testing.T) {
 
 	// inspect: a reachable config succeeds, a dead one fails with exit 1
 	good := filepath.Join(dir, "good.yaml")
-	os.WriteFile(good, []byte("command: "+clockBin()+"\n"), 0o600)
+	os.WriteFile(good, []byte("command: "+clockBin()+"\nargs: []\n"), 0o600)
 	step(nil, "echo", 0, "inspect", "-f", good)
 	dead := filepath.Join(dir, "dead.yaml")
 	os.WriteFile(dead, []byte("type: streamable-http\nurl: http://127.0.0.1:1/mcp\ninitTimeout: 2000\n"), 0o600)

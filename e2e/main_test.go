@@ -337,6 +337,7 @@ func baseConfigWith(servers string) string {
 	return fmt.Sprintf(`mcpServers:
   clock:
     command: %s
+    args: []
     initTimeout: 20000
 `+servers+`mcpSettings:
   allowedDomains: ["127.0.0.1"]

@@ -32,6 +32,10 @@ const (
 	TypeTokenRefreshed              = "mcpes.token.refreshed.v1"
 	TypeTokenRefreshFailed          = "mcpes.token.refresh_failed.v1"
 	TypeTokenRevoked                = "mcpes.token.revoked.v1"
+	TypeOwnerVarsChanged            = "mcpes.owner.vars_changed.v1"
+	TypeOwnerProfileChanged         = "mcpes.owner.profile_changed.v1"
+	TypeOwnerInspected              = "mcpes.owner.inspected.v1"
+	TypeOwnerInspectionFailed       = "mcpes.owner.inspection_failed.v1"
 )
 
 var typeOf = map[reflect.Type]string{
@@ -54,6 +58,10 @@ var typeOf = map[reflect.Type]string{
 	reflect.TypeFor[domain.TokenRefreshed]():              TypeTokenRefreshed,
 	reflect.TypeFor[domain.TokenRefreshFailed]():          TypeTokenRefreshFailed,
 	reflect.TypeFor[domain.TokenRevoked]():                TypeTokenRevoked,
+	reflect.TypeFor[domain.UserVarsChanged]():             TypeOwnerVarsChanged,
+	reflect.TypeFor[domain.OwnerProfileChanged]():         TypeOwnerProfileChanged,
+	reflect.TypeFor[domain.OwnerInspected]():              TypeOwnerInspected,
+	reflect.TypeFor[domain.OwnerInspectionFailed]():       TypeOwnerInspectionFailed,
 }
 
 // decoders turn the current version's data into the domain fact.
@@ -87,6 +95,10 @@ func init() {
 	register[domain.TokenRefreshed]()
 	register[domain.TokenRefreshFailed]()
 	register[domain.TokenRevoked]()
+	register[domain.UserVarsChanged]()
+	register[domain.OwnerProfileChanged]()
+	register[domain.OwnerInspected]()
+	register[domain.OwnerInspectionFailed]()
 }
 
 // Types returns every event type of the current catalogue, sorted.
@@ -161,6 +173,14 @@ func Subject(fact any) (string, error) {
 		return domain.ConnStream(f.Owner, f.Server), nil
 	case domain.TokenRevoked:
 		return domain.ConnStream(f.Owner, f.Server), nil
+	case domain.UserVarsChanged:
+		return domain.UserVarsStream(f.Owner, f.Server), nil
+	case domain.OwnerProfileChanged:
+		return domain.OwnerProfileStream(f.Owner), nil
+	case domain.OwnerInspected:
+		return domain.OwnerInspectionStream(f.Owner, f.Inspection.Name), nil
+	case domain.OwnerInspectionFailed:
+		return domain.OwnerInspectionStream(f.Owner, f.Failure.Name), nil
 	}
 	return "", fmt.Errorf("%T is not in the event catalogue", fact)
 }

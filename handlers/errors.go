@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/mcpes/mcpes/audit"
+	"github.com/mcpes/mcpes/credentials"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/oauth"
 	"github.com/mcpes/mcpes/registry"
@@ -57,6 +58,7 @@ const (
 	CodeForbiddenOrigin     = "forbidden_origin"
 	CodeUnsupportedMedia    = "unsupported_media_type"
 	CodeRateLimited         = "rate_limited"
+	CodeNoKey               = "no_encryption_key"
 	CodeInsufficientStorage = "insufficient_storage"
 	CodeInternal            = "internal"
 	CodeTooManyRequests     = "too_many_requests"
@@ -100,6 +102,8 @@ func errorStatus(err error) (int, APIError) {
 		return http.StatusUnsupportedMediaType, APIError{Code: CodeUnsupportedMedia, Message: err.Error()}
 	case errors.Is(err, ErrRateLimited):
 		return http.StatusTooManyRequests, APIError{Code: CodeRateLimited, Message: err.Error()}
+	case errors.Is(err, credentials.ErrNoKey):
+		return http.StatusServiceUnavailable, APIError{Code: CodeNoKey, Message: "cannot store a secret: " + err.Error()}
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT): // a full disk: 507
 		return http.StatusInsufficientStorage, APIError{Code: CodeInsufficientStorage,
 			Message: "the event log cannot be written: no space left on the data directory's disk"}

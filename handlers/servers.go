@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/registry"
 )
 
 // Server is one server as the API shows it. Secrets in Config are redacted.
@@ -243,7 +245,12 @@ func (a *api) reinspect(w http.ResponseWriter, r *http.Request, id Identity) err
 	if err != nil {
 		return err
 	}
-	res, err := a.Registry.Reinspect(r.Context(), id.Actor(), scopeOf(owner), name)
+	var res registry.ReinspectResult
+	if po, ok := a.Registry.(ownerReinspector); ok && owner != "" && a.onDemandApp(name) {
+		res, err = po.ReinspectForOwner(r.Context(), id.Actor(), owner, name)
+	} else {
+		res, err = a.Registry.Reinspect(r.Context(), id.Actor(), scopeOf(owner), name)
+	}
 	if err != nil {
 		return err
 	}
@@ -269,4 +276,16 @@ func ownerAndName(r *http.Request, id Identity) (string, string, error) {
 // servers of other owners alike.
 func notFound(name string) error {
 	return &domain.ServerError{Name: name, Err: domain.ErrServerNotFound}
+}
+
+// ownerReinspector reinspects an on-demand app server for one owner
+// (*registry.Service implements it).
+type ownerReinspector interface {
+	ReinspectForOwner(ctx context.Context, actor, owner, name string) (registry.ReinspectResult, error)
+}
+
+// onDemandApp reports whether name is an app server inspected per owner.
+func (a *api) onDemandApp(name string) bool {
+	st, ok := a.Servers.State(domain.AppScope, name)
+	return ok && st.Exists && domain.OnDemand(st.Config)
 }

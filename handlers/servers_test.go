@@ -98,7 +98,7 @@ func TestServers_RejectedBodiesWriteNothing(t *testing.T) {
 		{"trailing data", adminToken, "/v1/servers/x", `{"url":"http://127.0.0.1:1/mcp"} {}`, 400, handlers.CodeInvalidRequest},
 		{"wrong type", adminToken, "/v1/servers/x", `{"url":"http://127.0.0.1:1/mcp","timeout":"soon"}`, 400, handlers.CodeInvalidConfig},
 		{"invalid values", adminToken, "/v1/servers/x", `{"type":"carrier-pigeon","timeout":-5}`, 400, handlers.CodeInvalidConfig},
-		{"bad name", adminToken, "/v1/servers/a__b", `{"url":"http://127.0.0.1:1/mcp"}`, 400, handlers.CodeInvalidConfig},
+		{"bad name", adminToken, "/v1/servers/a%01b", `{"url":"http://127.0.0.1:1/mcp"}`, 400, handlers.CodeInvalidConfig},
 		{"stdio from an owner", aliceToken, "/v1/servers/x", `{"command":"/bin/sh","args":["-c","id"]}`, 400, handlers.CodeInvalidConfig},
 		{"placeholder from an owner", aliceToken, "/v1/servers/x", `{"url":"http://127.0.0.1:1/mcp","headers":{"A":"${HOME}"}}`, 400, handlers.CodeInvalidConfig},
 		{"oversized", adminToken, "/v1/servers/x", `{"url":"http://127.0.0.1:1/mcp","description":"` + strings.Repeat("a", 5000) + `"}`, 413, handlers.CodeBodyTooLarge},

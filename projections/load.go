@@ -16,14 +16,17 @@ import (
 // writes is discarded and the projection rebuilt from position 0.
 const (
 	ServersSnapshot     = "servers"
-	ServersFormat       = 1
+	ServersFormat       = 2 // 2: per-owner value and profile names
 	ConnectionsSnapshot = "connections"
 	ConnectionsFormat   = 1
 )
 
 type serversSnapshot struct {
 	snapshotHeader
-	Servers []domain.ServerState `json:"servers"`
+	Servers  []domain.ServerState `json:"servers"`
+	UserVars []ownerNames         `json:"userVars,omitempty"`
+	Profiles []ownerNames         `json:"profiles,omitempty"`
+	Owned    []ownedInspection    `json:"ownerInspections,omitempty"`
 }
 
 // LoadServers is Load for the server-config projection; see Load.
@@ -92,6 +95,10 @@ func (s *Servers) loadSnapshot(ctx context.Context, st store.Store) error {
 			s.index(k, true)
 		}
 	}
+	s.restoreOwnerNames(snap.UserVars, snap.Profiles)
+	for _, o := range snap.Owned {
+		s.setOwnerInspection(o.Owner, o.Server, o.Inspection)
+	}
 	return s.restore(snap.snapshotHeader)
 }
 
@@ -128,6 +135,8 @@ func checkSnapshotHash(ctx context.Context, st store.Store, h snapshotHeader) er
 func (s *Servers) Snapshot(ctx context.Context, st store.Store) error {
 	s.wmu.Lock() // no fold runs: states and position agree
 	snap := serversSnapshot{snapshotHeader: s.header(ServersFormat), Servers: s.States()}
+	snap.UserVars, snap.Profiles = s.ownerNames()
+	snap.Owned = s.ownedInspections()
 	s.wmu.Unlock()
 	data, err := json.Marshal(snap)
 	if err != nil {

@@ -69,9 +69,17 @@ type entry struct {
 type slot struct {
 	view domain.ConfigView
 	e    *entry
+	// required lists the per-owner values the config needs (RequiredUserVars).
+	required []string
 }
 
-func slotOf(st domain.ServerState) slot { return slot{view: st.View(), e: &entry{state: st}} }
+func slotOf(st domain.ServerState) slot {
+	sl := slot{view: st.View(), e: &entry{state: st}}
+	if sl.view.CustomUserVars {
+		sl.required = domain.RequiredUserVars(st.Config)
+	}
+	return sl
+}
 
 type shard struct {
 	mu sync.RWMutex
@@ -80,7 +88,11 @@ type shard struct {
 	// one lookup in the large table.
 	app  map[string]slot
 	user map[userKey]slot
-	_    [32]byte // keep neighbouring shards' lock words on separate cache lines
+	// vars holds the per-owner value names by (owner, server name).
+	vars map[userKey]nameSet
+	// owned holds per-owner inspections of on-demand servers by (owner, name).
+	owned map[userKey]OwnerInspection
+	_     [32]byte // keep neighbouring shards' lock words on separate cache lines
 }
 
 // Servers is the server-config projection: the folded state of every server stream,
@@ -96,14 +108,18 @@ type Servers struct {
 
 	hookMu sync.RWMutex
 	hooks  []func(scope domain.Scope, name string)
+
+	profileMu sync.RWMutex
+	profiles  map[string]nameSet // owner -> profile attribute names
 }
 
 // NewServers returns an empty projection at position 0.
 func NewServers() *Servers {
-	s := &Servers{names: map[key]map[string]struct{}{}}
+	s := &Servers{names: map[key]map[string]struct{}{}, profiles: map[string]nameSet{}}
 	for i := range s.shards {
 		s.shards[i].app = map[string]slot{}
 		s.shards[i].user = map[userKey]slot{}
+		s.shards[i].vars = map[userKey]nameSet{}
 	}
 	s.fold = s.foldEvent
 	return s
@@ -149,7 +165,11 @@ func parseServerSubject(subject string) (domain.Scope, string, bool) {
 }
 
 func (s *Servers) foldEvent(ev *rawEvent) error {
-	if events.Area(ev.typ) != "server" {
+	switch events.Area(ev.typ) {
+	case "server":
+	case "owner":
+		return s.foldOwner(ev)
+	default:
 		return nil
 	}
 	scope, name, ok := parseServerSubject(ev.subject)
@@ -230,43 +250,46 @@ func (s *Servers) State(scope domain.Scope, name string) (domain.ServerState, bo
 // are consistent with. It is the connection repository's hot path: no allocation, one
 // read lock. A missing server gives a zero state and a view with Found false.
 func (s *Servers) Effective(owner, name string) (domain.ServerState, domain.ConfigView, uint64) {
-	app, priv, pos := s.lookup(owner, name)
+	sh := s.shardFor(name)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	app, priv, pos := s.lookupLocked(sh, owner, name)
 	switch {
 	case app.view.Found:
 		v := app.view
 		v.Shadowed = priv.view.Found
-		return app.e.state, v, pos
+		return app.e.state, s.withUserVars(sh, owner, name, v, app.required), pos
 	case priv.view.Found:
-		return priv.e.state, priv.view, pos
+		return priv.e.state, s.withUserVars(sh, owner, name, priv.view, priv.required), pos
 	}
 	return domain.ServerState{}, domain.ConfigView{}, pos
 }
 
 // View is Effective without the state: the policy inputs of (owner, name) and the
-// position they are consistent with. It reads one or two map slots and nothing else.
+// position they are consistent with. It reads one or two map slots (three for a
+// server that needs per-owner values) and nothing else.
 func (s *Servers) View(owner, name string) (domain.ConfigView, uint64) {
-	app, priv, pos := s.lookup(owner, name)
+	sh := s.shardFor(name)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	app, priv, pos := s.lookupLocked(sh, owner, name)
 	switch {
 	case app.view.Found:
 		v := app.view
 		v.Shadowed = priv.view.Found
-		return v, pos
+		return s.withUserVars(sh, owner, name, v, app.required), pos
 	case priv.view.Found:
-		return priv.view, pos
+		return s.withUserVars(sh, owner, name, priv.view, priv.required), pos
 	}
 	return domain.ConfigView{}, pos
 }
 
-func (s *Servers) lookup(owner, name string) (app, priv slot, pos uint64) {
-	sh := s.shardFor(name)
-	sh.mu.RLock()
+func (s *Servers) lookupLocked(sh *shard, owner, name string) (app, priv slot, pos uint64) {
 	app = sh.app[name]
 	if owner != "" {
 		priv = sh.user[userKey{owner, name}]
 	}
-	pos = s.pos.Load()
-	sh.mu.RUnlock()
-	return app, priv, pos
+	return app, priv, s.pos.Load()
 }
 
 // Tools returns the tool catalogue of the last successful inspection of a server

@@ -185,8 +185,8 @@ func (s *Service) record(ctx context.Context, scope domain.Scope, name string, v
 func (s *Service) inspectAfterPut(ctx context.Context, scope domain.Scope, name, causation string) {
 	run := func(ctx context.Context) {
 		st := s.state(scope, name)
-		if !st.Exists {
-			return
+		if !st.Exists || domain.OnDemand(st.Config) {
+			return // on-demand servers are inspected by an owner's connect, not here
 		}
 		if _, err := s.inspectState(ctx, st, "system", causation); err != nil {
 			s.log.Warn("inspection after put", "scope", scope, "server", name, "err", err)
@@ -205,7 +205,8 @@ func (s *Service) inspectAfterPut(ctx context.Context, scope domain.Scope, name,
 	}
 }
 
-// StartupInspect inspects every app server concurrently, at most concurrency at once
+// StartupInspect inspects every app server that is not on demand (domain.OnDemand)
+// concurrently, at most concurrency at once
 // (Options.StartupConcurrency when <= 0), each under its own initTimeout, so one slow
 // or dead server delays no other beyond its own timeout. progress, when not nil, is
 // called once per server as its outcome is recorded (calls are serialised). It returns
@@ -224,6 +225,9 @@ func (s *Service) StartupInspect(ctx context.Context, concurrency int, progress 
 	var errMu sync.Mutex
 	var firstErr error
 	for _, name := range s.appNames() {
+		if domain.OnDemand(s.state(domain.AppScope, name).Config) {
+			continue // not connected at startup (as in LibreChat): on demand
+		}
 		wg.Go(func() {
 			select {
 			case sem <- struct{}{}:

@@ -99,8 +99,12 @@ func TestService_Put_UserScopeRefusals_WriteNothing(t *testing.T) {
 		"someone else's secret ref": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
 			Headers: map[string]string{"Authorization": "secret:0123456789abcdef0123456789abcdef"}}, field: "headers.Authorization"},
 		"someone else's secret ref as oauth client secret": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
-			Extra: map[string]domain.RawJSON{"oauth": domain.RawJSON(`{"client_id":"c","client_secret":"secret:0123456789abcdef0123456789abcdef"}`)}},
+			OAuth: &domain.OAuthConfig{ClientID: "c", ClientSecret: "secret:0123456789abcdef0123456789abcdef"}},
 			field: "oauth.client_secret"},
+		"secret ref in requestHeaders": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
+			RequestHeaders: map[string]string{"X": "secret:0123456789abcdef0123456789abcdef"}}, field: "requestHeaders.X"},
+		"secret ref as api key": {cfg: domain.ServerConfig{Type: "streamable-http", URL: "https://mcp.example.com/mcp",
+			APIKey: &domain.APIKey{Source: "user", AuthorizationType: "bearer", Key: "secret:0123456789abcdef0123456789abcdef"}}, field: "apiKey.key"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -49,6 +49,9 @@ func (s *Service) Reconcile(ctx context.Context, file ConfigFile) (ReconcileRepo
 		} else if err != nil {
 			return rep, err
 		}
+		if err := domain.CheckToolPrefix(name, names); err != nil {
+			problems = append(problems, domain.Problem{Server: name, Field: "name", Reason: err.Error()})
+		}
 	}
 	if len(problems) > 0 {
 		return rep, &domain.ValidationError{Problems: problems}

@@ -67,7 +67,7 @@ func TestService_Reconcile_BadFileAppliesNothing(t *testing.T) {
 	// when a file with two good servers and two bad ones is reconciled
 	file := fileServers()
 	file["broken"] = domain.ServerConfig{Type: "sse"}
-	file["bad__name"] = httpConfig("https://x.example.com/mcp")
+	file["bad/name"] = httpConfig("https://x.example.com/mcp")
 	_, err := h.Svc.Reconcile(ctx(t), registry.ConfigFile{Servers: file})
 
 	// then every bad server is named and nothing is applied (not even the removal)
@@ -79,7 +79,7 @@ func TestService_Reconcile_BadFileAppliesNothing(t *testing.T) {
 	for _, p := range verr.Problems {
 		named[p.Server] = true
 	}
-	if !named["broken"] || !named["bad__name"] {
+	if !named["broken"] || !named["bad/name"] {
 		t.Fatalf("problems = %+v, want both bad servers named", verr.Problems)
 	}
 	if h.head(t) != 1 || !h.state(domain.AppScope, "old").Exists {

@@ -15,7 +15,8 @@ import (
 // equal references (HMAC under the store key), so an unchanged config seals to the
 // same bytes and writes no event.
 func (s *Service) seal(ctx context.Context, cfg domain.ServerConfig) (domain.ServerConfig, error) {
-	if len(cfg.Headers) == 0 && len(cfg.Env) == 0 {
+	// Nothing to seal: no key needed (a ref function that names nothing finds out).
+	if _, any := domain.SealSecrets(cfg, func(string) string { return "" }); len(any) == 0 {
 		return cfg.Clone(), nil
 	}
 	key, err := s.key(ctx)
@@ -50,11 +51,27 @@ func foreignRefs(name string, cfg domain.ServerConfig, current domain.ServerStat
 	}
 	check("headers", cfg.Headers, current.Config.Headers)
 	check("env", cfg.Env, current.Config.Env)
-	if b, ok := cfg.OAuthClient(); ok && domain.IsSecretRef(b.ClientSecret) {
-		if cb, _ := current.Config.OAuthClient(); !current.Exists || cb.ClientSecret != b.ClientSecret {
-			out = append(out, domain.Problem{Server: name, Field: "oauth.client_secret",
+	check("requestHeaders", cfg.RequestHeaders, current.Config.RequestHeaders)
+	check("oauth_headers", cfg.OAuthHeaders, current.Config.OAuthHeaders)
+	one := func(field, v, cur string) {
+		if domain.IsSecretRef(v) && (!current.Exists || cur != v) {
+			out = append(out, domain.Problem{Server: name, Field: field,
 				Reason: "secret references are not accepted in user-scope configs; send the value"})
 		}
+	}
+	if cfg.APIKey != nil {
+		cur := ""
+		if current.Config.APIKey != nil {
+			cur = current.Config.APIKey.Key
+		}
+		one("apiKey.key", cfg.APIKey.Key, cur)
+	}
+	if cfg.OAuth != nil {
+		cur := ""
+		if current.Config.OAuth != nil {
+			cur = current.Config.OAuth.ClientSecret
+		}
+		one("oauth.client_secret", cfg.OAuth.ClientSecret, cur)
 	}
 	return out
 }

@@ -154,6 +154,9 @@ func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, nam
 	if err := domain.ValidateConfig(scope, name, cfg); err != nil {
 		return PutResult{}, err
 	}
+	if err := s.checkToolPrefix(scope, name); err != nil {
+		return PutResult{}, err
+	}
 	if !scope.IsApp() {
 		if probs := foreignRefs(name, cfg, s.state(scope, name)); len(probs) > 0 {
 			return PutResult{}, &domain.ValidationError{Problems: probs}

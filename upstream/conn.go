@@ -29,6 +29,7 @@ type Conn struct {
 	client          *client.Client
 	init            *mcp.InitializeResult
 	child           *child
+	ws              *wsPipe
 	rec             *statusRecorder
 	http            *http.Client
 	url             string

@@ -100,7 +100,7 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 		return nil, &DialError{Server: name, Transport: tt, Class: class, Err: err}
 	}
 	switch tt {
-	case domain.TransportStdio, domain.TransportSSE, domain.TransportStreamableHTTP:
+	case domain.TransportStdio, domain.TransportSSE, domain.TransportStreamableHTTP, domain.TransportWebsocket:
 	case "":
 		return fail(domain.FailureUnsupported, fmt.Errorf("%w: no command or url", ErrConfig))
 	default:
@@ -113,7 +113,7 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 	if err != nil {
 		return fail(domain.FailureConfig, err)
 	}
-	red := newRedactor(res.secrets)
+	red := newRedactor(append(res.secrets, secretValues(ctx)...))
 
 	c := &Conn{
 		name: name, transport: tt, logger: opts.Logger.With("server", name, "transport", tt),
@@ -139,7 +139,7 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 	var tr transport.Interface
 	switch tt {
 	case domain.TransportStdio:
-		ch, err := startChild(cfg.Command, res.args, res.env, c.logger, func(err error) {
+		ch, err := startChild(cfg.Command, res.args, res.env, childOpts{dir: res.cwd, stderr: res.stderr}, c.logger, func(err error) {
 			garbage.CompareAndSwap(nil, &err)
 			c.logger.Warn("stdio server broke the protocol", "err", red.err(err))
 			if !c.ready.Load() {
@@ -153,7 +153,7 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 		}
 		c.child = ch
 		tr = transport.NewIO(limitLines(ch.stdout, opts.MaxMessageBytes, c.dropped), ch.stdin, nil)
-	case domain.TransportSSE, domain.TransportStreamableHTTP:
+	case domain.TransportSSE, domain.TransportStreamableHTTP, domain.TransportWebsocket:
 		u, err := url.Parse(res.url)
 		if err != nil || u.Host == "" {
 			stopAfter()
@@ -161,6 +161,9 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 			return fail(domain.FailureUnreachable, red.err(fmt.Errorf("%w: bad url", ErrConfig)))
 		}
 		base := http.RoundTripper(appTransport)
+		if res.proxy != nil && tt != domain.TransportWebsocket {
+			base = proxyTransport(res.proxy)
+		}
 		hc := &http.Client{}
 		if !opts.Scope.IsApp() {
 			if err := opts.Guard.checkURLName(u); err != nil {
@@ -173,20 +176,47 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 		if opts.WrapHTTP != nil {
 			base = opts.WrapHTTP(base)
 		}
+		if cfg.SSEReadTimeoutMS > 0 && tt != domain.TransportWebsocket {
+			base = idleStreams{base: base, idle: time.Duration(cfg.SSEReadTimeoutMS) * time.Millisecond}
+		}
 		c.rec = &statusRecorder{base: base}
 		hc.Transport = limitBodies(c.rec, opts.MaxMessageBytes, c.dropped)
 		c.http, c.url, c.headers = hc, res.url, res.headers
-		if tt == domain.TransportSSE {
+		switch tt {
+		case domain.TransportWebsocket:
+			var ws *wsPipe
+			wsClient := &http.Client{Transport: http1Only(base), CheckRedirect: hc.CheckRedirect}
+			ws, err = dialWebsocket(initCtx, c.lifeCtx, res.url, res.headers, wsClient, func(err error, bad bool) {
+				if bad {
+					garbage.CompareAndSwap(nil, &err)
+				}
+				if !c.ready.Load() {
+					cancelInit()
+				}
+				c.lose(fmt.Errorf("websocket lost: %w", err))
+			})
+			if err == nil {
+				c.ws = ws
+				tr = transport.NewIO(ws, ws, nil)
+			}
+		case domain.TransportSSE:
 			tr, err = transport.NewSSE(res.url, transport.WithHTTPClient(hc), transport.WithHeaders(res.headers),
 				transport.WithSSELogger(c.logger))
-		} else {
+		default:
 			tr, err = transport.NewStreamableHTTP(res.url, transport.WithHTTPBasicClient(hc),
 				transport.WithHTTPHeaders(res.headers), transport.WithHTTPLogger(c.logger))
 		}
 		if err != nil {
 			stopAfter()
 			c.lifeCancel()
-			return fail(domain.FailureUnreachable, red.err(err))
+			class := domain.FailureUnreachable
+			if tt == domain.TransportWebsocket {
+				class = Classify(err) // the handshake ran: auth, protocol or network
+				if errors.Is(context.Cause(initCtx), context.DeadlineExceeded) {
+					class = domain.FailureTimeout
+				}
+			}
+			return fail(class, red.err(err))
 		}
 	}
 	c.client = client.NewClient(tr, clientOpts...)
@@ -220,6 +250,10 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 	c.ready.Store(true)
 	if c.child != nil {
 		go c.watchChild()
+	}
+	if c.ws != nil {
+		c.watchers.Add(1)
+		go func() { defer c.watchers.Done(); c.ws.ping(c.probeEvery) }()
 	}
 	c.watchStream()
 	c.logger.Debug("connected", "protocol", init.ProtocolVersion, "serverName", init.ServerInfo.Name)

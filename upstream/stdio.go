@@ -9,9 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mcpes/mcpes/domain"
 )
 
 // inheritedEnv names the variables a stdio child inherits from mcpes's own
@@ -38,15 +42,28 @@ type child struct {
 	drained chan struct{}
 }
 
+// childOpts are the stdio settings besides command, args and env: the working
+// directory (cwd; a relative command path is taken from it) and what becomes of
+// stderr ("pipe", the default: its tail is kept for error messages; "ignore";
+// "inherit": also copied to mcpes's stderr).
+type childOpts struct {
+	dir    string
+	stderr string
+}
+
 // startChild starts command with args and env (KEY=VALUE, added to inheritedEnv).
 // onGarbage is called once with the first stdout line that is not a JSON-RPC
 // message. The child is not tied to any context: stop ends it.
-func startChild(command string, args, env []string, logger *slog.Logger, onGarbage func(error)) (*child, error) {
+func startChild(command string, args, env []string, o childOpts, logger *slog.Logger, onGarbage func(error)) (*child, error) {
+	if o.dir != "" && strings.ContainsRune(command, filepath.Separator) && !filepath.IsAbs(command) {
+		command = filepath.Join(o.dir, command)
+	}
 	path, err := exec.LookPath(command)
 	if err != nil {
 		return nil, fmt.Errorf("command %q: %w", command, err)
 	}
 	cmd := exec.Command(path, args...)
+	cmd.Dir = o.dir
 	for _, k := range inheritedEnv {
 		if v, ok := os.LookupEnv(k); ok {
 			cmd.Env = append(cmd.Env, k+"="+v)
@@ -97,7 +114,14 @@ func startChild(command string, args, env []string, logger *slog.Logger, onGarba
 	go func() {
 		defer close(c.drained)
 		defer errR.Close()
-		_, _ = io.Copy(c.stderr, errR)
+		var dst io.Writer = c.stderr
+		switch o.stderr {
+		case domain.StderrIgnore:
+			dst = io.Discard
+		case domain.StderrInherit:
+			dst = io.MultiWriter(c.stderr, os.Stderr)
+		}
+		_, _ = io.Copy(dst, errR)
 	}()
 	logger.Debug("stdio server started", "command", command, "pid", cmd.Process.Pid)
 	return c, nil

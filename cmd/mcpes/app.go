@@ -157,6 +157,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		BackoffMax:            cfg.Connections.Breaker.OpenDuration.D(),
 		Source:                source,
 		Logger:                log,
+		UserValues:            m.registry.OwnerValues(m.servers),
+		InspectOwner:          m.registry.InspectOwnerAsync,
 	})
 	// Connections the log shows open were held by a process that is gone: say so
 	// before anything else reads the log.

@@ -45,7 +45,7 @@ func newServersCmd(e *env) *cobra.Command {
   mcpes servers put notes -f notes.yaml --owner alice
   mcpes servers rm notes --owner alice`,
 	}
-	c.AddCommand(newServersListCmd(e), newServersGetCmd(e), newServersPutCmd(e), newServersRmCmd(e))
+	c.AddCommand(newServersListCmd(e), newServersGetCmd(e), newServersPutCmd(e), newServersRmCmd(e), newServersVarsCmd(e))
 	return c
 }
 

@@ -54,7 +54,8 @@ func New(tb testing.TB, st store.Store, tune func(*connections.Options)) *Stack 
 		return string(b), err
 	}
 	opts := connections.Options{Source: "mcpes://test", IdleTimeout: time.Hour,
-		Upstream: upstream.Options{Secrets: secrets, Guard: guard}}
+		Upstream: upstream.Options{Secrets: secrets, Guard: guard}, UserValues: reg.OwnerValues(servers),
+		InspectOwner: reg.InspectOwnerAsync}
 	if tune != nil {
 		tune(&opts)
 	}
