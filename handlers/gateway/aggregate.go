@@ -147,6 +147,7 @@ func (g *Gateway) route(s *session, m wire, answer func([]byte)) (server string,
 		if !ok {
 			return refuse(-32602, "unknown resource: "+str("uri"))
 		}
+		srv = s.o.serverOf(srv)
 		if m.Method != "resources/read" {
 			return srv, set("uri", uri), nil, false
 		}
@@ -171,6 +172,7 @@ func (g *Gateway) route(s *session, m wire, answer func([]byte)) (server string,
 		if !ok {
 			return refuse(-32602, "unknown completion ref")
 		}
+		srv = s.o.serverOf(srv)
 		p["ref"], _ = json.Marshal(ref)
 		b, _ := json.Marshal(p)
 		return srv, b, nil, false

@@ -21,20 +21,25 @@ const Separator = "__"
 // ResourceScheme prefixes the URIs of aggregated resources: mcpes://<server>/<uri>.
 const ResourceScheme = "mcpes://"
 
-// ToolName returns the name the gateway offers tool of server under.
-func ToolName(server, tool string) string { return server + Separator + tool }
+// ToolName returns the name the gateway offers tool of server under: the server's
+// tool prefix (domain.ToolPrefix: the name itself when it is a plain one), "__", the
+// tool's own name.
+func ToolName(server, tool string) string { return domain.ToolPrefix(server) + Separator + tool }
 
-// SplitName splits an offered tool or prompt name into server and upstream name.
-// ok is false when name has no separator or an empty part.
+// SplitName splits an offered tool or prompt name into the server's tool prefix and
+// the upstream name (ownerServer.serverOf maps the prefix back to the server). ok is
+// false when name has no separator or an empty part.
 func SplitName(name string) (server, upstreamName string, ok bool) {
 	server, upstreamName, ok = strings.Cut(name, Separator)
 	return server, upstreamName, ok && server != "" && upstreamName != ""
 }
 
-// ResourceURI returns the URI the gateway offers resource uri of server under.
-func ResourceURI(server, uri string) string { return ResourceScheme + server + "/" + uri }
+// ResourceURI returns the URI the gateway offers resource uri of server under (with
+// the server's tool prefix, which is always a valid URI host).
+func ResourceURI(server, uri string) string { return ResourceScheme + domain.ToolPrefix(server) + "/" + uri }
 
-// SplitResourceURI splits an offered resource URI into server and upstream URI.
+// SplitResourceURI splits an offered resource URI into the server's tool prefix and
+// the upstream URI.
 func SplitResourceURI(u string) (server, uri string, ok bool) {
 	rest, ok := strings.CutPrefix(u, ResourceScheme)
 	if !ok {
@@ -95,6 +100,19 @@ type catalogue struct {
 	instr     strings.Builder
 }
 
+// serverOf maps a tool prefix (SplitName, SplitResourceURI) back to the name of the
+// server of this owner's view it stands for; a plain name is its own prefix.
+func (o *ownerServer) serverOf(prefix string) string {
+	if domain.ToolPrefix(prefix) == prefix {
+		for _, e := range o.g.d.Servers.List(o.owner) {
+			if e.Name != prefix && domain.ToolPrefix(e.Name) == prefix {
+				return e.Name
+			}
+		}
+	}
+	return prefix
+}
+
 // build reads the projection: every server visible to the owner that its repository
 // may connect (domain.MayConnect on the owner's view), with the catalogue of its last
 // successful inspection.
@@ -110,11 +128,12 @@ func (o *ownerServer) build() catalogue {
 		if ok, _ := domain.MayConnect(o.owner, e.View); !ok {
 			continue
 		}
-		st, ok := sv.State(e.Scope, e.Name)
-		if !ok || st.LastSuccess == nil {
+		// The catalogue this owner may see: the server's, or for an on-demand server
+		// the one its own first connect inspected (none yet: nothing offered).
+		ins := sv.Catalogue(o.owner, e.Scope, e.Name)
+		if ins == nil {
 			continue
 		}
-		ins := st.LastSuccess
 		if ins.Instructions != "" {
 			fmt.Fprintf(&c.instr, "\n\n## %s\n%s", e.Name, ins.Instructions)
 		}

@@ -126,9 +126,16 @@ func TestIsolation_PrivateServersAndSharedScopeRules(t *testing.T) {
 			t.Fatalf("shared scope offers %s: %v", p, shared)
 		}
 	}
-	if !hasPrefix(alice, "lazy__") || !hasPrefix(shared, "clock__") {
-		t.Fatalf("alice %v shared %v", alice, shared)
+	if hasPrefix(alice, "lazy__") || !hasPrefix(shared, "clock__") {
+		t.Fatalf("alice %v shared %v (an on-demand server is offered only once her connect inspected it)", alice, shared)
 	}
+	// and once alice connected the startup:false server, her /mcp offers its tools
+	if _, err := e.mgr.Repo("alice").Get(ctx, "lazy"); err != nil {
+		t.Fatalf("alice connect lazy: %v", err)
+	}
+	waitFor(t, 10*time.Second, "alice's catalogue of lazy", func() bool {
+		return hasPrefix(toolNames(t, goClient(t, e.URL(), aliceToken, "")), "lazy__")
+	})
 
 	// when the admin acts for alice with ?owner=alice
 	asAlice := goClient(t, e.URL()+"?owner=alice", adminToken, "")

@@ -112,12 +112,28 @@ func TestSharedScope_NeverOffersFailedOrUserVarServers(t *testing.T) {
 	shared := toolNames(t, goClient(t, e.URL(), adminToken, ""))
 	alice := toolNames(t, goClient(t, e.URL(), aliceToken, ""))
 
-	// then nobody gets the failed server, the shared scope not the user-vars one
-	if hasPrefix(shared, "dead__") || hasPrefix(alice, "dead__") || hasPrefix(shared, "uservars__") {
+	// then nobody gets the failed server; nobody gets the user-vars one before an
+	// owner's own connect inspected it (it is on demand), the shared scope never
+	if hasPrefix(shared, "dead__") || hasPrefix(alice, "dead__") || hasPrefix(shared, "uservars__") || hasPrefix(alice, "uservars__") {
 		t.Fatalf("shared %v alice %v", shared, alice)
 	}
-	if !hasPrefix(shared, "clock__") || !hasPrefix(alice, "uservars__") {
+	if !hasPrefix(shared, "clock__") || !hasPrefix(alice, "clock__") {
 		t.Fatalf("shared %v alice %v", shared, alice)
+	}
+
+	// when alice sets her value and connects (her connect inspects it with her value)
+	if r := e.api(t, "PUT", "/v1/servers/uservars/vars", aliceToken, `{"KEY":"k-alice"}`); r != 200 {
+		t.Fatalf("set vars: %d", r)
+	}
+	if _, err := e.mgr.Repo("alice").Get(context.Background(), "uservars"); err != nil {
+		t.Fatalf("alice connect: %v", err)
+	}
+	// then her /mcp offers its tools, and still nobody else's
+	waitFor(t, 10*time.Second, "alice's catalogue of uservars", func() bool {
+		return hasPrefix(toolNames(t, goClient(t, e.URL(), aliceToken, "")), "uservars__")
+	})
+	if bob := toolNames(t, goClient(t, e.URL(), bobToken, "")); hasPrefix(bob, "uservars__") {
+		t.Fatalf("bob %v", bob)
 	}
 }
 
@@ -166,5 +182,29 @@ func TestClosedGatewayAnswers503(t *testing.T) {
 	res := rawPost(t, e.URL(), aliceToken, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("status %d", res.StatusCode)
+	}
+}
+
+func TestAggregate_NamesLibreChatAcceptsGetValidToolNames(t *testing.T) {
+	// given an app server whose name has a space (LibreChat accepts it; an MCP tool
+	// name may not contain one)
+	e := newEnv(t)
+	clock := startClock(t, "127.0.0.1:0")
+	e.put(domain.AppScope, "my clock", httpCfg(clock.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// when the shared scope lists and calls its tools
+	c := goClient(t, e.URL(), adminToken, "")
+	name := gateway.ToolName("my clock", "echo")
+	names := toolNames(t, c)
+
+	// then the tool is offered under the server's mapped prefix, and the call reaches it
+	if !has(names, name) || !strings.HasPrefix(name, domain.ToolPrefix("my clock")+"__") || strings.Contains(name, " ") {
+		t.Fatalf("offered %v, want %s", names, name)
+	}
+	res, err := callTool(ctx, c, name, map[string]any{"text": "hi"})
+	if err != nil || !strings.Contains(text(res), "hi") {
+		t.Fatalf("call %s: %v %v", name, text(res), err)
 	}
 }
