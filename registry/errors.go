@@ -46,6 +46,7 @@ func (e *FileSourcedError) Error() string {
 
 // Unwrap returns ErrFileSourced.
 func (e *FileSourcedError) Unwrap() error { return ErrFileSourced }
+
 // errNoNames is returned when the projection cannot say which per-owner values
 // are set (it does not implement SetNames).
 var errNoNames = errors.New("registry: the projection does not track per-owner values")

@@ -36,7 +36,9 @@ func SplitName(name string) (server, upstreamName string, ok bool) {
 
 // ResourceURI returns the URI the gateway offers resource uri of server under (with
 // the server's tool prefix, which is always a valid URI host).
-func ResourceURI(server, uri string) string { return ResourceScheme + domain.ToolPrefix(server) + "/" + uri }
+func ResourceURI(server, uri string) string {
+	return ResourceScheme + domain.ToolPrefix(server) + "/" + uri
+}
 
 // SplitResourceURI splits an offered resource URI into the server's tool prefix and
 // the upstream URI.
