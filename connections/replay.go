@@ -98,7 +98,7 @@ func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress 
 		delete(need, pos)
 	}
 	take(0)
-	chk := checker{conns: map[string]connTrack{}, rep: &rep}
+	chk := newChecker(&rep)
 	err = eachEvent(ctx, st, upTo, func(e events.Envelope) error {
 		pos := uint64(e.Sequence)
 		rep.Events++
@@ -110,7 +110,7 @@ func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress 
 			if err != nil {
 				return err
 			}
-			chk.check(pos, e.Type, fact, views)
+			chk.check(e, fact, views)
 		}
 		proj.Apply([]events.Envelope{e})
 		take(pos)
@@ -174,7 +174,17 @@ type connTrack struct {
 // checker holds what replay knows about open connections and collects mismatches.
 type checker struct {
 	conns map[string]connTrack
-	rep   *ReplayReport
+	// open is the connection id open per stream; replaced the connection a policy
+	// eviction just removed, which the decision that caused it (the next decision
+	// on the stream) saw as existing.
+	open     map[string]string
+	replaced map[string]connTrack
+	rep      *ReplayReport
+}
+
+func newChecker(rep *ReplayReport) *checker {
+	return &checker{conns: map[string]connTrack{}, open: map[string]string{},
+		replaced: map[string]connTrack{}, rep: rep}
 }
 
 func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorded, replayed string) {
@@ -182,10 +192,17 @@ func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorde
 		Replayed: replayed, Inputs: in})
 }
 
-func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]domain.ConfigView) {
+// check compares one connection event with what replay derives: the stream it is
+// on, the envelope's reason, the position and config view it read, the existing
+// connection it saw, and the verdict and rule the pure policy gives on those inputs.
+func (c *checker) check(e events.Envelope, fact any, views map[viewKey]domain.ConfigView) {
+	pos, typ := uint64(e.Sequence), e.Type
 	c.rep.Decisions++
 	if lost, ok := fact.(domain.ConnectionLost); ok {
 		in := domain.DecisionInputs{Owner: lost.Owner, Server: lost.Server}
+		if !c.onStream(e, in) || !c.reason(e, in, "") {
+			return
+		}
 		if !c.existed(pos, typ, in, lost.ConnID, lost.ConfigVersion) {
 			return
 		}
@@ -198,6 +215,9 @@ func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]doma
 	if !ok {
 		return // tool.called and other audit facts are not decisions
 	}
+	if !c.onStream(e, in) {
+		return
+	}
 	k := viewKey{in.Position, in.Owner, in.Server}
 	if in.Position >= pos {
 		c.miss(pos, typ, in, fmt.Sprintf("read position %d", in.Position), "a position before the decision")
@@ -208,24 +228,40 @@ func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]doma
 	}
 	switch f := fact.(type) {
 	case domain.ConnectionOpened:
+		c.reason(e, in, string(f.Replaced))
+		c.sawExisting(e, in)
 		d := domain.DecideGet(in)
 		if d.Action != domain.ActionConnect || d.Evict != f.Replaced {
 			c.miss(pos, typ, in, decisionString(domain.Decision{Action: domain.ActionConnect, Rule: domain.RuleAllowed, Evict: f.Replaced}), decisionString(d))
 		}
+		if _, dup := c.conns[f.ConnID]; dup || f.ConnID == "" {
+			c.miss(pos, typ, in, "new connection "+f.ConnID, "a connection id not open already")
+		}
 		c.conns[f.ConnID] = connTrack{owner: in.Owner, server: in.Server, version: in.Config.Version}
+		c.open[e.Subject] = f.ConnID
 	case domain.ConnectionOpenFailed:
+		c.reason(e, in, string(f.Class))
+		c.sawExisting(e, in)
 		if d := domain.DecideGet(in); d.Action != domain.ActionConnect {
 			c.miss(pos, typ, in, "connect", decisionString(d))
 		}
 	case domain.ConnectionRefused:
+		c.reason(e, in, string(f.Rule))
+		c.sawExisting(e, in)
+		if f.Count < 1 {
+			c.miss(pos, typ, in, fmt.Sprintf("count %d", f.Count), "count of at least 1")
+		}
 		if d := domain.DecideGet(in); d.Action != domain.ActionRefuse || d.Rule != f.Rule {
 			c.miss(pos, typ, in, decisionString(domain.Decision{Action: domain.ActionRefuse, Rule: f.Rule}), decisionString(d))
 		}
 	case domain.ConnectionEvicted:
+		c.reason(e, in, string(f.Reason))
 		if !c.existed(pos, typ, in, f.ConnID, in.ExistingVersion) {
 			return
 		}
+		t := c.conns[f.ConnID]
 		delete(c.conns, f.ConnID)
+		delete(c.open, e.Subject)
 		var d domain.Decision
 		switch f.Reason {
 		case domain.EvictStale, domain.EvictDead:
@@ -233,12 +269,70 @@ func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]doma
 		case domain.EvictDisallowed, domain.EvictRemoved:
 			d = domain.DecideHas(in)
 		default:
+			if f.Rule != "" {
+				c.miss(pos, typ, in, "evict "+string(f.Reason)+" (rule "+string(f.Rule)+")", "no rule for a "+string(f.Reason)+" eviction")
+			}
 			return // idle, explicit, shutdown: facts, checked for existence only
 		}
-		if d.Evict != f.Reason || (f.Rule != "" && d.Rule != f.Rule) {
+		// The decision behind a policy eviction saw this connection; so does the
+		// connect or refusal that follows it on the stream.
+		if want := stateOf(t); in.ExistingState != want {
+			c.miss(pos, typ, in, "existing "+string(in.ExistingState), "existing "+string(want))
+		}
+		c.replaced[e.Subject] = t
+		if d.Evict != f.Reason || d.Rule != f.Rule {
 			c.miss(pos, typ, in, "evict "+string(f.Reason)+" (rule "+string(f.Rule)+")", decisionString(d))
 		}
 	}
+}
+
+// onStream checks that the decision's owner and server are those of its stream.
+func (c *checker) onStream(e events.Envelope, in domain.DecisionInputs) bool {
+	if want := domain.ConnStream(in.Owner, in.Server); e.Subject != want {
+		c.miss(uint64(e.Sequence), e.Type, in, "on stream "+e.Subject, "on stream "+want)
+		return false
+	}
+	return true
+}
+
+// reason checks the envelope's reason extension against the fact's own reason.
+func (c *checker) reason(e events.Envelope, in domain.DecisionInputs, want string) bool {
+	if e.Reason != want {
+		c.miss(uint64(e.Sequence), e.Type, in, fmt.Sprintf("reason %q", e.Reason), fmt.Sprintf("reason %q", want))
+		return false
+	}
+	return true
+}
+
+// sawExisting checks the existing connection a connect or refusal decision recorded
+// against the one open on its stream, or the one a policy eviction just removed.
+func (c *checker) sawExisting(e events.Envelope, in domain.DecisionInputs) {
+	var (
+		state   = domain.ConnNone
+		version uint64
+	)
+	if t, ok := c.replaced[e.Subject]; ok {
+		state, version = stateOf(t), t.version
+		delete(c.replaced, e.Subject)
+	} else if id, ok := c.open[e.Subject]; ok {
+		t := c.conns[id]
+		state, version = stateOf(t), t.version
+	}
+	got := in.ExistingState
+	if got == "" {
+		got = domain.ConnNone
+	}
+	if got != state || in.ExistingVersion != version {
+		c.miss(uint64(e.Sequence), e.Type, in, fmt.Sprintf("existing %s at version %d", got, in.ExistingVersion),
+			fmt.Sprintf("existing %s at version %d", state, version))
+	}
+}
+
+func stateOf(t connTrack) domain.ConnState {
+	if t.dead {
+		return domain.ConnDead
+	}
+	return domain.ConnAlive
 }
 
 // existed checks that connID is an open connection of (owner, server) built from
