@@ -112,6 +112,7 @@ func Run(t *testing.T, open Opener, f Features) {
 		{"ClosedStore", testClosed},
 		{"HashChainVerifies", testHashChain},
 		{"Reopen", testReopen},
+		{"MerkleTree", testMerkleTree},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// Hasher is the RFC 6962 hasher of the log's Merkle tree.
+var Hasher = rfc6962.DefaultHasher
+
+// LeafHash is the Merkle leaf of the event whose chain hash is eventHash: leaf i of
+// the tree is the event at position i+1. The chain hash covers the event's bytes and
+// the previous hash, so a leaf commits to the event and, through the tree, to its
+// place in the log.
+func LeafHash(eventHash [32]byte) [32]byte {
+	var out [32]byte
+	copy(out[:], Hasher.HashLeaf(eventHash[:]))
+	return out
+}
+
+var rangeFactory = compact.RangeFactory{Hash: Hasher.HashChildren}
+
+// Tree is the RFC 6962 Merkle tree over the log, kept as its compact range (the
+// roots of the perfect subtrees covering [0, size): at most 64 hashes), which is
+// enough to append and to compute the root. A Tree is not safe for concurrent use;
+// stores hand out copies.
+type Tree struct {
+	r *compact.Range
+}
+
+// NewTree returns the empty tree.
+func NewTree() *Tree { return &Tree{r: rangeFactory.NewEmptyRange(0)} }
+
+// Append adds the leaf of the event whose chain hash is eventHash.
+func (t *Tree) Append(eventHash [32]byte) {
+	leaf := LeafHash(eventHash)
+	// Append fails only for a hash of the wrong size or a range not starting at 0.
+	if err := t.r.Append(leaf[:], nil); err != nil {
+		panic(fmt.Sprintf("merkle append: %v", err))
+	}
+}
+
+// Size is the number of leaves (the log position of the last event in the tree).
+func (t *Tree) Size() uint64 { return t.r.End() }
+
+// Root is the tree's RFC 6962 root hash (SHA-256 of the empty string when empty).
+func (t *Tree) Root() [32]byte {
+	var out [32]byte
+	if t.r.End() == 0 {
+		return sha256.Sum256(nil)
+	}
+	h, err := t.r.GetRootHash(nil)
+	if err != nil {
+		panic(fmt.Sprintf("merkle root: %v", err))
+	}
+	copy(out[:], h)
+	return out
+}
+
+// Clone returns an independent copy.
+func (t *Tree) Clone() *Tree {
+	hs := t.r.Hashes()
+	cp := make([][]byte, len(hs))
+	for i, h := range hs {
+		cp[i] = append([]byte(nil), h...)
+	}
+	r, err := rangeFactory.NewRange(0, t.r.End(), cp)
+	if err != nil {
+		panic(fmt.Sprintf("merkle clone: %v", err))
+	}
+	return &Tree{r: r}
+}
+
+// MarshalBinary encodes the tree: its size (8 bytes, big-endian) and its compact
+// range hashes (32 bytes each).
+func (t *Tree) MarshalBinary() ([]byte, error) {
+	hs := t.r.Hashes()
+	out := binary.BigEndian.AppendUint64(make([]byte, 0, 8+32*len(hs)), t.r.End())
+	for _, h := range hs {
+		out = append(out, h...)
+	}
+	return out, nil
+}
+
+// UnmarshalTree decodes MarshalBinary's bytes. Returns an error wrapping ErrInvalid
+// when they are not a compact range of their size.
+func UnmarshalTree(b []byte) (*Tree, error) {
+	if len(b) < 8 || (len(b)-8)%32 != 0 {
+		return nil, fmt.Errorf("%w: merkle tree of %d bytes", ErrInvalid, len(b))
+	}
+	size := binary.BigEndian.Uint64(b[:8])
+	var hs [][]byte
+	for rest := b[8:]; len(rest) > 0; rest = rest[32:] {
+		hs = append(hs, append([]byte(nil), rest[:32]...))
+	}
+	r, err := rangeFactory.NewRange(0, size, hs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: merkle tree of size %d: %v", ErrInvalid, size, err)
+	}
+	return &Tree{r: r}, nil
+}
