@@ -3,7 +3,10 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
@@ -13,28 +16,70 @@ import (
 
 // VerifyReport is the outcome of VerifyAll, and the body of POST /v1/audit/verify.
 type VerifyReport struct {
-	// OK is true when the chain is intact and every decision replays the same.
+	// OK is true when the chain is intact, every checkpoint matches the log and every
+	// decision replays the same.
 	OK bool `json:"ok"`
 	// Events counts the records whose chain was checked.
 	Events int `json:"events"`
 	// Decisions counts the connection decisions that were replayed.
 	Decisions int `json:"decisions"`
-	// Problems lists each chain defect and each decision mismatch in words.
+	// Checkpoints counts the signed checkpoints the log was checked against.
+	Checkpoints int `json:"checkpoints"`
+	// Problems lists each chain defect, checkpoint mismatch and decision mismatch in
+	// words.
 	Problems []string `json:"problems"`
 }
 
+// VerifyOption adds checks to VerifyAll.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct {
+	checkpoints []Checkpoint
+	verifier    note.Verifier
+}
+
+// WithCheckpoints checks the log against published checkpoints (signatures already
+// checked, e.g. by ReadWitnessFile): the log must reach each one's size and its
+// Merkle tree must have each one's root there.
+func WithCheckpoints(cps ...Checkpoint) VerifyOption {
+	return func(c *verifyConfig) { c.checkpoints = append(c.checkpoints, cps...) }
+}
+
+// WithVerifier checks the signature of the newest checkpoint stored in the log's own
+// file with v (without it, that checkpoint's tree head is compared unsigned).
+func WithVerifier(v note.Verifier) VerifyOption {
+	return func(c *verifyConfig) { c.verifier = v }
+}
+
 // VerifyAll checks the whole log: the hash chain (store.Verify: every stored byte is
-// what was written, positions gap-free) and then every recorded connection decision,
-// re-run against the config projection rebuilt to the position it read
-// (connections.ReplayDecisions). Decision replay runs only on an intact chain, as a
-// broken one would report consequences of the defect rather than the defect. Problems
-// are in the report; the error is non-nil only when the check itself could not run
-// (ctx ended, the store unreadable).
-func VerifyAll(ctx context.Context, st store.Store, progress Progress) (VerifyReport, error) {
+// what was written, positions gap-free), the Merkle tree against the newest
+// checkpoint stored in the file and every checkpoint given (WithCheckpoints), and
+// then every recorded connection decision, re-run against the config projection
+// rebuilt to the position it read (connections.ReplayDecisions). Decision replay runs
+// only on an intact chain, as a broken one would report consequences of the defect
+// rather than the defect. Problems are in the report; the error is non-nil only when
+// the check itself could not run (ctx ended, the store unreadable).
+func VerifyAll(ctx context.Context, st store.Store, progress Progress, opts ...VerifyOption) (VerifyReport, error) {
+	var cfg verifyConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	rep := VerifyReport{Problems: []string{}}
+	cps, probs := cfg.withStored(ctx, st)
+	rep.Problems = append(rep.Problems, probs...)
+	tree, err := st.Tree(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	sizes := []uint64{tree.Size()}
+	for _, c := range cps {
+		sizes = append(sizes, c.Size)
+	}
+	slices.Sort(sizes)
+	roots := map[uint64][32]byte{}
 	chain, err := store.Verify(ctx, st, store.WithProgress(progressEvery, func(pos, head uint64) {
 		progress.report("chain", pos, head)
-	}))
+	}), store.WithRoots(slices.Compact(sizes), func(size uint64, root [32]byte) { roots[size] = root }))
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
@@ -42,10 +87,25 @@ func VerifyAll(ctx context.Context, st store.Store, progress Progress) (VerifyRe
 	for _, p := range chain.Problems {
 		rep.Problems = append(rep.Problems, "chain: "+p.String())
 	}
-	if !chain.OK {
-		if len(rep.Problems) == 0 {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("chain: the log is not intact from position %d", chain.FirstBad))
+	if !chain.OK && len(chain.Problems) == 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("chain: the log is not intact from position %d", chain.FirstBad))
+	}
+	if r, ok := roots[tree.Size()]; !ok || r != tree.Root() {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("tree: the store's Merkle tree (size %d, root %x...) is not the records' tree", tree.Size(), tree.Root()))
+	}
+	rep.Checkpoints = len(cps)
+	for _, c := range cps {
+		r, ok := roots[c.Size]
+		switch {
+		case !ok:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint: %s: the log ends at position %d; the events up to %d it covers are missing (tail removed or log rolled back)",
+				c, chain.Events, c.Size))
+		case r != c.Root:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint: %s: the log's tree at size %d has root %x...: an event at or before position %d was rewritten, or the log forked",
+				c, c.Size, r[:6], c.Size))
 		}
+	}
+	if !chain.OK {
 		rep.Problems = append(rep.Problems, "decisions: not replayed, the chain is broken")
 		return rep, nil
 	}
@@ -65,6 +125,26 @@ func VerifyAll(ctx context.Context, st store.Store, progress Progress) (VerifyRe
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// withStored returns the checkpoints to check: the given ones and the newest one
+// stored in the log's file, with a problem when that one's signature fails.
+func (cfg verifyConfig) withStored(ctx context.Context, st store.Store) ([]Checkpoint, []string) {
+	cps := slices.Clone(cfg.checkpoints)
+	_, msg, err := st.LoadSnapshot(ctx, SnapshotCheckpoint)
+	if err != nil {
+		return cps, nil // none stored yet (or unreadable: the chain walk will say)
+	}
+	var c Checkpoint
+	if cfg.verifier != nil {
+		c, err = OpenCheckpoint(msg, cfg.verifier)
+	} else {
+		c, err = parseUnverified(msg)
+	}
+	if err != nil {
+		return cps, []string{"checkpoint: the checkpoint stored in the log does not verify: " + err.Error()}
+	}
+	return append(cps, c), nil
 }
 
 // ServerSummary is one server stream's state in a ReplayResult.

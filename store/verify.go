@@ -40,6 +40,15 @@ type VerifyOption func(*verifyConfig)
 type verifyConfig struct {
 	progress func(pos, head uint64)
 	every    uint64
+	sizes    []uint64
+	root     func(size uint64, root [32]byte)
+}
+
+// WithRoots makes Verify fold the records' hashes into the Merkle tree (see Tree) and
+// call fn with the tree's root at each of sizes (ascending) that the walk reaches, so
+// that signed checkpoints are checked in the same pass as the chain.
+func WithRoots(sizes []uint64, fn func(size uint64, root [32]byte)) VerifyOption {
+	return func(c *verifyConfig) { c.sizes, c.root = sizes, fn }
 }
 
 // WithProgress makes Verify call fn(pos, head) after every `every` records and once at
@@ -77,7 +86,15 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 	var (
 		last uint64
 		prev = events.ZeroHash
+		tree *Tree
 	)
+	if cfg.root != nil {
+		tree = NewTree()
+		for len(cfg.sizes) > 0 && cfg.sizes[0] == 0 {
+			cfg.root(0, tree.Root())
+			cfg.sizes = cfg.sizes[1:]
+		}
+	}
 	err = st.ReadRecords(ctx, 1, func(pos uint64, rec []byte) error {
 		rep.Events++
 		switch {
@@ -101,6 +118,13 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 			add(pos, "prevhash %.16s... is not the previous record's hash %x...", env.PrevHash, prev[:8])
 		}
 		last, prev = pos, hash
+		if tree != nil && len(cfg.sizes) > 0 {
+			tree.Append(hash)
+			for len(cfg.sizes) > 0 && cfg.sizes[0] == tree.Size() {
+				cfg.root(tree.Size(), tree.Root())
+				cfg.sizes = cfg.sizes[1:]
+			}
+		}
 		if cfg.progress != nil && pos%cfg.every == 0 {
 			cfg.progress(pos, head)
 		}
