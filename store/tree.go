@@ -1,11 +1,14 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
@@ -103,3 +106,90 @@ func UnmarshalTree(b []byte) (*Tree, error) {
 	}
 	return &Tree{r: r}, nil
 }
+
+// InclusionProofs returns the RFC 6962 inclusion proofs of the events at positions
+// (1-based, each <= size) in the tree of the first size events, and that tree's root,
+// computed in one pass over the records' hashes up to size. Returns an error wrapping
+// ErrInvalid for a position outside 1..size or a size beyond the head.
+func InclusionProofs(ctx context.Context, st Store, size uint64, positions []uint64) (map[uint64][][32]byte, [32]byte, error) {
+	var root [32]byte
+	head, _, err := st.Head(ctx)
+	if err != nil {
+		return nil, root, err
+	}
+	if size == 0 || size > head {
+		return nil, root, fmt.Errorf("%w: tree size %d (head %d)", ErrInvalid, size, head)
+	}
+	plans := make(map[uint64]proof.Nodes, len(positions))
+	want := map[compact.NodeID][]byte{}
+	for _, p := range positions {
+		if p == 0 || p > size {
+			return nil, root, fmt.Errorf("%w: position %d outside the tree of size %d", ErrInvalid, p, size)
+		}
+		n, err := proof.Inclusion(p-1, size)
+		if err != nil {
+			return nil, root, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		plans[p] = n
+		for _, id := range n.IDs {
+			want[id] = nil
+		}
+	}
+	r := rangeFactory.NewEmptyRange(0)
+	visit := func(id compact.NodeID, h []byte) {
+		if _, ok := want[id]; ok {
+			want[id] = append([]byte(nil), h...)
+		}
+	}
+	err = st.ReadRecords(ctx, 1, func(pos uint64, rec []byte) error {
+		if pos > size {
+			return errStop
+		}
+		if len(rec) < 33 {
+			return fmt.Errorf("record %d: %d bytes", pos, len(rec))
+		}
+		leaf := Hasher.HashLeaf(rec[1:33]) // events.EncodeRecord: format byte, then the hash
+		return r.Append(leaf, visit)
+	})
+	if err != nil && err != errStop {
+		return nil, root, fmt.Errorf("inclusion proofs: %w", err)
+	}
+	rh, err := r.GetRootHash(nil)
+	if err != nil || r.End() != size {
+		return nil, root, fmt.Errorf("inclusion proofs: tree of %d leaves, want %d: %v", r.End(), size, err)
+	}
+	copy(root[:], rh)
+	out := make(map[uint64][][32]byte, len(plans))
+	for p, n := range plans {
+		hs := make([][]byte, len(n.IDs))
+		for i, id := range n.IDs {
+			hs[i] = want[id]
+		}
+		rehashed, err := n.Rehash(hs, Hasher.HashChildren)
+		if err != nil {
+			return nil, root, fmt.Errorf("inclusion proof %d: %w", p, err)
+		}
+		pr := make([][32]byte, len(rehashed))
+		for i, h := range rehashed {
+			copy(pr[i][:], h)
+		}
+		out[p] = pr
+	}
+	return out, root, nil
+}
+
+// VerifyInclusion checks that the event whose chain hash is eventHash is at position
+// pos of the tree of size with root. Returns an error when it is not.
+func VerifyInclusion(pos, size uint64, eventHash [32]byte, hashes [][32]byte, root [32]byte) error {
+	if pos == 0 {
+		return fmt.Errorf("%w: position 0", ErrInvalid)
+	}
+	leaf := LeafHash(eventHash)
+	pr := make([][]byte, len(hashes))
+	for i := range hashes {
+		pr[i] = hashes[i][:]
+	}
+	return proof.VerifyInclusion(Hasher, pos-1, size, leaf[:], pr, root[:])
+}
+
+var errStop = errors.New("stop")

@@ -113,6 +113,7 @@ func Run(t *testing.T, open Opener, f Features) {
 		{"HashChainVerifies", testHashChain},
 		{"Reopen", testReopen},
 		{"MerkleTree", testMerkleTree},
+		{"InclusionProofs", testInclusionProofs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

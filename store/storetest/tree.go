@@ -68,3 +68,43 @@ func mth(leaves [][32]byte) [32]byte {
 	l, r := mth(leaves[:k]), mth(leaves[k:])
 	return sha256.Sum256(append(append([]byte{1}, l[:]...), r[:]...))
 }
+
+func testInclusionProofs(t *testing.T, open Opener, _ Features) {
+	// given a log of 37 events
+	s := open(t)
+	for i := range 37 {
+		mustAppend(t, s, "p", store.AnyVersion, Event(t, "p", i))
+	}
+	evs := readAll(t, s)
+	tr, err := s.Tree(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []uint64{1, 2, 20, 32, 37} {
+		positions := []uint64{1, size, (size + 1) / 2}
+		// when proofs of some events are asked for a tree size
+		proofs, root, err := store.InclusionProofs(ctxT(t), s, size, positions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size == 37 && root != tr.Root() {
+			t.Fatalf("root at the head %x, tree says %x", root, tr.Root())
+		}
+		// then each verifies against that root, and not as another position
+		for _, p := range positions {
+			h, _ := events.ParseHash(evs[p-1].Hash)
+			if err := store.VerifyInclusion(p, size, h, proofs[p], root); err != nil {
+				t.Fatalf("size %d position %d: %v", size, p, err)
+			}
+			if size > 1 {
+				other := p%size + 1
+				if err := store.VerifyInclusion(other, size, h, proofs[p], root); err == nil {
+					t.Fatalf("size %d: the proof of %d verified as %d", size, p, other)
+				}
+			}
+		}
+	}
+	if _, _, err := store.InclusionProofs(ctxT(t), s, 38, []uint64{1}); err == nil {
+		t.Fatal("a tree beyond the head gave proofs")
+	}
+}
