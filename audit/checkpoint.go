@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/mcpes/mcpes/store"
 )
 
 // Checkpoint is a signed head of the log's Merkle tree (store.Tree): its size (the
@@ -163,6 +166,10 @@ func parseWitnessLine(line []byte, v note.Verifier) (Checkpoint, error) {
 	return OpenCheckpoint([]byte(rec.Checkpoint), v)
 }
 
+// ParseCheckpoint reads a signed checkpoint note WITHOUT checking its signature, for
+// a caller that checked it already (OpenCheckpoint checks it).
+func ParseCheckpoint(msg []byte) (Checkpoint, error) { return parseUnverified(msg) }
+
 // parseUnverified reads a signed checkpoint note without checking its signature.
 func parseUnverified(msg []byte) (Checkpoint, error) {
 	if len(msg) > MaxCheckpointBytes {
@@ -175,4 +182,15 @@ func parseUnverified(msg []byte) (Checkpoint, error) {
 	c, err := parseCheckpointBody(body + "\n")
 	c.Note = string(msg)
 	return c, err
+}
+
+// StoredCheckpoint returns the newest checkpoint stored in the log's file, its
+// signature not checked (whoever relies on it checks it with the public key).
+// Returns store.ErrNotFound (wrapped) when none was made yet.
+func StoredCheckpoint(ctx context.Context, st store.Store) (Checkpoint, error) {
+	_, msg, err := st.LoadSnapshot(ctx, SnapshotCheckpoint)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("stored checkpoint: %w", err)
+	}
+	return parseUnverified(msg)
 }

@@ -15,6 +15,7 @@
 //	GET    /v1/events               JSON Lines of CloudEvents, or SSE with Accept: text/event-stream
 //	GET    /v1/audit/explain        audit.Explanation + {"text"}
 //	POST   /v1/audit/verify         audit.VerifyReport
+//	GET    /v1/audit/export         JSON Lines (owner tokens: their own events), ?proofs=1 adds inclusion proofs
 package handlers
 
 import (
@@ -141,6 +142,7 @@ func New(deps Deps) http.Handler {
 	m.Handle("GET /v1/events", a.route(a.events))
 	m.Handle("GET /v1/audit/explain", a.route(a.explain))
 	m.Handle("POST /v1/audit/verify", a.route(a.verify))
+	m.Handle("GET /v1/audit/export", a.route(a.export))
 	if deps.Gateway != nil {
 		m.Handle("/mcp", deps.Auth.Middleware(deps.Gateway))
 		m.Handle("/mcp/", deps.Auth.Middleware(deps.Gateway))
