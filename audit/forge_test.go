@@ -331,3 +331,39 @@ func TestVerifyAll_ForgedDecisionFieldInResealedChain(t *testing.T) {
 		})
 	}
 }
+
+func TestVerifyAll_DecisionThatReadBeforeALaterConfigChange(t *testing.T) {
+	ctx := context.Background()
+	for _, forged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forged=%t", forged), func(t *testing.T) {
+			// given a decision that read the projection before a config change of its
+			// server was appended (two writers racing), recorded after it
+			w := newWorld(t)
+			w.register("admin", domain.AppScope, "clock", "http://127.0.0.1:1/mcp")
+			_, view, read := w.servers.Effective("alice", "clock")
+			cfg := domain.ServerConfig{Type: domain.TransportStreamableHTTP, URL: "http://127.0.0.1:1/mcp", InitTimeoutMS: 9000}
+			w.append("admin", domain.ServerConfigChanged{Scope: domain.AppScope, Name: "clock", Config: cfg, Changed: []string{"initTimeout"}})
+			in := domain.DecisionInputs{Owner: "alice", Server: "clock", Position: read, Config: view, ExistingState: domain.ConnNone}
+			if forged {
+				in.Config.Version++ // what the later config says, not what was read
+			}
+			pos := w.append("system", domain.ConnectionOpened{Inputs: in, ConnID: "c-1"})
+
+			// when it is verified
+			rep, err := audit.VerifyAll(ctx, w.st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// then the view is compared at the position it read: as recorded it holds,
+			// forged it is named
+			want := fmt.Sprintf("decision: position %d ", pos)
+			if forged != (!rep.OK && len(rep.Problems) == 1 && strings.HasPrefix(rep.Problems[0], want) && strings.Contains(rep.Problems[0], "config")) {
+				t.Fatalf("report %+v", rep)
+			}
+			if !forged && !rep.OK {
+				t.Fatalf("report %+v", rep)
+			}
+		})
+	}
+}

@@ -1,8 +1,10 @@
 package connections
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mcpes/mcpes/domain"
@@ -17,6 +19,8 @@ type ReplayReport struct {
 	Events     uint64     `json:"events"`
 	Decisions  uint64     `json:"decisions"`
 	Mismatches []Mismatch `json:"mismatches"`
+	// More counts the mismatches beyond MaxMismatches, not listed.
+	More uint64 `json:"more,omitempty"`
 }
 
 // Mismatch is one recorded decision that replay does not reproduce.
@@ -37,18 +41,26 @@ func (m Mismatch) String() string {
 
 const replayPage = 1024
 
+// MaxMismatches bounds ReplayReport.Mismatches; later ones are only counted.
+const MaxMismatches = 1000
+
 // ReplayDecisions re-runs every connection decision recorded up to position upTo (0 =
 // the head) against the log: for opened, open_failed, refused and policy evictions
-// (stale, dead, disallowed, removed) it rebuilds the server-config projection to the
-// position the decision read, compares the config view it recorded with the one the
-// projection gives there, and re-runs domain.DecideGet / DecideHas on the recorded
-// inputs; for idle, explicit and shutdown evictions and for losses (facts, not policy)
-// it checks that the connection existed. The log is read twice: once to learn which
-// (position, owner, server) views are needed, once to fold the projection through
-// them. progress, when not nil, is called now and then with the events read so far
-// and the total, both counting the two passes (the total is twice upTo).
+// (stale, dead, disallowed, removed) it compares the config view the decision
+// recorded with the one the server-config projection gives at the position it read,
+// checks the existing connection it saw, and re-runs domain.DecideGet / DecideHas on
+// the recorded inputs; for idle, explicit and shutdown evictions and for losses
+// (facts, not policy) it checks that the connection existed.
+//
+// The log is read once, in order, folding the projection as it goes: a decision's
+// view is the projection's current one when no event of that server name came
+// between the position it read and the decision (the usual case). Only the others
+// are compared in a second pass that folds the projection again up to their
+// positions. Memory holds the projection, the open connections and those few
+// decisions, not the log. progress, when not nil, is called now and then with the
+// events read so far and the total.
 // Returns the store's read error or an error for an undecodable event; mismatches are
-// in the report, not errors.
+// in the report (at most MaxMismatches, the rest counted), not errors.
 func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress func(done, total uint64)) (ReplayReport, error) {
 	var rep ReplayReport
 	head, _, err := st.Head(ctx)
@@ -60,72 +72,83 @@ func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress 
 	}
 	report := func(done uint64) {
 		if progress != nil {
-			progress(done, 2*upTo)
+			progress(done, upTo)
 		}
 	}
 
-	// Pass 1: which views are needed, at which positions.
-	need := map[uint64][]viewKey{}
-	err = eachEvent(ctx, st, upTo, func(e events.Envelope) error {
-		if e.Sequence%replayPage == 0 {
-			report(uint64(e.Sequence))
-		}
-		if events.Area(e.Type) != "connection" {
-			return nil
-		}
-		fact, err := events.Decode(e)
-		if err != nil {
-			return err
-		}
-		if in, ok := inputsOf(fact); ok {
-			need[in.Position] = append(need[in.Position], viewKey{in.Position, in.Owner, in.Server})
-		}
-		return nil
-	})
-	if err != nil {
-		return rep, fmt.Errorf("replay decisions: %w", err)
-	}
-
-	// Pass 2: fold the projection event by event; take the needed views when it
-	// reaches their position, and check each decision when it comes.
 	proj := projections.NewServers()
-	views := map[viewKey]domain.ConfigView{}
-	take := func(pos uint64) {
-		for _, k := range need[pos] {
-			_, v, _ := proj.Effective(k.owner, k.server)
-			views[k] = v
-		}
-		delete(need, pos)
-	}
-	take(0)
+	lastChange := map[string]uint64{} // server name -> position of its last event
+	var later []laterView
 	chk := newChecker(&rep)
 	err = eachEvent(ctx, st, upTo, func(e events.Envelope) error {
 		pos := uint64(e.Sequence)
 		rep.Events++
 		if pos%replayPage == 0 {
-			report(upTo + pos)
+			report(pos)
 		}
-		if events.Area(e.Type) == "connection" {
+		switch events.Area(e.Type) {
+		case "connection":
 			fact, err := events.Decode(e)
 			if err != nil {
 				return err
 			}
-			chk.check(e, fact, views)
+			view := func(in domain.DecisionInputs) (domain.ConfigView, bool) {
+				if lastChange[in.Server] > in.Position {
+					later = append(later, laterView{pos: pos, typ: e.Type, in: in})
+					return domain.ConfigView{}, false
+				}
+				_, v, _ := proj.Effective(in.Owner, in.Server)
+				return v, true
+			}
+			chk.check(e, fact, view)
+		case "server":
+			lastChange[e.Subject[strings.LastIndexByte(e.Subject, '/')+1:]] = pos
 		}
 		proj.Apply([]events.Envelope{e})
-		take(pos)
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("replay decisions: %w", err)
 	}
-	report(2 * upTo)
+	if len(later) > 0 {
+		if err := compareLater(ctx, st, later, chk); err != nil {
+			return rep, fmt.Errorf("replay decisions: %w", err)
+		}
+	}
+	report(upTo)
 	return rep, nil
 }
 
-type viewKey struct {
-	pos           uint64
-	owner, server string
+// laterView is a decision whose config view is compared in the second pass.
+type laterView struct {
+	pos uint64
+	typ string
+	in  domain.DecisionInputs
+}
+
+// compareLater folds the projection again up to the last position the later
+// decisions read and compares each one's view there.
+func compareLater(ctx context.Context, st store.Store, later []laterView, chk *checker) error {
+	slices.SortStableFunc(later, func(a, b laterView) int { return cmp.Compare(a.in.Position, b.in.Position) })
+	proj := projections.NewServers()
+	i := 0
+	take := func(upTo uint64) {
+		for ; i < len(later) && later[i].in.Position <= upTo; i++ {
+			l := later[i]
+			if _, v, _ := proj.Effective(l.in.Owner, l.in.Server); v != l.in.Config {
+				chk.miss(l.pos, l.typ, l.in, "config "+viewString(l.in.Config), "config "+viewString(v))
+			}
+		}
+	}
+	take(0)
+	last := later[len(later)-1].in.Position
+	err := eachEvent(ctx, st, last, func(e events.Envelope) error {
+		proj.Apply([]events.Envelope{e})
+		take(uint64(e.Sequence))
+		return nil
+	})
+	slices.SortStableFunc(chk.rep.Mismatches, func(a, b Mismatch) int { return cmp.Compare(a.Position, b.Position) })
+	return err
 }
 
 // eachEvent calls fn for every event from position 1 to upTo, in order.
@@ -188,6 +211,10 @@ func newChecker(rep *ReplayReport) *checker {
 }
 
 func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorded, replayed string) {
+	if len(c.rep.Mismatches) >= MaxMismatches {
+		c.rep.More++
+		return
+	}
 	c.rep.Mismatches = append(c.rep.Mismatches, Mismatch{Position: pos, Type: typ, Recorded: recorded,
 		Replayed: replayed, Inputs: in})
 }
@@ -195,7 +222,7 @@ func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorde
 // check compares one connection event with what replay derives: the stream it is
 // on, the envelope's reason, the position and config view it read, the existing
 // connection it saw, and the verdict and rule the pure policy gives on those inputs.
-func (c *checker) check(e events.Envelope, fact any, views map[viewKey]domain.ConfigView) {
+func (c *checker) check(e events.Envelope, fact any, view func(domain.DecisionInputs) (domain.ConfigView, bool)) {
 	pos, typ := uint64(e.Sequence), e.Type
 	c.rep.Decisions++
 	if lost, ok := fact.(domain.ConnectionLost); ok {
@@ -218,12 +245,11 @@ func (c *checker) check(e events.Envelope, fact any, views map[viewKey]domain.Co
 	if !c.onStream(e, in) {
 		return
 	}
-	k := viewKey{in.Position, in.Owner, in.Server}
 	if in.Position >= pos {
 		c.miss(pos, typ, in, fmt.Sprintf("read position %d", in.Position), "a position before the decision")
 		return
 	}
-	if v, ok := views[k]; !ok || v != in.Config {
+	if v, ok := view(in); ok && v != in.Config {
 		c.miss(pos, typ, in, "config "+viewString(in.Config), "config "+viewString(v))
 	}
 	switch f := fact.(type) {
