@@ -35,11 +35,9 @@ func TestVerifyAll_CleanLog(t *testing.T) {
 	}
 
 	// when it is verified
-	var stages []string
+	stages := map[string]bool{} // the two stages run side by side: their order is free
 	rep, err := audit.VerifyAll(ctx, w.st, func(stage string, pos, head uint64) {
-		if len(stages) == 0 || stages[len(stages)-1] != stage {
-			stages = append(stages, stage)
-		}
+		stages[stage] = true
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +50,7 @@ func TestVerifyAll_CleanLog(t *testing.T) {
 	if rep.Events != int(w.head()) || rep.Decisions != 3 {
 		t.Fatalf("events %d (head %d), decisions %d, want 3", rep.Events, w.head(), rep.Decisions)
 	}
-	if strings.Join(stages, ",") != "chain,decisions" {
+	if len(stages) != 2 || !stages["chain"] || !stages["decisions"] {
 		t.Fatalf("progress stages %v", stages)
 	}
 	b, _ := json.Marshal(rep)
