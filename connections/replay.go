@@ -198,16 +198,16 @@ type connTrack struct {
 type checker struct {
 	conns map[string]connTrack
 	// open is the connection id open per stream; replaced the connection a policy
-	// eviction just removed, which the decision that caused it (the next decision
-	// on the stream) saw as existing.
+	// eviction just removed, which the Get decision that caused it (recorded next,
+	// with the same inputs) saw as existing. A Has eviction has no such decision.
 	open     map[string]string
-	replaced map[string]connTrack
+	replaced map[string]evicted
 	rep      *ReplayReport
 }
 
 func newChecker(rep *ReplayReport) *checker {
 	return &checker{conns: map[string]connTrack{}, open: map[string]string{},
-		replaced: map[string]connTrack{}, rep: rep}
+		replaced: map[string]evicted{}, rep: rep}
 }
 
 func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorded, replayed string) {
@@ -305,7 +305,7 @@ func (c *checker) check(e events.Envelope, fact any, view func(domain.DecisionIn
 		if want := stateOf(t); in.ExistingState != want {
 			c.miss(pos, typ, in, "existing "+string(in.ExistingState), "existing "+string(want))
 		}
-		c.replaced[e.Subject] = t
+		c.replaced[e.Subject] = evicted{t, in.Position}
 		if d.Evict != f.Reason || d.Rule != f.Rule {
 			c.miss(pos, typ, in, "evict "+string(f.Reason)+" (rule "+string(f.Rule)+")", decisionString(d))
 		}
@@ -337,9 +337,10 @@ func (c *checker) sawExisting(e events.Envelope, in domain.DecisionInputs) {
 		state   = domain.ConnNone
 		version uint64
 	)
-	if t, ok := c.replaced[e.Subject]; ok {
-		state, version = stateOf(t), t.version
-		delete(c.replaced, e.Subject)
+	r, replaced := c.replaced[e.Subject]
+	delete(c.replaced, e.Subject)
+	if replaced && r.read == in.Position {
+		state, version = stateOf(r.conn), r.conn.version
 	} else if id, ok := c.open[e.Subject]; ok {
 		t := c.conns[id]
 		state, version = stateOf(t), t.version
@@ -352,6 +353,12 @@ func (c *checker) sawExisting(e events.Envelope, in domain.DecisionInputs) {
 		c.miss(uint64(e.Sequence), e.Type, in, fmt.Sprintf("existing %s at version %d", got, in.ExistingVersion),
 			fmt.Sprintf("existing %s at version %d", state, version))
 	}
+}
+
+// evicted is a connection a policy eviction removed, and the position its decision read.
+type evicted struct {
+	conn connTrack
+	read uint64
 }
 
 func stateOf(t connTrack) domain.ConnState {

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -193,3 +195,36 @@ func VerifyInclusion(pos, size uint64, eventHash [32]byte, hashes [][32]byte, ro
 }
 
 var errStop = errors.New("stop")
+
+// TailHash returns the chain hash of the event at position t.Size(), after checking
+// that the events at the tree's right edge are the ones t covers: the hashes of the
+// last 2^k records (k the trailing zero bits of the size) must give t's last subtree
+// root. A walk that trusts t (a signed checkpoint's tree) resumes from there. Returns
+// an error wrapping ErrInvalid when they do not.
+func TailHash(ctx context.Context, st Store, t *Tree) ([32]byte, error) {
+	var last [32]byte
+	size := t.Size()
+	if size == 0 {
+		return last, nil
+	}
+	span := uint64(1) << bits.TrailingZeros64(size)
+	r := rangeFactory.NewEmptyRange(size - span)
+	err := st.ReadRecords(ctx, size-span+1, func(pos uint64, rec []byte) error {
+		if pos > size {
+			return errStop
+		}
+		if len(rec) < 33 || pos != r.End()+1 {
+			return fmt.Errorf("%w: record %d", ErrInvalid, pos)
+		}
+		copy(last[:], rec[1:33])
+		return r.Append(Hasher.HashLeaf(rec[1:33]), nil)
+	})
+	if err != nil && err != errStop {
+		return last, fmt.Errorf("tail of the tree at %d: %w", size, err)
+	}
+	hs, got := t.r.Hashes(), r.Hashes() // [size-span, size) is one perfect subtree: one hash
+	if r.End() != size || len(got) != 1 || len(hs) == 0 || !bytes.Equal(got[0], hs[len(hs)-1]) {
+		return last, fmt.Errorf("%w: events %d to %d are not those of the tree of size %d", ErrInvalid, size-span+1, size, size)
+	}
+	return last, nil
+}

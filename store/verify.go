@@ -42,6 +42,15 @@ type verifyConfig struct {
 	every    uint64
 	sizes    []uint64
 	root     func(size uint64, root [32]byte)
+	start    *Tree
+}
+
+// WithStart makes Verify begin after the events t covers, trusting them (t is the
+// tree of a signed checkpoint): the walk starts at t.Size()+1, chained to the event at
+// t.Size() (checked against t's right edge, see TailHash), and WithRoots' tree grows
+// from t.
+func WithStart(t *Tree) VerifyOption {
+	return func(c *verifyConfig) { c.start = t }
 }
 
 // WithRoots makes Verify fold the records' hashes into the Merkle tree (see Tree) and
@@ -88,14 +97,28 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 		prev = events.ZeroHash
 		tree *Tree
 	)
+	if cfg.start != nil {
+		if cfg.start.Size() > head {
+			add(head+1, "positions %d to %d of the trusted tree are missing (head is %d)", head+1, cfg.start.Size(), head)
+			return rep, nil
+		}
+		if prev, err = TailHash(ctx, st, cfg.start); err != nil {
+			add(cfg.start.Size(), "%v", err)
+			return rep, nil
+		}
+		last = cfg.start.Size()
+	}
 	if cfg.root != nil {
 		tree = NewTree()
+		if cfg.start != nil {
+			tree = cfg.start.Clone()
+		}
 		for len(cfg.sizes) > 0 && cfg.sizes[0] == 0 {
 			cfg.root(0, tree.Root())
 			cfg.sizes = cfg.sizes[1:]
 		}
 	}
-	err = st.ReadRecords(ctx, 1, func(pos uint64, rec []byte) error {
+	err = st.ReadRecords(ctx, last+1, func(pos uint64, rec []byte) error {
 		rep.Events++
 		switch {
 		case pos == last+1:
