@@ -68,6 +68,12 @@ func TestServe_CheckpointsToWitness_VerifyExportAndTailCut(t *testing.T) {
 		t.Fatalf("verify-export: exit %d\n%s%s", code, out, errOut)
 	}
 
+	// and since that checkpoint there is nothing more to check
+	out, errOut, code = runArgs(t, "", "verify", "--data", cfg.DataDir, "--since", cpFile, "--key", vkey)
+	if code != 0 || !strings.Contains(out, "verify ok: 0 events checked after position") {
+		t.Fatalf("verify --since: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// when the tail of the log is cut, with the checkpoint stored in the file
 	size := cutTail(t, dbPath(cfg.DataDir), 1)
 
