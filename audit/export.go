@@ -107,11 +107,20 @@ const progressEvery = 1000
 // the part of the log f's time bounds allow. Returns the store's or w's error
 // (wrapped); lines written before an error stay written.
 func Export(ctx context.Context, st store.Store, f Filter, w io.Writer, progress Progress) (int, error) {
+	return exportTo(ctx, st, f, 0, w, nil, progress)
+}
+
+// exportTo is Export of the positions up to limit (0: the head), calling written
+// after each line.
+func exportTo(ctx context.Context, st store.Store, f Filter, limit uint64, w io.Writer, written func(events.Envelope), progress Progress) (int, error) {
 	head, _, err := st.Head(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("export: head: %w", err)
 	}
 	from, to := uint64(1), head
+	if limit > 0 {
+		to = min(to, limit)
+	}
 	if !f.Since.IsZero() {
 		p, err := st.PositionAt(ctx, f.Since.Add(-time.Nanosecond))
 		if err != nil {
@@ -141,6 +150,9 @@ func Export(ctx context.Context, st store.Store, f Filter, w io.Writer, progress
 		}
 		if err := WriteLine(bw, e); err != nil {
 			return err
+		}
+		if written != nil {
+			written(e)
 		}
 		n++
 		return nil

@@ -3,7 +3,11 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
@@ -13,28 +17,118 @@ import (
 
 // VerifyReport is the outcome of VerifyAll, and the body of POST /v1/audit/verify.
 type VerifyReport struct {
-	// OK is true when the chain is intact and every decision replays the same.
+	// OK is true when the chain is intact, every checkpoint matches the log and every
+	// decision replays the same.
 	OK bool `json:"ok"`
 	// Events counts the records whose chain was checked.
 	Events int `json:"events"`
 	// Decisions counts the connection decisions that were replayed.
 	Decisions int `json:"decisions"`
-	// Problems lists each chain defect and each decision mismatch in words.
+	// Checkpoints counts the signed checkpoints the log was checked against.
+	Checkpoints int `json:"checkpoints"`
+	// Since is the size of the trusted checkpoint the check started after (0: the
+	// whole log was checked).
+	Since uint64 `json:"since,omitempty"`
+	// Problems lists each chain defect, checkpoint mismatch and decision mismatch in
+	// words.
 	Problems []string `json:"problems"`
 }
 
+// VerifyOption adds checks to VerifyAll.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct {
+	checkpoints []Checkpoint
+	verifier    note.Verifier
+	since       *Checkpoint
+}
+
+// WithSince checks only what came after a trusted checkpoint (its signature already
+// checked): the chain and the Merkle tree from its size on, resumed from the tree the
+// checkpointer stored with it, and the checkpoints after it. Decisions are not
+// replayed (their projection is built from the start of the log).
+func WithSince(c Checkpoint) VerifyOption {
+	return func(cfg *verifyConfig) { cfg.since = &c }
+}
+
+// WithCheckpoints checks the log against published checkpoints (signatures already
+// checked, e.g. by ReadWitnessFile): the log must reach each one's size and its
+// Merkle tree must have each one's root there.
+func WithCheckpoints(cps ...Checkpoint) VerifyOption {
+	return func(c *verifyConfig) { c.checkpoints = append(c.checkpoints, cps...) }
+}
+
+// WithVerifier checks the signature of the newest checkpoint stored in the log's own
+// file with v (without it, that checkpoint's tree head is compared unsigned).
+func WithVerifier(v note.Verifier) VerifyOption {
+	return func(c *verifyConfig) { c.verifier = v }
+}
+
 // VerifyAll checks the whole log: the hash chain (store.Verify: every stored byte is
-// what was written, positions gap-free) and then every recorded connection decision,
-// re-run against the config projection rebuilt to the position it read
-// (connections.ReplayDecisions). Decision replay runs only on an intact chain, as a
-// broken one would report consequences of the defect rather than the defect. Problems
-// are in the report; the error is non-nil only when the check itself could not run
-// (ctx ended, the store unreadable).
-func VerifyAll(ctx context.Context, st store.Store, progress Progress) (VerifyReport, error) {
+// what was written, positions gap-free), the Merkle tree against the newest
+// checkpoint stored in the file and every checkpoint given (WithCheckpoints), and
+// then every recorded connection decision, re-run against the config projection
+// rebuilt to the position it read (connections.ReplayDecisions). Decision replay runs
+// only on an intact chain, as a broken one would report consequences of the defect
+// rather than the defect. Problems are in the report; the error is non-nil only when
+// the check itself could not run (ctx ended, the store unreadable).
+func VerifyAll(ctx context.Context, st store.Store, progress Progress, opts ...VerifyOption) (VerifyReport, error) {
+	var cfg verifyConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	rep := VerifyReport{Problems: []string{}}
-	chain, err := store.Verify(ctx, st, store.WithProgress(progressEvery, func(pos, head uint64) {
-		progress.report("chain", pos, head)
-	}))
+	cps, probs := cfg.withStored(ctx, st)
+	rep.Problems = append(rep.Problems, probs...)
+	tree, err := st.Tree(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	sizes := []uint64{tree.Size()}
+	for _, c := range cps {
+		sizes = append(sizes, c.Size)
+	}
+	var walkOpts []store.VerifyOption
+	if cfg.since != nil {
+		start, err := startTree(ctx, st, *cfg.since)
+		if err != nil {
+			rep.Problems = append(rep.Problems, "since: "+err.Error())
+			return rep, nil
+		}
+		walkOpts = append(walkOpts, store.WithStart(start))
+		rep.Since = cfg.since.Size
+		sizes = slices.DeleteFunc(sizes, func(s uint64) bool { return s <= cfg.since.Size })
+		cps = slices.DeleteFunc(cps, func(c Checkpoint) bool { return c.Size <= cfg.since.Size })
+	}
+	slices.Sort(sizes)
+	roots := map[uint64][32]byte{}
+	// The chain walk and decision replay read the log side by side, one core each; the
+	// decisions count only when the chain holds.
+	var mu sync.Mutex
+	report := func(stage string, pos, head uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress.report(stage, pos, head)
+	}
+	type decided struct {
+		rep connections.ReplayReport
+		err error
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan decided, 1)
+	go func() {
+		if cfg.since != nil {
+			done <- decided{}
+			return
+		}
+		r, err := connections.ReplayDecisions(dctx, st, tree.Size(), func(d, total uint64) { report("decisions", d, total) })
+		done <- decided{r, err}
+	}()
+	walkOpts = append(walkOpts, store.WithProgress(progressEvery, func(pos, head uint64) {
+		report("chain", pos, head)
+	}), store.WithRoots(slices.Compact(sizes), func(size uint64, root [32]byte) { roots[size] = root }))
+	chain, err := store.Verify(ctx, st, walkOpts...)
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
@@ -42,16 +136,33 @@ func VerifyAll(ctx context.Context, st store.Store, progress Progress) (VerifyRe
 	for _, p := range chain.Problems {
 		rep.Problems = append(rep.Problems, "chain: "+p.String())
 	}
-	if !chain.OK {
-		if len(rep.Problems) == 0 {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("chain: the log is not intact from position %d", chain.FirstBad))
+	if !chain.OK && len(chain.Problems) == 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("chain: the log is not intact from position %d", chain.FirstBad))
+	}
+	if r, ok := roots[tree.Size()]; (!ok && tree.Size() > rep.Since) || (ok && r != tree.Root()) {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("tree: the store's Merkle tree (size %d, root %x...) is not the records' tree", tree.Size(), tree.Root()))
+	}
+	rep.Checkpoints = len(cps)
+	end := rep.Since + uint64(chain.Events) // the last position the walk reached
+	for _, c := range cps {
+		r, ok := roots[c.Size]
+		switch {
+		case !ok:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint: %s: the log ends at position %d; the events up to %d it covers are missing (tail removed or log rolled back)",
+				c, end, c.Size))
+		case r != c.Root:
+			rep.Problems = append(rep.Problems, fmt.Sprintf("checkpoint: %s: the log's tree at size %d has root %x...: an event at or before position %d was rewritten, or the log forked",
+				c, c.Size, r[:6], c.Size))
 		}
+	}
+	if !chain.OK {
+		cancel()
+		<-done
 		rep.Problems = append(rep.Problems, "decisions: not replayed, the chain is broken")
 		return rep, nil
 	}
-	dec, err := connections.ReplayDecisions(ctx, st, chain.Head, func(done, total uint64) {
-		progress.report("decisions", done, total)
-	})
+	d := <-done
+	dec, err := d.rep, d.err
 	if err != nil {
 		if ctx.Err() != nil {
 			return rep, fmt.Errorf("verify: %w", err)
@@ -63,8 +174,50 @@ func VerifyAll(ctx context.Context, st store.Store, progress Progress) (VerifyRe
 	for _, m := range dec.Mismatches {
 		rep.Problems = append(rep.Problems, "decision: "+m.String())
 	}
+	if dec.More > 0 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("decision: %d more mismatches not listed", dec.More))
+	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// startTree returns the tree stored with a checkpoint, checked against it.
+func startTree(ctx context.Context, st store.Store, c Checkpoint) (*store.Tree, error) {
+	_, b, err := st.LoadSnapshot(ctx, treeSnapshot(c.Size))
+	if err != nil {
+		return nil, fmt.Errorf("no tree stored for %s: %w", c, err)
+	}
+	t, err := store.UnmarshalTree(b)
+	if err != nil {
+		return nil, fmt.Errorf("tree stored for %s: %w", c, err)
+	}
+	if t.Size() != c.Size || t.Root() != c.Root {
+		return nil, fmt.Errorf("the tree stored for %s is not that checkpoint's", c)
+	}
+	return t, nil
+}
+
+// withStored returns the checkpoints to check: the given ones and the newest one
+// stored in the log's file, with a problem when that one's signature fails.
+func (cfg verifyConfig) withStored(ctx context.Context, st store.Store) ([]Checkpoint, []string) {
+	cps := slices.Clone(cfg.checkpoints)
+	_, msg, err := st.LoadSnapshot(ctx, SnapshotCheckpoint)
+	if err != nil {
+		return cps, nil // none stored yet (or unreadable: the chain walk will say)
+	}
+	var c Checkpoint
+	if cfg.verifier != nil {
+		c, err = OpenCheckpoint(msg, cfg.verifier)
+	} else {
+		c, err = parseUnverified(msg)
+	}
+	if err != nil {
+		return cps, []string{"checkpoint: the checkpoint stored in the log does not verify: " + err.Error()}
+	}
+	if slices.ContainsFunc(cps, func(o Checkpoint) bool { return o.Size == c.Size && o.Root == c.Root }) {
+		return cps, nil // also published: checked once
+	}
+	return append(cps, c), nil
 }
 
 // ServerSummary is one server stream's state in a ReplayResult.

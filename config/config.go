@@ -33,6 +33,10 @@ const (
 	DefaultToolCallAudit         = ToolCallsOff
 	DefaultOwnerRate             = 50
 	DefaultOwnerBurst            = 100
+	// A signed checkpoint is made after this many events, or this long after the
+	// last one when the log has moved, whichever comes first.
+	DefaultCheckpointEvents   = 10_000
+	DefaultCheckpointInterval = time.Minute
 )
 
 // Tool-call audit levels (audit.toolCalls).
@@ -175,6 +179,22 @@ type Audit struct {
 	// ToolCalls is "off" (default), "metadata" (tool.called events with a digest of
 	// the arguments, never the arguments) or "full" (the arguments too).
 	ToolCalls string `json:"toolCalls"`
+	// CheckpointEvery says how often the service signs a checkpoint of the log's
+	// Merkle tree: `checkpointEvery: 5000` (events) or `checkpointEvery: 30s`.
+	CheckpointEvery CheckpointEvery `json:"checkpointEvery"`
+	// Witness is where each signed checkpoint is published: file://PATH (JSON Lines,
+	// appended), http(s)://URL (POSTed), or "" for none.
+	Witness string `json:"witness,omitempty"`
+	// SigningKeyFile holds the note signer key (`mcpes keys gen --signing NAME`);
+	// MCPES_SIGNING_KEY in the environment takes precedence. No key, no checkpoints.
+	SigningKeyFile string `json:"signingKeyFile,omitempty"`
+}
+
+// CheckpointEvery is a count of events and a time; a checkpoint is due when either
+// is reached.
+type CheckpointEvery struct {
+	Events   int      `json:"events"`
+	Interval Duration `json:"interval"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("15m", "30s").
@@ -225,6 +245,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Limits.Owner.Burst == 0 {
 		c.Limits.Owner.Burst = DefaultOwnerBurst
+	}
+	if c.Audit.CheckpointEvery.Events == 0 {
+		c.Audit.CheckpointEvery.Events = DefaultCheckpointEvents
+	}
+	if c.Audit.CheckpointEvery.Interval == 0 {
+		c.Audit.CheckpointEvery.Interval = Duration(DefaultCheckpointInterval)
 	}
 	if c.MCPServers == nil {
 		c.MCPServers = map[string]domain.ServerConfig{}
@@ -337,6 +363,12 @@ func (c *Config) settingProblems() []Problem {
 	}
 	if u := c.OAuth.PublicURL; u != "" && !validPublicURL(u) {
 		add("oauth.publicURL", "want an absolute http(s) URL without query or fragment, got %q", u)
+	}
+	if c.Audit.CheckpointEvery.Events < 1 || c.Audit.CheckpointEvery.Interval < Duration(time.Second) {
+		add("audit.checkpointEvery", "want a number of events (at least 1) or a duration of at least 1s")
+	}
+	if w := c.Audit.Witness; w != "" && !strings.HasPrefix(w, "file://") && !strings.HasPrefix(w, "http://") && !strings.HasPrefix(w, "https://") {
+		add("audit.witness", "want file://PATH, http://URL or https://URL, got %q", w)
 	}
 	if c.PubSub != "" && !validNATSURL(c.PubSub) {
 		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)

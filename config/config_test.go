@@ -357,3 +357,44 @@ func TestLoad_ProtocolVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestLoad_AuditCheckpointSettings(t *testing.T) {
+	cases := map[string]struct {
+		yaml     string
+		events   int
+		interval time.Duration
+		problem  string
+	}{
+		"defaults":       {"audit: {}", config.DefaultCheckpointEvents, config.DefaultCheckpointInterval, ""},
+		"a count":        {"audit: {checkpointEvery: 500, witness: file:///tmp/w.jsonl, signingKeyFile: /k}", 500, config.DefaultCheckpointInterval, ""},
+		"a duration":     {"audit: {checkpointEvery: 30s, witness: https://witness.example/add}", config.DefaultCheckpointEvents, 30 * time.Second, ""},
+		"too often":      {"audit: {checkpointEvery: 10ms}", 0, 0, "audit.checkpointEvery"},
+		"a bad witness":  {"audit: {witness: ftp://x}", 0, 0, "audit.witness"},
+		"not a count":    {"audit: {checkpointEvery: true}", 0, 0, "audit.checkpointEvery"},
+		"a bad duration": {"audit: {checkpointEvery: soon}", 0, 0, "audit.checkpointEvery"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			// given an audit block
+			path := writeFile(t, tc.yaml+"\n")
+			// when loaded
+			cfg, _, err := config.Load(path)
+			// then the checkpoint cadence, witness and key file are kept, or the field is named
+			if tc.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.problem) {
+					t.Fatalf("err = %v, want a problem with %s", err, tc.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Audit.CheckpointEvery.Events != tc.events || cfg.Audit.CheckpointEvery.Interval.D() != tc.interval {
+				t.Fatalf("checkpointEvery = %+v", cfg.Audit.CheckpointEvery)
+			}
+			if name == "a count" && (cfg.Audit.Witness != "file:///tmp/w.jsonl" || cfg.Audit.SigningKeyFile != "/k") {
+				t.Fatalf("audit = %+v", cfg.Audit)
+			}
+		})
+	}
+}

@@ -223,8 +223,16 @@ func (d *decoder) config(top any) *Config {
 		}
 	}
 	if a := d.obj([]string{"audit"}, m["audit"]); a != nil {
-		d.unknown([]string{"audit"}, a, "toolCalls")
-		cfg.Audit.ToolCalls = d.str([]string{"audit", "toolCalls"}, a["toolCalls"])
+		p := []string{"audit"}
+		d.unknown(p, a, "toolCalls", "checkpointEvery", "witness", "signingKeyFile")
+		cfg.Audit.ToolCalls = d.str(append(p, "toolCalls"), a["toolCalls"])
+		cfg.Audit.Witness = d.str(append(p, "witness"), a["witness"])
+		cfg.Audit.SigningKeyFile = d.str(append(p, "signingKeyFile"), a["signingKeyFile"])
+		if v, ok := a["checkpointEvery"].(string); ok {
+			cfg.Audit.CheckpointEvery.Interval = d.dur(append(p, "checkpointEvery"), v)
+		} else if a["checkpointEvery"] != nil {
+			cfg.Audit.CheckpointEvery.Events = d.int(append(p, "checkpointEvery"), a["checkpointEvery"])
+		}
 	}
 	if h := d.obj([]string{"http"}, m["http"]); h != nil {
 		d.unknown([]string{"http"}, h, "allowedHosts", "allowedOrigins")

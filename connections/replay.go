@@ -1,8 +1,10 @@
 package connections
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mcpes/mcpes/domain"
@@ -17,6 +19,8 @@ type ReplayReport struct {
 	Events     uint64     `json:"events"`
 	Decisions  uint64     `json:"decisions"`
 	Mismatches []Mismatch `json:"mismatches"`
+	// More counts the mismatches beyond MaxMismatches, not listed.
+	More uint64 `json:"more,omitempty"`
 }
 
 // Mismatch is one recorded decision that replay does not reproduce.
@@ -37,18 +41,26 @@ func (m Mismatch) String() string {
 
 const replayPage = 1024
 
+// MaxMismatches bounds ReplayReport.Mismatches; later ones are only counted.
+const MaxMismatches = 1000
+
 // ReplayDecisions re-runs every connection decision recorded up to position upTo (0 =
 // the head) against the log: for opened, open_failed, refused and policy evictions
-// (stale, dead, disallowed, removed) it rebuilds the server-config projection to the
-// position the decision read, compares the config view it recorded with the one the
-// projection gives there, and re-runs domain.DecideGet / DecideHas on the recorded
-// inputs; for idle, explicit and shutdown evictions and for losses (facts, not policy)
-// it checks that the connection existed. The log is read twice: once to learn which
-// (position, owner, server) views are needed, once to fold the projection through
-// them. progress, when not nil, is called now and then with the events read so far
-// and the total, both counting the two passes (the total is twice upTo).
+// (stale, dead, disallowed, removed) it compares the config view the decision
+// recorded with the one the server-config projection gives at the position it read,
+// checks the existing connection it saw, and re-runs domain.DecideGet / DecideHas on
+// the recorded inputs; for idle, explicit and shutdown evictions and for losses
+// (facts, not policy) it checks that the connection existed.
+//
+// The log is read once, in order, folding the projection as it goes: a decision's
+// view is the projection's current one when no event of that server name came
+// between the position it read and the decision (the usual case). Only the others
+// are compared in a second pass that folds the projection again up to their
+// positions. Memory holds the projection, the open connections and those few
+// decisions, not the log. progress, when not nil, is called now and then with the
+// events read so far and the total.
 // Returns the store's read error or an error for an undecodable event; mismatches are
-// in the report, not errors.
+// in the report (at most MaxMismatches, the rest counted), not errors.
 func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress func(done, total uint64)) (ReplayReport, error) {
 	var rep ReplayReport
 	head, _, err := st.Head(ctx)
@@ -60,57 +72,37 @@ func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress 
 	}
 	report := func(done uint64) {
 		if progress != nil {
-			progress(done, 2*upTo)
+			progress(done, upTo)
 		}
 	}
 
-	// Pass 1: which views are needed, at which positions.
-	need := map[uint64][]viewKey{}
-	err = eachEvent(ctx, st, upTo, func(e events.Envelope) error {
-		if e.Sequence%replayPage == 0 {
-			report(uint64(e.Sequence))
-		}
-		if events.Area(e.Type) != "connection" {
-			return nil
-		}
-		fact, err := events.Decode(e)
-		if err != nil {
-			return err
-		}
-		if in, ok := inputsOf(fact); ok {
-			need[in.Position] = append(need[in.Position], viewKey{in.Position, in.Owner, in.Server})
-		}
-		return nil
-	})
-	if err != nil {
-		return rep, fmt.Errorf("replay decisions: %w", err)
-	}
-
-	// Pass 2: fold the projection event by event; take the needed views when it
-	// reaches their position, and check each decision when it comes.
 	proj := projections.NewServers()
-	views := map[viewKey]domain.ConfigView{}
-	take := func(pos uint64) {
-		for _, k := range need[pos] {
-			_, v, _ := proj.Effective(k.owner, k.server)
-			views[k] = v
-		}
-		delete(need, pos)
-	}
-	take(0)
-	chk := checker{conns: map[string]connTrack{}, grants: map[string]bool{}, rep: &rep}
+	lastChange := map[string]uint64{} // server name -> position of its last event
+	var later []laterView
+	chk := newChecker(&rep)
 	err = eachEvent(ctx, st, upTo, func(e events.Envelope) error {
 		pos := uint64(e.Sequence)
 		rep.Events++
 		if pos%replayPage == 0 {
-			report(upTo + pos)
+			report(pos)
 		}
-		if events.Area(e.Type) == "connection" {
+		switch events.Area(e.Type) {
+		case "connection":
 			fact, err := events.Decode(e)
 			if err != nil {
 				return err
 			}
-			chk.check(pos, e.Type, fact, views)
+			view := func(in domain.DecisionInputs) (domain.ConfigView, bool) {
+				if lastChange[in.Server] > in.Position {
+					later = append(later, laterView{pos: pos, typ: e.Type, in: in})
+					return domain.ConfigView{}, false
+				}
+				_, v, _ := proj.Effective(in.Owner, in.Server)
+				return v, true
+			}
+			chk.check(e, fact, view)
+		case "server":
+			lastChange[e.Subject[strings.LastIndexByte(e.Subject, '/')+1:]] = pos
 		}
 		if e.Type == events.TypeOAuthCompleted {
 			fact, err := events.Decode(e)
@@ -121,19 +113,50 @@ func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress 
 			chk.grants[f.Owner+"\x00"+f.Server+"\x00"+f.GrantID] = true
 		}
 		proj.Apply([]events.Envelope{e})
-		take(pos)
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("replay decisions: %w", err)
 	}
-	report(2 * upTo)
+	if len(later) > 0 {
+		if err := compareLater(ctx, st, later, chk); err != nil {
+			return rep, fmt.Errorf("replay decisions: %w", err)
+		}
+	}
+	report(upTo)
 	return rep, nil
 }
 
-type viewKey struct {
-	pos           uint64
-	owner, server string
+// laterView is a decision whose config view is compared in the second pass.
+type laterView struct {
+	pos uint64
+	typ string
+	in  domain.DecisionInputs
+}
+
+// compareLater folds the projection again up to the last position the later
+// decisions read and compares each one's view there.
+func compareLater(ctx context.Context, st store.Store, later []laterView, chk *checker) error {
+	slices.SortStableFunc(later, func(a, b laterView) int { return cmp.Compare(a.in.Position, b.in.Position) })
+	proj := projections.NewServers()
+	i := 0
+	take := func(upTo uint64) {
+		for ; i < len(later) && later[i].in.Position <= upTo; i++ {
+			l := later[i]
+			if _, v, _ := proj.Effective(l.in.Owner, l.in.Server); v != l.in.Config {
+				chk.miss(l.pos, l.typ, l.in, "config "+viewString(l.in.Config), "config "+viewString(v))
+			}
+		}
+	}
+	take(0)
+	last := later[len(later)-1].in.Position
+	err := eachEvent(ctx, st, last, func(e events.Envelope) error {
+		proj.Apply([]events.Envelope{e})
+		take(uint64(e.Sequence))
+		return nil
+	})
+	slices.SortStableFunc(chk.rep.Mismatches, func(a, b Mismatch) int { return cmp.Compare(a.Position, b.Position) })
+	return err
 }
 
 // eachEvent calls fn for every event from position 1 to upTo, in order.
@@ -184,18 +207,39 @@ type checker struct {
 	conns map[string]connTrack
 	// grants holds owner\x00server\x00grantID of every grant completed so far.
 	grants map[string]bool
-	rep    *ReplayReport
+	// open is the connection id open per stream; replaced the connection a policy
+	// eviction just removed, which the Get decision that caused it (recorded next,
+	// with the same inputs) saw as existing. A Has eviction has no such decision.
+	open     map[string]string
+	replaced map[string]evicted
+	rep      *ReplayReport
+}
+
+func newChecker(rep *ReplayReport) *checker {
+	return &checker{conns: map[string]connTrack{}, open: map[string]string{},
+		replaced: map[string]evicted{}, grants: map[string]bool{}, rep: rep}
 }
 
 func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorded, replayed string) {
+	if len(c.rep.Mismatches) >= MaxMismatches {
+		c.rep.More++
+		return
+	}
 	c.rep.Mismatches = append(c.rep.Mismatches, Mismatch{Position: pos, Type: typ, Recorded: recorded,
 		Replayed: replayed, Inputs: in})
 }
 
-func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]domain.ConfigView) {
+// check compares one connection event with what replay derives: the stream it is
+// on, the envelope's reason, the position and config view it read, the existing
+// connection it saw, and the verdict and rule the pure policy gives on those inputs.
+func (c *checker) check(e events.Envelope, fact any, view func(domain.DecisionInputs) (domain.ConfigView, bool)) {
+	pos, typ := uint64(e.Sequence), e.Type
 	c.rep.Decisions++
 	if lost, ok := fact.(domain.ConnectionLost); ok {
 		in := domain.DecisionInputs{Owner: lost.Owner, Server: lost.Server}
+		if !c.onStream(e, in) || !c.reason(e, in, "") {
+			return
+		}
 		if !c.existed(pos, typ, in, lost.ConnID, lost.ConfigVersion) {
 			return
 		}
@@ -208,12 +252,14 @@ func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]doma
 	if !ok {
 		return // tool.called and other audit facts are not decisions
 	}
-	k := viewKey{in.Position, in.Owner, in.Server}
+	if !c.onStream(e, in) {
+		return
+	}
 	if in.Position >= pos {
 		c.miss(pos, typ, in, fmt.Sprintf("read position %d", in.Position), "a position before the decision")
 		return
 	}
-	if v, ok := views[k]; !ok || v != in.Config {
+	if v, ok := view(in); ok && v != in.Config {
 		c.miss(pos, typ, in, "config "+viewString(in.Config), "config "+viewString(v))
 	}
 	// A decision that names a grant must come after that grant was issued to that
@@ -223,24 +269,40 @@ func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]doma
 	}
 	switch f := fact.(type) {
 	case domain.ConnectionOpened:
+		c.reason(e, in, string(f.Replaced))
+		c.sawExisting(e, in)
 		d := domain.DecideGet(in)
 		if d.Action != domain.ActionConnect || d.Evict != f.Replaced {
 			c.miss(pos, typ, in, decisionString(domain.Decision{Action: domain.ActionConnect, Rule: domain.RuleAllowed, Evict: f.Replaced}), decisionString(d))
 		}
+		if _, dup := c.conns[f.ConnID]; dup || f.ConnID == "" {
+			c.miss(pos, typ, in, "new connection "+f.ConnID, "a connection id not open already")
+		}
 		c.conns[f.ConnID] = connTrack{owner: in.Owner, server: in.Server, version: in.Config.Version}
+		c.open[e.Subject] = f.ConnID
 	case domain.ConnectionOpenFailed:
+		c.reason(e, in, string(f.Class))
+		c.sawExisting(e, in)
 		if d := domain.DecideGet(in); d.Action != domain.ActionConnect {
 			c.miss(pos, typ, in, "connect", decisionString(d))
 		}
 	case domain.ConnectionRefused:
+		c.reason(e, in, string(f.Rule))
+		c.sawExisting(e, in)
+		if f.Count < 1 {
+			c.miss(pos, typ, in, fmt.Sprintf("count %d", f.Count), "count of at least 1")
+		}
 		if d := domain.DecideGet(in); d.Action != domain.ActionRefuse || d.Rule != f.Rule {
 			c.miss(pos, typ, in, decisionString(domain.Decision{Action: domain.ActionRefuse, Rule: f.Rule}), decisionString(d))
 		}
 	case domain.ConnectionEvicted:
+		c.reason(e, in, string(f.Reason))
 		if !c.existed(pos, typ, in, f.ConnID, in.ExistingVersion) {
 			return
 		}
+		t := c.conns[f.ConnID]
 		delete(c.conns, f.ConnID)
+		delete(c.open, e.Subject)
 		var d domain.Decision
 		switch f.Reason {
 		case domain.EvictStale, domain.EvictDead:
@@ -248,12 +310,77 @@ func (c *checker) check(pos uint64, typ string, fact any, views map[viewKey]doma
 		case domain.EvictDisallowed, domain.EvictRemoved:
 			d = domain.DecideHas(in)
 		default:
+			if f.Rule != "" {
+				c.miss(pos, typ, in, "evict "+string(f.Reason)+" (rule "+string(f.Rule)+")", "no rule for a "+string(f.Reason)+" eviction")
+			}
 			return // idle, explicit, shutdown: facts, checked for existence only
 		}
-		if d.Evict != f.Reason || (f.Rule != "" && d.Rule != f.Rule) {
+		// The decision behind a policy eviction saw this connection; so does the
+		// connect or refusal that follows it on the stream.
+		if want := stateOf(t); in.ExistingState != want {
+			c.miss(pos, typ, in, "existing "+string(in.ExistingState), "existing "+string(want))
+		}
+		c.replaced[e.Subject] = evicted{t, in.Position}
+		if d.Evict != f.Reason || d.Rule != f.Rule {
 			c.miss(pos, typ, in, "evict "+string(f.Reason)+" (rule "+string(f.Rule)+")", decisionString(d))
 		}
 	}
+}
+
+// onStream checks that the decision's owner and server are those of its stream.
+func (c *checker) onStream(e events.Envelope, in domain.DecisionInputs) bool {
+	if want := domain.ConnStream(in.Owner, in.Server); e.Subject != want {
+		c.miss(uint64(e.Sequence), e.Type, in, "on stream "+e.Subject, "on stream "+want)
+		return false
+	}
+	return true
+}
+
+// reason checks the envelope's reason extension against the fact's own reason.
+func (c *checker) reason(e events.Envelope, in domain.DecisionInputs, want string) bool {
+	if e.Reason != want {
+		c.miss(uint64(e.Sequence), e.Type, in, fmt.Sprintf("reason %q", e.Reason), fmt.Sprintf("reason %q", want))
+		return false
+	}
+	return true
+}
+
+// sawExisting checks the existing connection a connect or refusal decision recorded
+// against the one open on its stream, or the one a policy eviction just removed.
+func (c *checker) sawExisting(e events.Envelope, in domain.DecisionInputs) {
+	var (
+		state   = domain.ConnNone
+		version uint64
+	)
+	r, replaced := c.replaced[e.Subject]
+	delete(c.replaced, e.Subject)
+	if replaced && r.read == in.Position {
+		state, version = stateOf(r.conn), r.conn.version
+	} else if id, ok := c.open[e.Subject]; ok {
+		t := c.conns[id]
+		state, version = stateOf(t), t.version
+	}
+	got := in.ExistingState
+	if got == "" {
+		got = domain.ConnNone
+	}
+	if got != state || in.ExistingVersion != version {
+		c.miss(uint64(e.Sequence), e.Type, in, fmt.Sprintf("existing %s at version %d", got, in.ExistingVersion),
+			fmt.Sprintf("existing %s at version %d", state, version))
+	}
+}
+
+// evicted is a connection a policy eviction removed, and the position its decision read.
+type evicted struct {
+	conn connTrack
+	read uint64
+}
+
+func stateOf(t connTrack) domain.ConnState {
+	if t.dead {
+		return domain.ConnDead
+	}
+	return domain.ConnAlive
 }
 
 // existed checks that connID is an open connection of (owner, server) built from

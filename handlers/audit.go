@@ -1,7 +1,10 @@
 package handlers
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -71,10 +74,65 @@ func (a *api) verify(w http.ResponseWriter, r *http.Request, id Identity) error 
 		// route does not exist.
 		return fmt.Errorf("%w: no route %s", ErrNotFound, r.URL.Path)
 	}
-	rep, err := audit.VerifyAll(r.Context(), a.Store, nil)
+	// The body may list checkpoint notes (already checked by the caller with the
+	// public key) to check the log against.
+	var body struct {
+		Checkpoints []string `json:"checkpoints"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: body: %v", ErrInvalidRequest, err)
+		}
+	}
+	var cps []audit.Checkpoint
+	for i, n := range body.Checkpoints {
+		c, err := audit.ParseCheckpoint([]byte(n))
+		if err != nil {
+			return fmt.Errorf("%w: checkpoints[%d]: %v", ErrInvalidRequest, i, err)
+		}
+		cps = append(cps, c)
+	}
+	rep, err := audit.VerifyAll(r.Context(), a.Store, nil, audit.WithCheckpoints(cps...))
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+// export writes the events the query selects as JSON Lines with their original
+// sequence and hash: an owner token gets only its own streams. With proofs=1 each
+// event is followed by its inclusion proof against the newest stored checkpoint
+// (events after it are left out), which `mcpes verify-export` checks with the public
+// key alone.
+func (a *api) export(w http.ResponseWriter, r *http.Request, id Identity) error {
+	q := r.URL.Query()
+	f := audit.Filter{Owner: id.Owner, Server: q.Get("server"), Types: q["type"]}
+	if id.Admin {
+		f.Owner = q.Get("owner")
+	}
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(b.name); v != "" {
+			t, err := ParseTime(v)
+			if err != nil {
+				return err
+			}
+			*b.t = t
+		}
+	}
+	if q.Get("proofs") == "" {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_, err := audit.Export(r.Context(), a.Store, f, w, nil)
+		return err
+	}
+	cp, err := audit.StoredCheckpoint(r.Context(), a.Store)
+	if err != nil {
+		return fmt.Errorf("%w: no signed checkpoint to prove against yet (%v)", ErrNotFound, err)
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	_, err = audit.ExportProofs(r.Context(), a.Store, f, cp, w, nil)
+	return err
 }

@@ -18,6 +18,7 @@
 //	GET    /v1/audit/timeline       Timeline (events per time bucket, lane and kind)
 //	GET    /v1/identity             IdentityResponse (who the token is)
 //	GET    /ui/                     the audit console (package console)
+//	GET    /v1/audit/export         JSON Lines (owner tokens: their own events), ?proofs=1 adds inclusion proofs
 package handlers
 
 import (
@@ -170,6 +171,7 @@ func New(deps Deps) http.Handler {
 	m.Handle("GET /v1/identity", a.route(a.identity))
 	m.Handle(console.Prefix, console.Handler())
 	a.mountOAuth()
+	m.Handle("GET /v1/audit/export", a.route(a.export))
 	if deps.Gateway != nil {
 		m.Handle("/mcp", a.admit(deps.Gateway))
 		m.Handle("/mcp/", a.admit(deps.Gateway))

@@ -100,6 +100,9 @@ type Store interface {
 	ReadRecords(ctx context.Context, from uint64, fn func(pos uint64, rec []byte) error) error
 	// Head returns the last committed position (0 when empty) and its hash.
 	Head(ctx context.Context) (uint64, [32]byte, error)
+	// Tree returns a copy of the Merkle tree over the log (see Tree): its size is the
+	// head and its root commits to every event up to it.
+	Tree(ctx context.Context) (*Tree, error)
 	// PositionAt returns the last position whose event time is <= t (0 if none).
 	PositionAt(ctx context.Context, t time.Time) (uint64, error)
 	// StreamVersion returns a stream's current version (0 when it has no events).

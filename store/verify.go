@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
 	"github.com/mcpes/mcpes/events"
@@ -40,6 +41,24 @@ type VerifyOption func(*verifyConfig)
 type verifyConfig struct {
 	progress func(pos, head uint64)
 	every    uint64
+	sizes    []uint64
+	root     func(size uint64, root [32]byte)
+	start    *Tree
+}
+
+// WithStart makes Verify begin after the events t covers, trusting them (t is the
+// tree of a signed checkpoint): the walk starts at t.Size()+1, chained to the event at
+// t.Size() (checked against t's right edge, see TailHash), and WithRoots' tree grows
+// from t.
+func WithStart(t *Tree) VerifyOption {
+	return func(c *verifyConfig) { c.start = t }
+}
+
+// WithRoots makes Verify fold the records' hashes into the Merkle tree (see Tree) and
+// call fn with the tree's root at each of sizes (ascending) that the walk reaches, so
+// that signed checkpoints are checked in the same pass as the chain.
+func WithRoots(sizes []uint64, fn func(size uint64, root [32]byte)) VerifyOption {
+	return func(c *verifyConfig) { c.sizes, c.root = sizes, fn }
 }
 
 // WithProgress makes Verify call fn(pos, head) after every `every` records and once at
@@ -77,8 +96,30 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 	var (
 		last uint64
 		prev = events.ZeroHash
+		tree *Tree
 	)
-	err = st.ReadRecords(ctx, 1, func(pos uint64, rec []byte) error {
+	if cfg.start != nil {
+		if cfg.start.Size() > head {
+			add(head+1, "positions %d to %d of the trusted tree are missing (head is %d)", head+1, cfg.start.Size(), head)
+			return rep, nil
+		}
+		if prev, err = TailHash(ctx, st, cfg.start); err != nil {
+			add(cfg.start.Size(), "%v", err)
+			return rep, nil
+		}
+		last = cfg.start.Size()
+	}
+	if cfg.root != nil {
+		tree = NewTree()
+		if cfg.start != nil {
+			tree = cfg.start.Clone()
+		}
+		for len(cfg.sizes) > 0 && cfg.sizes[0] == 0 {
+			cfg.root(0, tree.Root())
+			cfg.sizes = cfg.sizes[1:]
+		}
+	}
+	err = st.ReadRecords(ctx, last+1, func(pos uint64, rec []byte) error {
 		rep.Events++
 		switch {
 		case pos == last+1:
@@ -91,16 +132,23 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 		if cerr != nil {
 			add(pos, "chain broken: %v", cerr)
 		}
-		env, derr := events.DecodeRecord(rec)
+		seal, derr := decodeSeal(rec)
 		switch {
 		case derr != nil:
 			add(pos, "does not decode: %v", derr)
-		case uint64(env.Sequence) != pos:
-			add(pos, "record says sequence %d", uint64(env.Sequence))
-		case env.PrevHash != hex.EncodeToString(prev[:]):
-			add(pos, "prevhash %.16s... is not the previous record's hash %x...", env.PrevHash, prev[:8])
+		case uint64(seal.Sequence) != pos:
+			add(pos, "record says sequence %d", uint64(seal.Sequence))
+		case seal.PrevHash != hex.EncodeToString(prev[:]):
+			add(pos, "prevhash %.16s... is not the previous record's hash %x...", seal.PrevHash, prev[:8])
 		}
 		last, prev = pos, hash
+		if tree != nil && len(cfg.sizes) > 0 {
+			tree.Append(hash)
+			for len(cfg.sizes) > 0 && cfg.sizes[0] == tree.Size() {
+				cfg.root(tree.Size(), tree.Root())
+				cfg.sizes = cfg.sizes[1:]
+			}
+		}
 		if cfg.progress != nil && pos%cfg.every == 0 {
 			cfg.progress(pos, head)
 		}
@@ -122,4 +170,27 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 	}
 	rep.OK = !bad
 	return rep, nil
+}
+
+// seal is the part of a record Verify compares; decoding only it still checks that
+// the whole record is valid JSON, without copying the rest.
+type seal struct {
+	Sequence events.Sequence `json:"sequence"`
+	PrevHash string          `json:"prevhash"`
+	Hash     string          `json:"hash"`
+}
+
+func decodeSeal(rec []byte) (seal, error) {
+	var s seal
+	_, canon, err := events.SplitRecord(rec)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(canon, &s); err != nil {
+		return s, fmt.Errorf("%w: %v", events.ErrCorrupt, err)
+	}
+	if s.Hash != "" {
+		return s, fmt.Errorf("%w: hash inside canonical bytes", events.ErrCorrupt)
+	}
+	return s, nil
 }

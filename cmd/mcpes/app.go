@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpes/mcpes/audit"
 	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/credentials"
@@ -63,6 +64,8 @@ type Main struct {
 	http     *http.Server
 	ln       net.Listener
 	metrics  *metrics
+	// checkpointer signs the log's tree head (nil without a signing key).
+	checkpointer *audit.Checkpointer
 
 	bgCancel      context.CancelFunc
 	inspectCancel context.CancelFunc
@@ -214,6 +217,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"pubsub", pubsubName(cfg.PubSub), "tokens", auth.Configured())
 
 	m.bg.Go(func() { m.snapshotLoop(bg, m.SnapshotInterval) })
+	if err := m.startCheckpointer(bg); err != nil {
+		return err
+	}
 
 	inspectCtx, inspectCancel := context.WithCancel(bg)
 	m.inspectCancel = inspectCancel
@@ -467,6 +473,9 @@ func (m *Main) shutdown(ctx context.Context) error {
 	}
 	if m.natsPub != nil {
 		_ = m.natsPub.Close()
+	}
+	if err := m.finalCheckpoint(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if m.servers != nil && m.conns != nil {
 		if err := m.snapshot(ctx); err != nil {

@@ -88,13 +88,20 @@ decisions around that time.`,
 }
 
 func newExportCmd(e *env) *cobra.Command {
-	var since, until, owner, server string
+	var since, until, owner, server, cpPath, key string
 	var types []string
+	var proofs bool
 	c := &cobra.Command{
-		Use:   "export [--since T] [--until T] [--owner ID] [--server NAME] [--type T]",
+		Use:   "export [--since T] [--until T] [--owner ID] [--server NAME] [--type T] [--proofs]",
 		Short: "Write events as CloudEvents JSON Lines for archiving or a SIEM",
+		Long: `export writes the selected events as they are in the log (original sequence and
+hash). With --proofs, each event is followed by its inclusion proof against a signed
+checkpoint (--checkpoint FILE, else the newest the service stored; events after it are
+left out), so that 'mcpes verify-export' checks the excerpt with the public key alone.
+Through the service an owner token exports only that owner's events.`,
 		Example: `  mcpes export > audit.jsonl
   mcpes export --owner alice --since 2026-11-24 --type 'mcpes.connection.*'
+  mcpes export --owner alice --proofs > alice.jsonl
   mcpes export --data ./mcpes-data --server clock`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -115,14 +122,41 @@ func newExportCmd(e *env) *cobra.Command {
 				return err
 			}
 			var check logCheck
-			st, closeFn, err := e.readStore(cmd.Context(), &check)
+			if e.data == "" {
+				if cpPath != "" {
+					return usagef("--checkpoint needs --data: the service proves against its newest checkpoint")
+				}
+				return e.exportOnline(cmd, f, proofs, &check)
+			}
+			st, err := openData(e.data)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
+			defer st.Close()
 			bar := newProgress(e.stderr, "export")
 			defer bar.done()
-			n, err := audit.Export(cmd.Context(), st, f, e.stdout, func(_ string, pos, head uint64) { bar.update(pos, head) })
+			progress := func(_ string, pos, head uint64) { bar.update(pos, head) }
+			var n int
+			if proofs {
+				var cp audit.Checkpoint
+				if cpPath != "" {
+					v, err := verifierFrom(key)
+					if err != nil {
+						return err
+					}
+					if v == nil {
+						return usagef("--checkpoint needs --key PUB (or MCPES_SIGNING_KEY) to check its signature")
+					}
+					if cp, err = readCheckpoint(cpPath, v); err != nil {
+						return err
+					}
+				} else if cp, err = audit.StoredCheckpoint(cmd.Context(), st); err != nil {
+					return fmt.Errorf("export --proofs: no signed checkpoint in %s yet: %w", e.data, err)
+				}
+				n, err = audit.ExportProofs(cmd.Context(), st, f, cp, e.stdout, progress)
+			} else {
+				n, err = audit.Export(cmd.Context(), st, f, e.stdout, progress)
+			}
 			if err != nil {
 				return err
 			}
@@ -154,14 +188,74 @@ func newExportCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
-	f.StringVar(&until, "until", "", "only events at or before this time (RFC 3339)")
-	f.StringVar(&owner, "owner", "", "only this owner's streams (\"app\" = the shared repository's connections)")
-	f.StringVar(&server, "server", "", "only streams of servers of this name")
-	f.StringSliceVar(&types, "type", nil, "only events of this type (a trailing * matches a prefix); repeatable")
+	fl := c.Flags()
+	fl.StringVar(&since, "since", "", "only events at or after this time (RFC 3339)")
+	fl.StringVar(&until, "until", "", "only events at or before this time (RFC 3339)")
+	fl.StringVar(&owner, "owner", "", "only this owner's streams (\"app\" = the shared repository's connections)")
+	fl.StringVar(&server, "server", "", "only streams of servers of this name")
+	fl.StringSliceVar(&types, "type", nil, "only events of this type (a trailing * matches a prefix); repeatable")
+	fl.BoolVar(&proofs, "proofs", false, "follow each event with its inclusion proof against a signed checkpoint")
+	fl.StringVar(&cpPath, "checkpoint", "", "with --proofs and --data: prove against this checkpoint (a note file or witness line)")
+	fl.StringVar(&key, "key", "", "the verifier key for --checkpoint, or a file holding it")
 	dataFlag(c, e)
 	return c
+}
+
+// exportOnline streams the service's export (GET /v1/audit/export) to stdout.
+// exportOnline writes the service's export. An unfiltered export is the whole log
+// in order, so its hash chain is checked line by line as it passes (check); a
+// filtered one is an excerpt, checked with --proofs and verify-export instead.
+func (e *env) exportOnline(cmd *cobra.Command, f audit.Filter, proofs bool, check *logCheck) error {
+	cl, err := e.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		set("since", f.Since.Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		set("until", f.Until.Format(time.RFC3339Nano))
+	}
+	set("owner", f.Owner)
+	set("server", f.Server)
+	q["type"] = f.Types
+	if proofs {
+		q.Set("proofs", "1")
+	}
+	resp, err := cl.do(cmd.Context(), "GET", "/v1/audit/export", q, nil, "application/x-ndjson")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	whole := !proofs && f.Owner == "" && f.Server == "" && len(f.Types) == 0 && f.Since.IsZero() && f.Until.IsZero()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if _, err := e.stdout.Write(append(line, '\n')); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		var ev events.Envelope
+		if whole && json.Unmarshal(line, &ev) == nil && ev.Type != "" {
+			check.line(line, ev)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	for _, w := range check.warnings() {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	}
+	if check.broken {
+		return errReported
+	}
+	return nil
 }
 
 // readStore returns a store to read the whole log from: the data directory opened

@@ -12,19 +12,58 @@ import (
 )
 
 func newVerifyCmd(e *env) *cobra.Command {
+	var witness, key, since string
 	c := &cobra.Command{
-		Use:   "verify",
+		Use:   "verify [--witness PATH] [--key PUB] [--since CHECKPOINT]",
 		Short: "Check the hash chain and replay every decision; exit 1 on any problem",
 		Long: `verify walks the whole log: every stored byte must chain (SHA-256 over the previous
 hash and the event), positions must be gap-free, and every recorded connection decision
 must come out the same when the pure policy is re-run on the projection rebuilt to the
-position it read. The first bad position is named. Exit 0 when all is well, 1 otherwise.`,
+position it read. The first bad position is named. The log's Merkle tree must match
+the newest signed checkpoint stored in the file and, with --witness, every checkpoint
+published to that witness file (signatures checked with --key, or the key derived from
+MCPES_SIGNING_KEY): a cut tail, a rewritten event or a fork names the checkpoint.
+--since CHECKPOINT (a file with a signed note, or a witness line) checks only the log
+after that trusted checkpoint (chain and tree; decisions are not replayed).
+Exit 0 when all is well, 1 otherwise.`,
 		Example: `  mcpes verify
-  mcpes verify --data ./mcpes-data
+  mcpes verify --data ./mcpes-data --witness /var/lib/witness/mcpes.jsonl --key 'mcpes.example/log+1b2c3d4e+A...'
   mcpes verify --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rep audit.VerifyReport
+			var opts []audit.VerifyOption
+			v, err := verifierFrom(key)
+			if err != nil {
+				return err
+			}
+			if v != nil {
+				opts = append(opts, audit.WithVerifier(v))
+			}
+			if since != "" {
+				if v == nil || e.data == "" {
+					return usagef("verify --since needs --data DIR and --key PUB (or MCPES_SIGNING_KEY)")
+				}
+				cp, err := readCheckpoint(since, v)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, audit.WithSince(cp))
+			}
+			var notes []string
+			if witness != "" {
+				if v == nil {
+					return usagef("verify --witness needs --key PUB (or MCPES_SIGNING_KEY) to check the checkpoints' signatures")
+				}
+				cps, err := audit.ReadWitnessFile(witness, v)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, audit.WithCheckpoints(cps...))
+				for _, c := range cps {
+					notes = append(notes, c.Note)
+				}
+			}
 			if e.data != "" {
 				st, err := openData(e.data)
 				if err != nil {
@@ -34,13 +73,16 @@ position it read. The first bad position is named. Exit 0 when all is well, 1 ot
 				bar := newProgress(e.stderr, "verify")
 				rep, err = audit.VerifyAll(cmd.Context(), st, func(stage string, pos, head uint64) {
 					bar.update(pos, head)
-				})
+				}, opts...)
 				bar.done()
 				if err != nil {
 					return err
 				}
 			} else {
-				if _, _, err := e.call(cmd.Context(), "POST", "/v1/audit/verify", nil, nil, &rep); err != nil {
+				// The signatures were checked here; the service checks its log against
+				// the tree heads.
+				body, _ := json.Marshal(map[string][]string{"checkpoints": notes})
+				if _, _, err := e.call(cmd.Context(), "POST", "/v1/audit/verify", nil, body, &rep); err != nil {
 					return err
 				}
 			}
@@ -56,8 +98,12 @@ position it read. The first bad position is named. Exit 0 when all is well, 1 ot
 				if !rep.OK {
 					status = "FAILED"
 				}
-				fmt.Fprintf(e.stdout, "verify %s: %d events checked, %d decisions replayed, %d problems\n",
-					status, rep.Events, rep.Decisions, len(rep.Problems))
+				after := ""
+				if rep.Since > 0 {
+					after = fmt.Sprintf(" after position %d", rep.Since)
+				}
+				fmt.Fprintf(e.stdout, "verify %s: %d events checked%s, %d checkpoints, %d decisions replayed, %d problems\n",
+					status, rep.Events, after, rep.Checkpoints, rep.Decisions, len(rep.Problems))
 			}
 			if !rep.OK {
 				return errReported
@@ -65,6 +111,9 @@ position it read. The first bad position is named. Exit 0 when all is well, 1 ot
 			return nil
 		},
 	}
+	c.Flags().StringVar(&since, "since", "", "check only the log after this trusted checkpoint (a note file or witness line)")
+	c.Flags().StringVar(&witness, "witness", "", "a witness file (JSON Lines of signed checkpoints) to check the log against")
+	c.Flags().StringVar(&key, "key", "", "the checkpoint signer's verifier key, or a file holding it (default: from MCPES_SIGNING_KEY)")
 	dataFlag(c, e)
 	return c
 }

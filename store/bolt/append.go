@@ -236,6 +236,7 @@ type batchState struct {
 	versions map[string]uint64
 	ids      map[string]uint64
 	sealed   []events.Envelope
+	tree     *store.Tree   // the head's tree with the batch's leaves
 	entries  []stagedEntry // stream index entries of the batch
 	flushed  bool          // the batch wrote the stream index up to pos
 }
@@ -244,7 +245,7 @@ type batchState struct {
 // the others commit. After the commit, observers run, waiters wake, callers return.
 func (s *Store) commit(batch []*request) {
 	s.mu.RLock()
-	st := batchState{pos: s.head, prev: s.headHash, tmax: s.timeMax,
+	st := batchState{pos: s.head, prev: s.headHash, tmax: s.timeMax, tree: s.tree.Clone(),
 		versions: map[string]uint64{}, ids: map[string]uint64{}}
 	s.mu.RUnlock()
 	arena := s.arena[:0]
@@ -267,6 +268,10 @@ func (s *Store) commit(batch []*request) {
 				if arena, err = s.flushIndex(b, &st, arena); err != nil {
 					return err
 				}
+			}
+			tb, _ := st.tree.MarshalBinary()
+			if err := b.meta.Put(keyTree, tb); err != nil {
+				return err
 			}
 			return b.meta.Put(keyHead, encodeHead(st.pos, st.prev, st.tmax))
 		})
@@ -294,7 +299,7 @@ func (s *Store) commit(batch []*request) {
 	var wake chan struct{}
 	s.mu.Lock()
 	if len(st.sealed) > 0 {
-		s.head, s.headHash, s.timeMax = st.pos, st.prev, st.tmax
+		s.head, s.headHash, s.timeMax, s.tree = st.pos, st.prev, st.tmax, st.tree
 		s.publishIndex(&st)
 		wake, s.notify = s.notify, make(chan struct{})
 		s.commits++
@@ -409,6 +414,7 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		st.ids[env.ID] = st.pos
 		st.entries = append(st.entries, stagedEntry{stream: r.stream, id: env.ID, tmax: st.tmax, streamEntry: streamEntry{version, st.pos}})
 		st.prev = sum
+		st.tree.Append(sum)
 		r.res.Positions[i] = st.pos
 	}
 	for i := range r.evs {

@@ -50,6 +50,7 @@ var (
 	allBuckets     = [][]byte{bktLog, bktStream, bktStreams, bktIDs, bktTime, bktCheckpoints, bktSnapshots, bktSecrets, bktMeta}
 
 	keyHead   = []byte("head")
+	keyTree   = []byte("tree")
 	keyFormat = []byte("format")
 	format    = []byte("mcpes-store-1")
 )
@@ -107,6 +108,7 @@ type Store struct {
 	mu        sync.RWMutex // guards the fields below
 	head      uint64
 	headHash  [32]byte
+	tree      *store.Tree // the Merkle tree up to head; replaced, never changed, by a commit
 	timeMax   int64
 	observers []store.Observer
 	notify    chan struct{} // closed and replaced on every commit
@@ -115,7 +117,8 @@ type Store struct {
 	commits   uint64
 	appended  uint64
 
-	arena []byte // writer-only scratch for keys and records of one batch
+	arena     []byte // writer-only scratch for keys and records of one batch
+	treeStale bool   // Open rebuilt the tree from the records
 }
 
 // Open opens (creating when absent and not read-only) the store at path. Returns an
@@ -189,6 +192,13 @@ func Open(path string, opts Options) (*Store, error) {
 	if err == nil {
 		err = guarded(path, func() error { return db.View(s.loadMeta) })
 	}
+	if err == nil && s.treeStale && !opts.ReadOnly {
+		// A file written before the tree was kept: store the tree rebuilt from it.
+		err = db.Update(func(tx *bolt.Tx) error {
+			b, _ := s.tree.MarshalBinary()
+			return tx.Bucket(bktMeta).Put(keyTree, b)
+		})
+	}
 	if err != nil {
 		_ = db.Close()
 		if fe := (*FileError)(nil); errors.As(err, &fe) {
@@ -221,6 +231,9 @@ func (s *Store) loadMeta(tx *bolt.Tx) error {
 			return err
 		}
 		s.head, s.headHash, s.timeMax = head, hash, tmax
+	}
+	if err := s.loadTree(tx); err != nil {
+		return err
 	}
 	return s.loadRecent(tx)
 }

@@ -10,13 +10,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/store"
 )
 
 // Check verifies the store's internal invariants in one read transaction: positions
 // gap-free from 1, the hash chain, every record decoding with its own position, stream
 // versions contiguous from 1 per stream, and the indexes (stream, streams, ids, time
 // in the file up to meta "indexed", in memory after it) holding exactly one correct
-// entry per record, and the head meta matching the last record. It is meant for tests
+// entry per record, and the head meta and Merkle tree matching the records. It is meant for tests
 // and `mcpes verify`; it reads the whole file. Returns an error wrapping
 // ErrInconsistent that lists the first problems.
 func (s *Store) Check(ctx context.Context) error {
@@ -87,6 +88,7 @@ func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed u
 		seen     = map[string]uint64{}
 		facts    = []fact{{}} // facts[pos]
 		tmax     int64
+		tree     = store.NewTree()
 	)
 	c := tx.Bucket(bktLog).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -105,6 +107,7 @@ func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed u
 			add("log %d: %v", pos, err)
 		}
 		prev = hash
+		tree.Append(hash)
 		e, err := events.DecodeRecord(v)
 		if err != nil {
 			add("log %d: %v", pos, err)
@@ -141,6 +144,15 @@ func check(ctx context.Context, tx *bolt.Tx, add func(string, ...any), indexed u
 			add("meta head %d %x, last record %d %x", head, hash[:6], last, prev[:6])
 		case mt != tmax:
 			add("meta time %d, records say %d", mt, tmax)
+		}
+	}
+	if v := tx.Bucket(bktMeta).Get(keyTree); v != nil || last > 0 {
+		stored, err := store.UnmarshalTree(v)
+		switch {
+		case err != nil:
+			add("meta tree: %v", err)
+		case stored.Size() != tree.Size() || stored.Root() != tree.Root():
+			add("meta tree of size %d root %x, records give size %d root %x", stored.Size(), stored.Root(), tree.Size(), tree.Root())
 		}
 	}
 	if v := tx.Bucket(bktMeta).Get(keyIndexed); (v == nil && indexed != 0) || (v != nil && u64(v) != indexed) || indexed > last {

@@ -34,6 +34,7 @@ type Store struct {
 	envs      []events.Envelope // sealed envelopes, same index
 	timeMax   []int64           // running maximum of event times (unix nanos) per position
 	head      [32]byte
+	tree      *store.Tree
 	streams   map[string][]uint64 // stream -> positions, index = version-1
 	ids       map[string]uint64
 	ckpts     map[string]uint64
@@ -53,6 +54,7 @@ func New() *Store {
 		snapshots: map[string]snapshot{},
 		secrets:   map[string][]byte{},
 		notify:    make(chan struct{}),
+		tree:      store.NewTree(),
 	}
 }
 
@@ -137,6 +139,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 		s.timeMax = append(s.timeMax, t)
 		s.streams[stream] = append(s.streams[stream], p)
 		s.ids[env.ID] = p
+		hash, _, _ := events.SplitRecord(records[n])
+		s.tree.Append(hash)
 	}
 	s.head = prev
 	res.StreamVersion = uint64(len(s.streams[stream]))
@@ -243,6 +247,16 @@ func (s *Store) Head(ctx context.Context) (uint64, [32]byte, error) {
 		return 0, [32]byte{}, store.ErrClosed
 	}
 	return uint64(len(s.records)), s.head, ctx.Err()
+}
+
+// Tree implements store.Store.
+func (s *Store) Tree(ctx context.Context) (*store.Tree, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	return s.tree.Clone(), ctx.Err()
 }
 
 // PositionAt implements store.Store. Event times need not be monotonic; the store

@@ -112,6 +112,8 @@ func Run(t *testing.T, open Opener, f Features) {
 		{"ClosedStore", testClosed},
 		{"HashChainVerifies", testHashChain},
 		{"Reopen", testReopen},
+		{"MerkleTree", testMerkleTree},
+		{"InclusionProofs", testInclusionProofs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
