@@ -28,7 +28,7 @@ func TestMessageLimit_ConfiguredLimitFailsInspectionAndCallsAndIsRecorded(t *tes
 	}
 	// given a service with a 1 MiB limit, a server answering as much as asked and
 	// one whose tool list is 2 MB
-	cfg := baseConfigWith("  big:\n    command: "+bin+"\n    initTimeout: 20000\n"+
+	cfg := baseConfigWith("  big:\n    command: "+bin+"\n    args: []\n    initTimeout: 20000\n"+
 		"  bigcatalogue:\n    command: "+bin+"\n    args: [\"-tooldesc\", \"2000000\"]\n    initTimeout: 20000\n") +
 		"connections:\n  maxMessageBytes: 1048576\naudit:\n  toolCalls: metadata\n"
 	svc := startService(t, serveOpts{config: writeConfig(t, cfg)})

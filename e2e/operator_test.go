@@ -123,7 +123,9 @@ func TestOperator_AppServerSources_RestartNoFileEmptyFileAndSIGHUP(t *testing.T)
 	svc.signal(syscall.SIGHUP)
 	// then the file's servers are reconciled in place, the API's is kept, and the
 	// process still serves
-	eventually(t, "reload", func() bool { return serverField(t, svc, "clock2", "source") == "file" })
+	eventually(t, "reload", func() bool {
+		return serverField(t, svc, "clock2", "source") == "file" && serverField(t, svc, "clock", "name") == ""
+	})
 	if serverField(t, svc, "clock", "name") == "clock" || serverField(t, svc, "extra", "source") != "api" {
 		t.Fatalf("after SIGHUP: clock %q, extra %q", serverField(t, svc, "clock", "name"), serverField(t, svc, "extra", "source"))
 	}
@@ -339,7 +341,7 @@ func TestOperator_CLISaysWhatHappened(t *testing.T) {
 // problems sorted by line with none hidden.
 func TestOperator_OneVocabulary(t *testing.T) {
 	t.Parallel()
-	svc := startService(t, serveOpts{config: writeConfig(t, baseConfigWith("  later:\n    command: "+clockBin()+"\n    startup: false\n"))})
+	svc := startService(t, serveOpts{config: writeConfig(t, baseConfigWith("  later:\n    command: "+clockBin()+"\n    args: []\n    startup: false\n"))})
 	svc.waitReady()
 	admin := []string{"MCPES_URL=" + svc.url, "MCPES_TOKEN=" + adminToken}
 	var s map[string]any

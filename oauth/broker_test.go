@@ -235,8 +235,8 @@ func TestBroker_Authorize_UsesTheConfigsOAuthBlock(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
 	// given an app server whose LibreChat oauth block pre-registers a client
-	cfg := domain.ServerConfig{Type: "streamable-http", URL: r.as.URL + "/mcp", Extra: map[string]domain.RawJSON{
-		"oauth": domain.RawJSON(`{"client_id":"pre-registered","client_secret":"${GH_SECRET}","scope":"tools admin"}`)}}
+	cfg := domain.ServerConfig{Type: "streamable-http", URL: r.as.URL + "/mcp", OAuth: &domain.OAuthConfig{
+		ClientID: "pre-registered", ClientSecret: "${GH_SECRET}", Scope: "tools admin"}}
 	r.broker.Servers = func(owner, name string) (domain.ServerState, bool) {
 		return domain.ServerState{Scope: domain.AppScope, Name: name, Config: cfg}, name == "gh"
 	}

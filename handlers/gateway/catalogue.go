@@ -28,10 +28,10 @@ func ToolName(server, tool string) string { return domain.ToolPrefix(server) + S
 
 // SplitName splits an offered tool or prompt name into the server's tool prefix and
 // the upstream name (ownerServer.serverOf maps the prefix back to the server). ok is
-// false when name has no separator or an empty part.
+// false when name has no separator, an empty part, or a prefix ToolPrefix never makes.
 func SplitName(name string) (server, upstreamName string, ok bool) {
 	server, upstreamName, ok = strings.Cut(name, Separator)
-	return server, upstreamName, ok && server != "" && upstreamName != ""
+	return server, upstreamName, ok && server != "" && upstreamName != "" && domain.ToolPrefix(server) == server
 }
 
 // ResourceURI returns the URI the gateway offers resource uri of server under (with
@@ -48,7 +48,7 @@ func SplitResourceURI(u string) (server, uri string, ok bool) {
 		return "", "", false
 	}
 	server, uri, ok = strings.Cut(rest, "/")
-	return server, uri, ok && server != "" && uri != ""
+	return server, uri, ok && server != "" && uri != "" && domain.ToolPrefix(server) == server
 }
 
 // ownerServer is one owner's MCP server and the offer it was last given.
