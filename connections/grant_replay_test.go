@@ -19,9 +19,13 @@ func TestReplayDecisions_GrantMustExistBeforeTheDecision(t *testing.T) {
 	}
 	// when a connect cites a grant the log never issued, and later one it did issue
 	forged := appendFact(t, e.st, opened("c1", "g-forged"))
-	appendFact(t, e.st, domain.OAuthCompleted{Owner: "alice", Server: "gh", GrantID: "g-real", Issuer: "https://as"})
-	appendFact(t, e.st, opened("c2", "g-real"))
-	// and bob cites alice's grant
+	appendFact(t, e.st, domain.OAuthCompleted{Owner: "carol", Server: "gh", GrantID: "g-real", Issuer: "https://as"})
+	carolIn := opened("c2", "g-real")
+	carolIn.Inputs.Owner = "carol"
+	_, carolView, _ := e.servers.Effective("carol", "gh")
+	carolIn.Inputs.Config = carolView
+	appendFact(t, e.st, carolIn)
+	// and bob cites carol's grant
 	bobIn := opened("c3", "g-real")
 	bobIn.Inputs.Owner = "bob"
 	_, bobView, _ := e.servers.Effective("bob", "gh")

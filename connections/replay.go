@@ -237,10 +237,18 @@ func (c *checker) check(e events.Envelope, fact any, view func(domain.DecisionIn
 	c.rep.Decisions++
 	if lost, ok := fact.(domain.ConnectionLost); ok {
 		in := domain.DecisionInputs{Owner: lost.Owner, Server: lost.Server}
-		if !c.onStream(e, in) || !c.reason(e, in, "") {
+		if !c.onStream(e, in) || !c.reason(e, in, lost.Reason) {
 			return
 		}
 		if !c.existed(pos, typ, in, lost.ConnID, lost.ConfigVersion) {
+			return
+		}
+		if lost.Reason == domain.LostRestart {
+			// A restart found it open in the log: the new process has no connection.
+			delete(c.conns, lost.ConnID)
+			if c.open[e.Subject] == lost.ConnID {
+				delete(c.open, e.Subject)
+			}
 			return
 		}
 		t := c.conns[lost.ConnID]
