@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/domain"
@@ -16,24 +14,9 @@ func TestServersVars_SetFromStdinListUnset(t *testing.T) {
 	// given a running service (with an encryption key for the values) and an
 	// on-demand server that has a per-owner key
 	t.Setenv("MCPES_KEYS", "k1:"+base64.StdEncoding.EncodeToString(make([]byte, 32)))
-	cfg := &config.Config{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0",
+	_, base := runService(t, &config.Config{DataDir: filepath.Join(t.TempDir(), "data"), Listen: "127.0.0.1:0",
 		MCPServers: map[string]domain.ServerConfig{"per user": {Type: "streamable-http", URL: "http://127.0.0.1:1/s/{{KEY}}/mcp",
-			CustomUserVars: map[string]domain.CustomUserVar{"KEY": {Title: "Key", Description: "your key"}}}}}
-	cfg.SetDefaults()
-	m := &Main{Config: cfg, Logger: discardLogger()}
-	ctx := context.Background()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(ctx) })
-	base := "http://" + m.Addr()
-	deadline := time.Now().Add(20 * time.Second)
-	for get(t, base+"/readyz") != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("never ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+			CustomUserVars: map[string]domain.CustomUserVar{"KEY": {Title: "Key", Description: "your key"}}}}})
 	// and it is on demand, not failed: nothing connected it at startup
 	if body := getBody(t, base+"/v1/servers/per%20user"); !strings.Contains(body, `"state":"on_demand"`) {
 		t.Fatalf("server: %s", body)
