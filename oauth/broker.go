@@ -107,6 +107,25 @@ func (b *Broker) client(guarded bool) *Client {
 	return &c
 }
 
+// serverClient is client(guarded) with owner's oauth_headers for server (none when
+// the server is gone from the configuration).
+func (b *Broker) serverClient(guarded bool, owner, server string) (*Client, error) {
+	c := b.client(guarded)
+	if b.Servers == nil {
+		return c, nil
+	}
+	st, ok := b.Servers(owner, server)
+	if !ok {
+		return c, nil
+	}
+	h, err := b.oauthHeaders(st)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", server, err)
+	}
+	c.Headers = h
+	return c, nil
+}
+
 func (b *Broker) now() time.Time {
 	if b.Clock != nil {
 		return b.Clock()
@@ -294,7 +313,10 @@ func (b *Broker) refresh(ctx context.Context, owner, server string, seen uint64)
 			b.mu.Unlock()
 			return stored, nil
 		}
-		c := b.client(cur.Guarded)
+		c, err := b.serverClient(cur.Guarded, owner, server)
+		if err != nil {
+			return nil, err
+		}
 		ng, err := c.Refresh(ctx, cur)
 		if err != nil {
 			return nil, b.refreshFailed(ctx, k, cur, err)
