@@ -78,6 +78,7 @@ type Broker struct {
 	grants  map[grantKey]*Grant
 	pending map[string][]time.Time // owner → expiry of each flow started
 	backoff map[grantKey]backoffState
+	stepUps map[grantKey]stepUpNote
 	sf      singleflight.Group
 }
 
@@ -215,11 +216,16 @@ func (b *Broker) GrantID(owner, server string) string {
 }
 
 // Transport implements connections.GrantSource: requests carry the owner's access
-// token; a 401 forces one refresh and a retry.
+// token; a 401 forces one refresh and a retry; a 403 insufficient_scope is kept for
+// StepUp (the refusal goes to the caller, which sends the owner to authorize).
 func (b *Broker) Transport(owner, server string, base http.RoundTripper) http.RoundTripper {
 	return &Transport{Base: base, MaxAttempts: 1,
 		Token: func(ctx context.Context) (string, error) { return b.AccessToken(ctx, owner, server) },
-		Authorize: func(ctx context.Context, status int, _ Challenge) (bool, error) {
+		Authorize: func(ctx context.Context, status int, ch Challenge) (bool, error) {
+			if status == http.StatusForbidden {
+				b.noteStepUp(owner, server, ch)
+				return false, nil
+			}
 			g := b.cached(owner, server)
 			if status != http.StatusUnauthorized || g == nil || g.RefreshToken == "" {
 				return false, nil

@@ -37,21 +37,30 @@ var ErrNoTarget = errors.New("no server to authorize")
 // Authorize starts an authorization of the owner's effective config of server
 // (Broker.Servers) and returns the URL to send the owner to.
 func (b *Broker) Authorize(ctx context.Context, actor, owner, server string) (string, error) {
+	t, err := b.target(owner, server)
+	if err != nil {
+		return "", err
+	}
+	return b.Start(ctx, actor, t)
+}
+
+// target is the Target of the owner's effective config of server.
+func (b *Broker) target(owner, server string) (Target, error) {
 	if b.Servers == nil {
-		return "", ErrNoTarget
+		return Target{}, ErrNoTarget
 	}
 	st, ok := b.Servers(owner, server)
 	if !ok {
-		return "", fmt.Errorf("%w: %s", ErrNoTarget, server)
+		return Target{}, fmt.Errorf("%w: %s", ErrNoTarget, server)
 	}
 	u := st.Config.URL
 	if u == "" || strings.Contains(u, "${") {
-		return "", fmt.Errorf("%w: server %s has no plain URL", ErrNoTarget, server)
+		return Target{}, fmt.Errorf("%w: server %s has no plain URL", ErrNoTarget, server)
 	}
 	t := Target{Owner: owner, Server: server, URL: u, Scope: st.Scope}
 	h, err := b.oauthHeaders(st)
 	if err != nil {
-		return "", fmt.Errorf("server %s: %w", server, err)
+		return Target{}, fmt.Errorf("server %s: %w", server, err)
 	}
 	t.Headers = h
 	if blk, ok := st.Config.OAuthClient(); ok {
@@ -59,18 +68,18 @@ func (b *Broker) Authorize(ctx context.Context, actor, owner, server string) (st
 		for dst, v := range map[*string]string{&t.Pinned.Authorization: blk.AuthorizationURL,
 			&t.Pinned.Token: blk.TokenURL, &t.Pinned.Revocation: blk.RevocationEndpoint} {
 			if *dst, err = b.resolve(st.Scope, v); err != nil {
-				return "", fmt.Errorf("server %s: oauth endpoint: %w", server, err)
+				return Target{}, fmt.Errorf("server %s: oauth endpoint: %w", server, err)
 			}
 		}
 		if blk.ClientID != "" {
 			secret, err := b.resolve(st.Scope, blk.ClientSecret)
 			if err != nil {
-				return "", fmt.Errorf("server %s: oauth.client_secret: %w", server, err)
+				return Target{}, fmt.Errorf("server %s: oauth.client_secret: %w", server, err)
 			}
 			t.PreRegistered = &Registration{ClientID: blk.ClientID, ClientSecret: secret}
 		}
 	}
-	return b.Start(ctx, actor, t)
+	return t, nil
 }
 
 // oauthHeaders resolves a config's oauth_headers (secret references, ${VAR} in the
