@@ -89,6 +89,9 @@ type Pending struct {
 	// Guarded is set for a user-scope server: every later request of the flow and
 	// its grant goes through the SSRF-guarded HTTP client.
 	Guarded bool `json:"guarded,omitempty"`
+	// Pinned is set when the configuration named the authorization and token
+	// endpoints: there is no issuer to compare the callback's iss with.
+	Pinned bool `json:"pinned,omitempty"`
 }
 
 // Endpoints are the authorization server's endpoints a grant keeps using.
@@ -182,6 +185,7 @@ func (c *Client) Begin(ctx context.Context, serverURL string, ch Challenge, pre 
 	}
 	p := &Pending{State: oauth2.GenerateVerifier(), Verifier: oauth2.GenerateVerifier(), Resource: d.Resource,
 		Scope: scope, Issuer: d.Server.Issuer, IssParam: d.Server.IssParameterSupported, Legacy: d.Legacy, Client: *reg,
+		Pinned: c.Pinned.Authorization != "" && c.Pinned.Token != "",
 		Endpoints: Endpoints{Authorization: d.Server.AuthorizationEndpoint, Token: d.Server.TokenEndpoint,
 			Revocation: d.Server.RevocationEndpoint}}
 	p.AuthURL = p.config(c.RedirectURL).AuthCodeURL(p.State, oauth2.S256ChallengeOption(p.Verifier),
@@ -234,7 +238,7 @@ func (c *Client) Finish(ctx context.Context, p *Pending, q url.Values) (*Grant, 
 	}
 	// A flow with pinned endpoints knows no issuer: there is one authorization
 	// server, the one the configuration names, so no mix-up to detect.
-	if iss := q.Get("iss"); p.Issuer != "" && (iss != "" || p.IssParam) {
+	if iss := q.Get("iss"); !p.Pinned && (iss != "" || p.IssParam) {
 		if strings.TrimSuffix(iss, "/") != strings.TrimSuffix(p.Issuer, "/") {
 			return nil, ErrIssuer
 		}
