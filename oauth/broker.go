@@ -78,6 +78,7 @@ type Broker struct {
 	grants  map[grantKey]*Grant
 	pending map[string][]time.Time // owner → expiry of each flow started
 	backoff map[grantKey]backoffState
+	stepUps map[grantKey]stepUpNote
 	sf      singleflight.Group
 }
 
@@ -105,6 +106,25 @@ func (b *Broker) client(guarded bool) *Client {
 		c.HTTP = b.Guarded
 	}
 	return &c
+}
+
+// serverClient is client(guarded) with owner's oauth_headers for server (none when
+// the server is gone from the configuration).
+func (b *Broker) serverClient(guarded bool, owner, server string) (*Client, error) {
+	c := b.client(guarded)
+	if b.Servers == nil {
+		return c, nil
+	}
+	st, ok := b.Servers(owner, server)
+	if !ok {
+		return c, nil
+	}
+	h, err := b.oauthHeaders(st)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", server, err)
+	}
+	c.Headers = h
+	return c, nil
 }
 
 func (b *Broker) now() time.Time {
@@ -196,11 +216,16 @@ func (b *Broker) GrantID(owner, server string) string {
 }
 
 // Transport implements connections.GrantSource: requests carry the owner's access
-// token; a 401 forces one refresh and a retry.
+// token; a 401 forces one refresh and a retry; a 403 insufficient_scope is kept for
+// StepUp (the refusal goes to the caller, which sends the owner to authorize).
 func (b *Broker) Transport(owner, server string, base http.RoundTripper) http.RoundTripper {
 	return &Transport{Base: base, MaxAttempts: 1,
 		Token: func(ctx context.Context) (string, error) { return b.AccessToken(ctx, owner, server) },
-		Authorize: func(ctx context.Context, status int, _ Challenge) (bool, error) {
+		Authorize: func(ctx context.Context, status int, ch Challenge) (bool, error) {
+			if status == http.StatusForbidden {
+				b.noteStepUp(owner, server, ch)
+				return false, nil
+			}
 			g := b.cached(owner, server)
 			if status != http.StatusUnauthorized || g == nil || g.RefreshToken == "" {
 				return false, nil
@@ -294,7 +319,10 @@ func (b *Broker) refresh(ctx context.Context, owner, server string, seen uint64)
 			b.mu.Unlock()
 			return stored, nil
 		}
-		c := b.client(cur.Guarded)
+		c, err := b.serverClient(cur.Guarded, owner, server)
+		if err != nil {
+			return nil, err
+		}
 		ng, err := c.Refresh(ctx, cur)
 		if err != nil {
 			return nil, b.refreshFailed(ctx, k, cur, err)

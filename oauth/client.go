@@ -46,6 +46,16 @@ type Client struct {
 	// Registrations, when set, keeps dynamic registrations per authorization server,
 	// so one client serves every owner instead of one registration per flow.
 	Registrations RegistrationCache
+	// Headers are added to every request to the authorization server (discovery,
+	// registration, token, refresh, revocation): a server's oauth_headers. Set them
+	// on a copy of the Client for that server; a header the request already
+	// carries (e.g. client authentication) is kept.
+	Headers http.Header
+	// Pinned endpoints take the place of discovered ones (the oauth block's
+	// authorization_url, token_url and revocation_endpoint). With both the
+	// authorization and the token endpoint pinned, no authorization-server
+	// metadata is fetched. Set them on a copy of the Client for that server.
+	Pinned Endpoints
 }
 
 // RegistrationCache stores dynamic client registrations by issuer.
@@ -79,6 +89,9 @@ type Pending struct {
 	// Guarded is set for a user-scope server: every later request of the flow and
 	// its grant goes through the SSRF-guarded HTTP client.
 	Guarded bool `json:"guarded,omitempty"`
+	// Pinned is set when the configuration named the authorization and token
+	// endpoints: there is no issuer to compare the callback's iss with.
+	Pinned bool `json:"pinned,omitempty"`
 }
 
 // Endpoints are the authorization server's endpoints a grant keeps using.
@@ -112,10 +125,36 @@ func (g *Grant) Valid(now time.Time) bool {
 }
 
 func (c *Client) http() *http.Client {
-	if c.HTTP != nil {
-		return c.HTTP
+	hc := c.HTTP
+	if hc == nil {
+		hc = noRedirects
 	}
-	return noRedirects
+	if len(c.Headers) == 0 {
+		return hc
+	}
+	w := *hc
+	w.Transport = headerTransport{base: hc.Transport, headers: c.Headers}
+	return &w
+}
+
+// headerTransport adds headers a request does not carry yet.
+type headerTransport struct {
+	base    http.RoundTripper
+	headers http.Header
+}
+
+func (t headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	for k, vs := range t.headers {
+		if r.Header.Get(k) == "" {
+			r.Header[http.CanonicalHeaderKey(k)] = slices.Clone(vs)
+		}
+	}
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return base.RoundTrip(r)
 }
 
 var noRedirects = &http.Client{Timeout: 30 * time.Second,
@@ -133,7 +172,7 @@ func (c *Client) now() time.Time {
 // URL to send the user to. scope overrides the scope selection (used for step-up);
 // empty selects challenge → resource scopes_supported → none.
 func (c *Client) Begin(ctx context.Context, serverURL string, ch Challenge, pre *Registration, scope string) (*Pending, error) {
-	d, err := c.Discover(ctx, serverURL, ch)
+	d, err := c.discoverPinned(ctx, serverURL, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +185,7 @@ func (c *Client) Begin(ctx context.Context, serverURL string, ch Challenge, pre 
 	}
 	p := &Pending{State: oauth2.GenerateVerifier(), Verifier: oauth2.GenerateVerifier(), Resource: d.Resource,
 		Scope: scope, Issuer: d.Server.Issuer, IssParam: d.Server.IssParameterSupported, Legacy: d.Legacy, Client: *reg,
+		Pinned: c.Pinned.Authorization != "" && c.Pinned.Token != "",
 		Endpoints: Endpoints{Authorization: d.Server.AuthorizationEndpoint, Token: d.Server.TokenEndpoint,
 			Revocation: d.Server.RevocationEndpoint}}
 	p.AuthURL = p.config(c.RedirectURL).AuthCodeURL(p.State, oauth2.S256ChallengeOption(p.Verifier),
@@ -196,7 +236,9 @@ func (c *Client) Finish(ctx context.Context, p *Pending, q url.Values) (*Grant, 
 	if e := q.Get("error"); e != "" {
 		return nil, fmt.Errorf("%w: %s", ErrDenied, clip(e, 64))
 	}
-	if iss := q.Get("iss"); iss != "" || p.IssParam {
+	// A flow with pinned endpoints knows no issuer: there is one authorization
+	// server, the one the configuration names, so no mix-up to detect.
+	if iss := q.Get("iss"); !p.Pinned && (iss != "" || p.IssParam) {
 		if strings.TrimSuffix(iss, "/") != strings.TrimSuffix(p.Issuer, "/") {
 			return nil, ErrIssuer
 		}

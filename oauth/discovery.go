@@ -86,6 +86,47 @@ func (c *Client) Discover(ctx context.Context, serverURL string, ch Challenge) (
 	return &Discovery{Resource: prm.Resource, ResourceScopes: prm.ScopesSupported, Server: *md}, nil
 }
 
+// discoverPinned is Discover with the client's pinned endpoints in place of the
+// discovered ones. With the authorization and token endpoints both pinned only the
+// resource is looked up (the protected-resource metadata's, else the server URL);
+// the issuer stays unknown.
+func (c *Client) discoverPinned(ctx context.Context, serverURL string, ch Challenge) (*Discovery, error) {
+	p := c.Pinned
+	var d *Discovery
+	if p.Authorization == "" || p.Token == "" {
+		var err error
+		if d, err = c.Discover(ctx, serverURL, ch); err != nil {
+			return nil, err
+		}
+	} else {
+		su, err := url.Parse(serverURL)
+		if err != nil || su.Host == "" || (su.Scheme != "https" && su.Scheme != "http") {
+			return nil, fmt.Errorf("%w: server URL %q", ErrDiscovery, serverURL)
+		}
+		d = &Discovery{Resource: canonicalResource(su), Server: ServerMetadata{CodeChallengeMethodsSupported: []string{"S256"}}}
+		prm, err := c.resourceMetadata(ctx, su, ch)
+		if err != nil {
+			return nil, err
+		}
+		if prm != nil {
+			if !resourceCovers(prm.Resource, su) {
+				return nil, fmt.Errorf("%w: resource %q, server %s", ErrResourceMismatch, prm.Resource, su.Redacted())
+			}
+			d.Resource, d.ResourceScopes = prm.Resource, prm.ScopesSupported
+		}
+	}
+	for dst, v := range map[*string]string{&d.Server.AuthorizationEndpoint: p.Authorization,
+		&d.Server.TokenEndpoint: p.Token, &d.Server.RevocationEndpoint: p.Revocation} {
+		if v != "" {
+			*dst = v
+		}
+	}
+	if err := checkServer(&d.Server); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // resourceMetadata returns the PRM, or nil when the server publishes none.
 func (c *Client) resourceMetadata(ctx context.Context, su *url.URL, ch Challenge) (*ResourceMetadata, error) {
 	var candidates []string

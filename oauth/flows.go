@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -21,6 +22,12 @@ type Target struct {
 	PreRegistered *Registration
 	// OAuthScope, when set, is the scope to ask for (the config's oauth.scope).
 	OAuthScope string
+	// Headers are sent on every request to the authorization server (the config's
+	// oauth_headers, resolved).
+	Headers http.Header
+	// Pinned are the config's oauth.authorization_url, token_url and
+	// revocation_endpoint, which take the place of discovered endpoints.
+	Pinned Endpoints
 }
 
 // ErrNoTarget is returned by Authorize for a server the owner cannot see, or one
@@ -30,29 +37,66 @@ var ErrNoTarget = errors.New("no server to authorize")
 // Authorize starts an authorization of the owner's effective config of server
 // (Broker.Servers) and returns the URL to send the owner to.
 func (b *Broker) Authorize(ctx context.Context, actor, owner, server string) (string, error) {
+	t, err := b.target(owner, server)
+	if err != nil {
+		return "", err
+	}
+	return b.Start(ctx, actor, t)
+}
+
+// target is the Target of the owner's effective config of server.
+func (b *Broker) target(owner, server string) (Target, error) {
 	if b.Servers == nil {
-		return "", ErrNoTarget
+		return Target{}, ErrNoTarget
 	}
 	st, ok := b.Servers(owner, server)
 	if !ok {
-		return "", fmt.Errorf("%w: %s", ErrNoTarget, server)
+		return Target{}, fmt.Errorf("%w: %s", ErrNoTarget, server)
 	}
 	u := st.Config.URL
 	if u == "" || strings.Contains(u, "${") {
-		return "", fmt.Errorf("%w: server %s has no plain URL", ErrNoTarget, server)
+		return Target{}, fmt.Errorf("%w: server %s has no plain URL", ErrNoTarget, server)
 	}
 	t := Target{Owner: owner, Server: server, URL: u, Scope: st.Scope}
+	h, err := b.oauthHeaders(st)
+	if err != nil {
+		return Target{}, fmt.Errorf("server %s: %w", server, err)
+	}
+	t.Headers = h
 	if blk, ok := st.Config.OAuthClient(); ok {
 		t.OAuthScope = blk.Scope
+		for dst, v := range map[*string]string{&t.Pinned.Authorization: blk.AuthorizationURL,
+			&t.Pinned.Token: blk.TokenURL, &t.Pinned.Revocation: blk.RevocationEndpoint} {
+			if *dst, err = b.resolve(st.Scope, v); err != nil {
+				return Target{}, fmt.Errorf("server %s: oauth endpoint: %w", server, err)
+			}
+		}
 		if blk.ClientID != "" {
 			secret, err := b.resolve(st.Scope, blk.ClientSecret)
 			if err != nil {
-				return "", fmt.Errorf("server %s: oauth.client_secret: %w", server, err)
+				return Target{}, fmt.Errorf("server %s: oauth.client_secret: %w", server, err)
 			}
 			t.PreRegistered = &Registration{ClientID: blk.ClientID, ClientSecret: secret}
 		}
 	}
-	return b.Start(ctx, actor, t)
+	return t, nil
+}
+
+// oauthHeaders resolves a config's oauth_headers (secret references, ${VAR} in the
+// app scope). The values are secrets: they go on the wire and nowhere else.
+func (b *Broker) oauthHeaders(st domain.ServerState) (http.Header, error) {
+	if len(st.Config.OAuthHeaders) == 0 {
+		return nil, nil
+	}
+	h := http.Header{}
+	for k, v := range st.Config.OAuthHeaders {
+		val, err := b.resolve(st.Scope, v)
+		if err != nil {
+			return nil, fmt.Errorf("oauth_headers %s: %w", k, err)
+		}
+		h.Set(k, val)
+	}
+	return h, nil
 }
 
 // resolve turns the oauth block's client_secret into its value: a secret reference
@@ -157,7 +201,8 @@ func (b *Broker) Start(ctx context.Context, actor string, t Target) (string, err
 	if !b.admitFlow(t.Owner, b.now(), expires) {
 		return "", ErrTooManyFlows
 	}
-	ch := b.probe(ctx, c.http(), t.URL)
+	ch := b.probe(ctx, c.http(), t.URL) // the MCP server gets no oauth_headers
+	c.Headers, c.Pinned = t.Headers, t.Pinned
 	p, err := c.Begin(ctx, t.URL, ch, t.PreRegistered, t.OAuthScope)
 	if err != nil {
 		return fail("discovery", err)
@@ -219,7 +264,10 @@ func (b *Broker) Callback(ctx context.Context, q url.Values) (owner, server stri
 	if b.now().After(rec.Expires) {
 		return fail("callback", fmt.Errorf("%w: flow expired", ErrState))
 	}
-	c := b.client(rec.Pending.Guarded)
+	c, err := b.serverClient(rec.Pending.Guarded, rec.Owner, rec.Server)
+	if err != nil {
+		return fail("exchange", err)
+	}
 	g, err := c.Finish(ctx, &rec.Pending, q)
 	if err != nil {
 		stage := "exchange"
@@ -261,8 +309,11 @@ func (b *Broker) Revoke(ctx context.Context, actor, owner, server string) (bool,
 	if g == nil {
 		return false, ErrNoGrant
 	}
-	c := b.client(g.Guarded)
-	told, err := c.Revoke(ctx, g)
+	told := false
+	c, err := b.serverClient(g.Guarded, owner, server)
+	if err == nil {
+		told, err = c.Revoke(ctx, g)
+	}
 	if err != nil {
 		b.log().Warn("revocation at the authorization server failed; dropping the grant anyway",
 			"owner", owner, "server", server, "err", err)

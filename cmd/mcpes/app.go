@@ -191,7 +191,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.streamsCancel = streamsCancel
 	setPublicURL(m.oauth.Client, cfg.OAuth.PublicURL, m.ln.Addr().String())
 	m.bg.Go(func() { m.oauth.Run(bg, 5*time.Second) })
-	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager, Authorize: m.oauth.Authorize,
+	m.gateway = gateway.New(gateway.Deps{Store: m.metered, Servers: m.servers, Manager: m.manager, Authorize: m.oauth.Authorize, StepUp: m.oauth.StepUp,
 		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: source, Logger: log,
 		MaxTimeout: time.Duration(cfg.Connections.MaxRequestTimeout)})
 	listenHost, _, _ := net.SplitHostPort(cfg.Listen)

@@ -143,10 +143,12 @@ func (o *ownerServer) call(ctx, reqCtx context.Context, srv, tool string, req mc
 		}
 	}
 	res, err := up.CallTool(ctx, tool, req.Params.Arguments, progress)
-	if res != nil {
-		cleanResult(&res.Result)
+	if err != nil {
+		return o.authorizationNeeded(reqCtx, srv, err)
 	}
-	return res, err
+	o.g.callSucceeded(o.owner, srv)
+	cleanResult(&res.Result)
+	return res, nil
 }
 
 // cleanResult drops what belongs to the upstream hop rather than to the answer: the
@@ -261,10 +263,18 @@ func (g *Gateway) audit(ctx context.Context, o *ownerServer, srv, tool string, a
 }
 
 // authorizationLink returns the link the owner must open when err is a refusal for
-// want of an OAuth grant (ok false for any other error, or without an authorizer).
+// want of an OAuth grant, or srv asked for more scope (step-up); ok false for any
+// other error, or without an authorizer.
 func (o *ownerServer) authorizationLink(ctx context.Context, srv string, err error) (link string, ok bool, aerr error) {
 	var ref *connections.RefusedError
-	if o.g.d.Authorize == nil || o.owner == "" || !errors.As(err, &ref) || ref.Rule != domain.RuleNoGrant {
+	if !errors.As(err, &ref) || ref.Rule != domain.RuleNoGrant {
+		link, ok, aerr = o.stepUpLink(ctx, srv)
+		if aerr != nil {
+			aerr = errors.Join(err, aerr)
+		}
+		return link, ok, aerr
+	}
+	if o.g.d.Authorize == nil || o.owner == "" {
 		return "", false, nil
 	}
 	u, aerr := o.g.d.Authorize(ctx, o.actorOf(ctx), o.owner, srv)

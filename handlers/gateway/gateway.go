@@ -107,6 +107,11 @@ type Deps struct {
 	// returns the URL to send the owner to; a call refused for want of a grant then
 	// answers with that URL (see authorizationNeeded).
 	Authorize func(ctx context.Context, actor, owner, server string) (string, error)
+	// StepUp, when set, starts an owner's authorization of a server with more scope
+	// after the server refused the owner's request with 403 insufficient_scope, and
+	// returns the URL ("" when the server sent no such refusal); the call then
+	// answers with that URL like a missing grant (see stepUpLink).
+	StepUp func(ctx context.Context, actor, owner, server string) (string, error)
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// SessionIdleTTL ends idle MCP sessions (default DefaultSessionIdleTTL).
@@ -151,6 +156,9 @@ type Gateway struct {
 	// connCatalogue is *upstream.Conn -> the server's catalogue digest when the
 	// gateway first used the connection.
 	connCatalogue sync.Map
+
+	stepMu  sync.Mutex
+	stepUps map[string]int // owner+NUL+server -> step-ups since its last successful call
 
 	sessMu   sync.Mutex
 	sessions map[string]*session // relay sessions by id

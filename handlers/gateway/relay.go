@@ -163,8 +163,17 @@ func (g *Gateway) handle(s *session, st *stream, m wire, final bool) {
 		g.auditRaw(ctx, s, server, m.ID, params, resp, err, g.d.Clock().Sub(start))
 	}
 	if err != nil {
+		if m.Method == "tools/call" {
+			if a := g.authorizationAnswer(ctx, s, m.ID, server, err); a != nil {
+				answer(a) // the server asked for more scope: the link to authorize at
+				return
+			}
+		}
 		answer(rpcError(m.ID, -32603, g.failure(ctx, server, timeout, err), nil))
 		return
+	}
+	if m.Method == "tools/call" && resp.Error == nil {
+		g.callSucceeded(o.owner, server)
 	}
 	if resp.Error != nil {
 		answer(rpcError(m.ID, resp.Error.Code, resp.Error.Message, resp.Error.Data))

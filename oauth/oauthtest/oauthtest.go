@@ -6,15 +6,18 @@
 package oauthtest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +47,9 @@ type Server struct {
 	Revocations atomic.Int64
 	// ToolCalls counts tool calls the MCP server answered.
 	ToolCalls atomic.Int64
+	// requireScope, when set, is a scope a tools/call's token must carry, else the
+	// call is refused with 403 insufficient_scope (see RequireScope).
+	requireScope atomic.Value
 
 	mu       sync.Mutex
 	codes    map[string]codeGrant
@@ -64,7 +70,14 @@ type tokenInfo struct {
 	fam     *family
 }
 
-type family struct{ dead bool }
+// family is the tokens of one authorization: the scope granted, and whether revoked.
+type family struct {
+	dead  bool
+	scope string
+}
+
+// RequireScope makes tools/call need a token carrying scope ("" needs none).
+func (s *Server) RequireScope(scope string) { s.requireScope.Store(scope) }
 
 // Start runs a Server until the test ends.
 func Start(tb testing.TB) *Server {
@@ -160,7 +173,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 400, map[string]string{"error": "invalid_grant"})
 			return
 		}
-		s.issue(w, &family{})
+		scope := cg.scope
+		if scope == "" {
+			scope = "tools"
+		}
+		s.issue(w, &family{scope: scope})
 	case "refresh_token":
 		s.RefreshRequests.Add(1)
 		if s.Unavailable.Load() {
@@ -193,7 +210,7 @@ func (s *Server) issue(w http.ResponseWriter, fam *family) {
 	s.access[at] = tokenInfo{expires: time.Now().Add(s.TokenTTL), fam: fam}
 	s.refresh[rt] = fam
 	writeJSON(w, 200, map[string]any{"access_token": at, "token_type": "Bearer", "refresh_token": rt,
-		"expires_in": int(s.TokenTTL.Seconds()), "scope": "tools"})
+		"expires_in": int(s.TokenTTL.Seconds()), "scope": fam.scope})
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
@@ -235,6 +252,17 @@ func (s *Server) protect(next http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+s.URL+`/.well-known/oauth-protected-resource/mcp", scope="tools"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 			return
+		}
+		if need, _ := s.requireScope.Load().(string); need != "" && r.Method == http.MethodPost &&
+			!slices.Contains(strings.Fields(ti.fam.scope), need) {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			if bytes.Contains(body, []byte(`"tools/call"`)) {
+				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+need+
+					`", resource_metadata="`+s.URL+`/.well-known/oauth-protected-resource/mcp"`)
+				http.Error(w, "insufficient scope", http.StatusForbidden)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		next.ServeHTTP(w, r)
 	})
