@@ -200,7 +200,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
 		Ready:   m.readiness,
 		Gateway: m.gateway,
-		Protection: &handlers.Protection{ListenHost: listenHost, AllowedHosts: cfg.HTTP.AllowedHosts,
+		Protection: &handlers.Protection{ListenHost: listenHost, AllowedHosts: allowedHosts(cfg),
 			AllowedOrigins: cfg.HTTP.AllowedOrigins},
 		Limiter: limiter,
 		Version: version(),
@@ -322,6 +322,16 @@ type readyDetail struct {
 	Relay           string  `json:"relay"`
 	RelayLagEvents  uint64  `json:"relayLagEvents"`
 	RelayLagSeconds float64 `json:"relayLagSeconds"`
+}
+
+// allowedHosts are http.allowedHosts and the host of oauth.publicURL, where browsers
+// come back from authorization servers.
+func allowedHosts(cfg *config.Config) []string {
+	hosts := slices.Clone(cfg.HTTP.AllowedHosts)
+	if u, err := url.Parse(cfg.OAuth.PublicURL); err == nil && u.Host != "" {
+		hosts = append(hosts, u.Host)
+	}
+	return hosts
 }
 
 // upstreamProtocol maps connections.protocolVersion to the revision the upstream

@@ -53,3 +53,15 @@ func TestMain_RequestOriginPolicyFromConfig(t *testing.T) {
 		t.Fatalf("allowed host: %d", res.StatusCode)
 	}
 }
+
+func TestAllowedHosts_IncludeThePublicURLsHost(t *testing.T) {
+	cfg := &config.Config{HTTP: config.HTTP{AllowedHosts: []string{"a.example"}},
+		OAuth: config.OAuth{PublicURL: "https://mcpes.example.com:8443/base"}}
+	got := allowedHosts(cfg)
+	if len(got) != 2 || got[0] != "a.example" || got[1] != "mcpes.example.com:8443" {
+		t.Fatalf("allowedHosts = %v", got)
+	}
+	if got := allowedHosts(&config.Config{}); len(got) != 0 {
+		t.Fatalf("no settings: %v", got)
+	}
+}
