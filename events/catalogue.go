@@ -38,74 +38,81 @@ const (
 	TypeOwnerInspectionFailed       = "mcpes.owner.inspection_failed.v1"
 )
 
-var typeOf = map[reflect.Type]string{
-	reflect.TypeFor[domain.ServerRegistered]():            TypeServerRegistered,
-	reflect.TypeFor[domain.ServerConfigChanged]():         TypeServerConfigChanged,
-	reflect.TypeFor[domain.ServerRemoved]():               TypeServerRemoved,
-	reflect.TypeFor[domain.ServerInspected]():             TypeServerInspected,
-	reflect.TypeFor[domain.ServerInspectionFailed]():      TypeServerInspectionFailed,
-	reflect.TypeFor[domain.ServerToolsChanged]():          TypeServerToolsChanged,
-	reflect.TypeFor[domain.ServerReinspectionRequested](): TypeServerReinspectionRequested,
-	reflect.TypeFor[domain.ConnectionOpened]():            TypeConnectionOpened,
-	reflect.TypeFor[domain.ConnectionOpenFailed]():        TypeConnectionOpenFailed,
-	reflect.TypeFor[domain.ConnectionRefused]():           TypeConnectionRefused,
-	reflect.TypeFor[domain.ConnectionEvicted]():           TypeConnectionEvicted,
-	reflect.TypeFor[domain.ConnectionLost]():              TypeConnectionLost,
-	reflect.TypeFor[domain.ToolCalled]():                  TypeToolCalled,
-	reflect.TypeFor[domain.OAuthFlowStarted]():            TypeOAuthFlowStarted,
-	reflect.TypeFor[domain.OAuthCompleted]():              TypeOAuthCompleted,
-	reflect.TypeFor[domain.OAuthFailed]():                 TypeOAuthFailed,
-	reflect.TypeFor[domain.TokenRefreshed]():              TypeTokenRefreshed,
-	reflect.TypeFor[domain.TokenRefreshFailed]():          TypeTokenRefreshFailed,
-	reflect.TypeFor[domain.TokenRevoked]():                TypeTokenRevoked,
-	reflect.TypeFor[domain.UserVarsChanged]():             TypeOwnerVarsChanged,
-	reflect.TypeFor[domain.OwnerProfileChanged]():         TypeOwnerProfileChanged,
-	reflect.TypeFor[domain.OwnerInspected]():              TypeOwnerInspected,
-	reflect.TypeFor[domain.OwnerInspectionFailed]():       TypeOwnerInspectionFailed,
+// kind is one row of the catalogue: a domain fact, its CloudEvents type name (which
+// carries its version, .v<N>), the stream it belongs to, and how its data decodes.
+type kind struct {
+	name   string
+	goType reflect.Type
+	stream func(fact any) string
+	decode func(data []byte) (any, error)
 }
 
-// decoders turn the current version's data into the domain fact.
-var decoders = map[string]func([]byte) (any, error){}
-
-func register[T any]() {
-	decoders[typeOf[reflect.TypeFor[T]()]] = func(b []byte) (any, error) {
-		var v T
-		err := json.Unmarshal(b, &v)
-		return v, err
+// row builds a catalogue row for the fact type T.
+func row[T any](name string, stream func(T) string) kind {
+	return kind{
+		name:   name,
+		goType: reflect.TypeFor[T](),
+		stream: func(fact any) string { return stream(fact.(T)) },
+		decode: func(b []byte) (any, error) {
+			var v T
+			err := json.Unmarshal(b, &v)
+			return v, err
+		},
 	}
 }
 
+// catalogue is the v1 event catalogue: adding an event type is one row here (and its
+// type constant above).
+var catalogue = []kind{
+	row(TypeServerRegistered, func(f domain.ServerRegistered) string { return domain.ServerStream(f.Scope, f.Name) }),
+	row(TypeServerConfigChanged, func(f domain.ServerConfigChanged) string { return domain.ServerStream(f.Scope, f.Name) }),
+	row(TypeServerRemoved, func(f domain.ServerRemoved) string { return domain.ServerStream(f.Scope, f.Name) }),
+	row(TypeServerInspected, func(f domain.ServerInspected) string { return domain.ServerStream(f.Scope, f.Name) }),
+	row(TypeServerInspectionFailed, func(f domain.ServerInspectionFailed) string { return domain.ServerStream(f.Scope, f.Name) }),
+	row(TypeServerToolsChanged, func(f domain.ServerToolsChanged) string { return domain.ServerStream(f.Scope, f.Name) }),
+	row(TypeServerReinspectionRequested, func(f domain.ServerReinspectionRequested) string { return domain.ServerStream(f.Scope, f.Name) }),
+	row(TypeConnectionOpened, func(f domain.ConnectionOpened) string { return domain.ConnStream(f.Inputs.Owner, f.Inputs.Server) }),
+	row(TypeConnectionOpenFailed, func(f domain.ConnectionOpenFailed) string { return domain.ConnStream(f.Inputs.Owner, f.Inputs.Server) }),
+	row(TypeConnectionRefused, func(f domain.ConnectionRefused) string { return domain.ConnStream(f.Inputs.Owner, f.Inputs.Server) }),
+	row(TypeConnectionEvicted, func(f domain.ConnectionEvicted) string { return domain.ConnStream(f.Inputs.Owner, f.Inputs.Server) }),
+	row(TypeConnectionLost, func(f domain.ConnectionLost) string { return domain.ConnStream(f.Owner, f.Server) }),
+	row(TypeToolCalled, func(f domain.ToolCalled) string { return domain.ConnStream(f.Owner, f.Server) }),
+	row(TypeOAuthFlowStarted, func(f domain.OAuthFlowStarted) string { return domain.ConnStream(f.Owner, f.Server) }),
+	row(TypeOAuthCompleted, func(f domain.OAuthCompleted) string { return domain.ConnStream(f.Owner, f.Server) }),
+	row(TypeOAuthFailed, func(f domain.OAuthFailed) string { return domain.ConnStream(f.Owner, f.Server) }),
+	row(TypeTokenRefreshed, func(f domain.TokenRefreshed) string { return domain.ConnStream(f.Owner, f.Server) }),
+	row(TypeTokenRefreshFailed, func(f domain.TokenRefreshFailed) string { return domain.ConnStream(f.Owner, f.Server) }),
+	row(TypeTokenRevoked, func(f domain.TokenRevoked) string { return domain.ConnStream(f.Owner, f.Server) }),
+	row(TypeOwnerVarsChanged, func(f domain.UserVarsChanged) string { return domain.UserVarsStream(f.Owner, f.Server) }),
+	row(TypeOwnerProfileChanged, func(f domain.OwnerProfileChanged) string { return domain.OwnerProfileStream(f.Owner) }),
+	row(TypeOwnerInspected, func(f domain.OwnerInspected) string { return domain.OwnerInspectionStream(f.Owner, f.Inspection.Name) }),
+	row(TypeOwnerInspectionFailed, func(f domain.OwnerInspectionFailed) string {
+		return domain.OwnerInspectionStream(f.Owner, f.Failure.Name)
+	}),
+}
+
+// byGoType and byName index the catalogue.
+var (
+	byGoType = make(map[reflect.Type]*kind, len(catalogue))
+	byName   = make(map[string]*kind, len(catalogue))
+)
+
 func init() {
-	register[domain.ServerRegistered]()
-	register[domain.ServerConfigChanged]()
-	register[domain.ServerRemoved]()
-	register[domain.ServerInspected]()
-	register[domain.ServerInspectionFailed]()
-	register[domain.ServerToolsChanged]()
-	register[domain.ServerReinspectionRequested]()
-	register[domain.ConnectionOpened]()
-	register[domain.ConnectionOpenFailed]()
-	register[domain.ConnectionRefused]()
-	register[domain.ConnectionEvicted]()
-	register[domain.ConnectionLost]()
-	register[domain.ToolCalled]()
-	register[domain.OAuthFlowStarted]()
-	register[domain.OAuthCompleted]()
-	register[domain.OAuthFailed]()
-	register[domain.TokenRefreshed]()
-	register[domain.TokenRefreshFailed]()
-	register[domain.TokenRevoked]()
-	register[domain.UserVarsChanged]()
-	register[domain.OwnerProfileChanged]()
-	register[domain.OwnerInspected]()
-	register[domain.OwnerInspectionFailed]()
+	for i := range catalogue {
+		k := &catalogue[i]
+		if byGoType[k.goType] != nil || byName[k.name] != nil {
+			panic("events: catalogue row repeats " + k.name + " or " + k.goType.String())
+		}
+		byGoType[k.goType] = k
+		byName[k.name] = k
+	}
 }
 
 // Types returns every event type of the current catalogue, sorted.
 func Types() []string {
-	out := make([]string, 0, len(typeOf))
-	for _, t := range typeOf {
-		out = append(out, t)
+	out := make([]string, 0, len(catalogue))
+	for _, k := range catalogue {
+		out = append(out, k.name)
 	}
 	slices.Sort(out)
 	return out
@@ -114,11 +121,11 @@ func Types() []string {
 // TypeName returns the CloudEvents type of a domain fact. Returns an error for a value
 // that is not in the catalogue.
 func TypeName(fact any) (string, error) {
-	t, ok := typeOf[reflect.TypeOf(fact)]
+	k, ok := byGoType[reflect.TypeOf(fact)]
 	if !ok {
 		return "", fmt.Errorf("%T is not in the event catalogue", fact)
 	}
-	return t, nil
+	return k.name, nil
 }
 
 // Area returns the <area> of a type name ("server", "connection", "tool").
@@ -134,55 +141,11 @@ func Area(typ string) string {
 // Subject returns the stream of a domain fact (server/<scope>/<name> or
 // conn/<owner>/<server>).
 func Subject(fact any) (string, error) {
-	switch f := fact.(type) {
-	case domain.ServerRegistered:
-		return domain.ServerStream(f.Scope, f.Name), nil
-	case domain.ServerConfigChanged:
-		return domain.ServerStream(f.Scope, f.Name), nil
-	case domain.ServerRemoved:
-		return domain.ServerStream(f.Scope, f.Name), nil
-	case domain.ServerInspected:
-		return domain.ServerStream(f.Scope, f.Name), nil
-	case domain.ServerInspectionFailed:
-		return domain.ServerStream(f.Scope, f.Name), nil
-	case domain.ServerToolsChanged:
-		return domain.ServerStream(f.Scope, f.Name), nil
-	case domain.ServerReinspectionRequested:
-		return domain.ServerStream(f.Scope, f.Name), nil
-	case domain.ConnectionOpened:
-		return domain.ConnStream(f.Inputs.Owner, f.Inputs.Server), nil
-	case domain.ConnectionOpenFailed:
-		return domain.ConnStream(f.Inputs.Owner, f.Inputs.Server), nil
-	case domain.ConnectionRefused:
-		return domain.ConnStream(f.Inputs.Owner, f.Inputs.Server), nil
-	case domain.ConnectionEvicted:
-		return domain.ConnStream(f.Inputs.Owner, f.Inputs.Server), nil
-	case domain.ConnectionLost:
-		return domain.ConnStream(f.Owner, f.Server), nil
-	case domain.ToolCalled:
-		return domain.ConnStream(f.Owner, f.Server), nil
-	case domain.OAuthFlowStarted:
-		return domain.ConnStream(f.Owner, f.Server), nil
-	case domain.OAuthCompleted:
-		return domain.ConnStream(f.Owner, f.Server), nil
-	case domain.OAuthFailed:
-		return domain.ConnStream(f.Owner, f.Server), nil
-	case domain.TokenRefreshed:
-		return domain.ConnStream(f.Owner, f.Server), nil
-	case domain.TokenRefreshFailed:
-		return domain.ConnStream(f.Owner, f.Server), nil
-	case domain.TokenRevoked:
-		return domain.ConnStream(f.Owner, f.Server), nil
-	case domain.UserVarsChanged:
-		return domain.UserVarsStream(f.Owner, f.Server), nil
-	case domain.OwnerProfileChanged:
-		return domain.OwnerProfileStream(f.Owner), nil
-	case domain.OwnerInspected:
-		return domain.OwnerInspectionStream(f.Owner, f.Inspection.Name), nil
-	case domain.OwnerInspectionFailed:
-		return domain.OwnerInspectionStream(f.Owner, f.Failure.Name), nil
+	k, ok := byGoType[reflect.TypeOf(fact)]
+	if !ok {
+		return "", fmt.Errorf("%T is not in the event catalogue", fact)
 	}
-	return "", fmt.Errorf("%T is not in the event catalogue", fact)
+	return k.stream(fact), nil
 }
 
 // Meta is what a writer says about an event besides its payload.
@@ -225,11 +188,11 @@ func Decode(e Envelope) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, ok := decoders[typ]
+	k, ok := byName[typ]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, e.Type)
 	}
-	v, err := dec(data)
+	v, err := k.decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s at %d: %w", e.Type, e.Sequence, err)
 	}

@@ -173,3 +173,41 @@ func FuzzSealRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEachField: on any JSON object encoding/json accepts, the scanner reports no
+// error, every member it yields is a valid JSON value, and it yields the same member
+// count and keys; on anything else it returns an error or stops, never panics.
+func FuzzEachField(f *testing.F) {
+	f.Add([]byte(`{"type":"x","subject":"s","time":"t","sequence":"1","data":{"a":[1,"]"]}}`))
+	f.Add([]byte(`{"data":"\\\"","type":1}`))
+	f.Add([]byte(` { "a" : [ {"b":"}"} ] , "c" : null } `))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = events.Field(b, "data")
+		_ = events.EachEnvelopeField(b, func(_, v []byte) bool { _ = events.Unquote(v); return true })
+		var want map[string]json.RawMessage
+		if json.Unmarshal(b, &want) != nil || want == nil {
+			return
+		}
+		n := 0
+		err := events.EachField(b, func(k, v []byte) bool {
+			n++
+			if !json.Valid(v) {
+				t.Fatalf("%s: value %q of %q is not JSON", b, v, k)
+			}
+			if bytes.IndexByte(k, '\\') < 0 {
+				if _, ok := want[string(k)]; !ok && utf8.Valid(k) {
+					t.Fatalf("%s: key %q not in %v", b, k, want)
+				}
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if n < len(want) {
+			t.Fatalf("%s: %d members scanned, encoding/json has %d", b, n, len(want))
+		}
+	})
+}

@@ -84,7 +84,7 @@ func (c *Connections) foldEvent(ev *rawEvent) error {
 	// The current versions are read field by field: replay speed depends on it, as
 	// connection events are most of a log.
 	var rawID, inputs []byte
-	if err := eachField(ev.data, func(k, v []byte) bool {
+	if err := events.EachField(ev.data, func(k, v []byte) bool {
 		switch string(k) {
 		case "connId":
 			rawID = v
@@ -95,13 +95,13 @@ func (c *Connections) foldEvent(ev *rawEvent) error {
 	}); err != nil {
 		return err
 	}
-	connID := string(unquote(rawID))
+	connID := string(events.Unquote(rawID))
 	k := connKey{owner, server}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch ev.typ {
 	case events.TypeConnectionOpened:
-		ver := parseUint(field(field(inputs, "config"), "version"))
+		ver := parseUint(events.Field(events.Field(inputs, "config"), "version"))
 		c.open[k] = ConnInfo{Owner: owner, Server: server, ConnID: connID, Since: ev.time(), Position: ev.pos, ConfigVersion: ver}
 	default:
 		if cur, ok := c.open[k]; ok && (connID == "" || cur.ConnID == connID) {

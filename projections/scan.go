@@ -1,8 +1,6 @@
 package projections
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -35,22 +33,22 @@ func rawFromEnvelope(e *events.Envelope) rawEvent {
 	return rawEvent{pos: uint64(e.Sequence), typ: e.Type, subject: e.Subject, t: e.Time, data: e.Data}
 }
 
-// scanEnvelope reads type, subject, time, sequence and data from canonical envelope
-// JSON without decoding the rest. Returns an error wrapping events.ErrCorrupt for
-// bytes that are not a JSON object.
 // maxInterned bounds the subject cache of one scan.
 const maxInterned = 1 << 16
 
-// subjects, when not nil, interns subject strings across a scan (streams repeat).
+// scanEnvelope reads type, subject, time, sequence and data from canonical envelope
+// JSON without decoding the rest. Returns an error wrapping events.ErrCorrupt for
+// bytes that are not a JSON object. subjects, when not nil, interns subject strings
+// across a scan (streams repeat).
 func scanEnvelope(b []byte, ev *rawEvent, subjects map[string]string) error {
 	var seen int
-	err := eachFieldOpt(b, true, func(key, val []byte) bool {
+	err := events.EachEnvelopeField(b, func(key, val []byte) bool {
 		switch string(key) {
 		case "type":
-			ev.typ = internType(unquote(val))
+			ev.typ = events.InternType(events.Unquote(val))
 			seen++
 		case "subject":
-			raw := unquote(val)
+			raw := events.Unquote(val)
 			if sub, ok := subjects[string(raw)]; ok {
 				ev.subject = sub
 			} else {
@@ -61,10 +59,10 @@ func scanEnvelope(b []byte, ev *rawEvent, subjects map[string]string) error {
 			}
 			seen++
 		case "time":
-			ev.timeRaw = unquote(val)
+			ev.timeRaw = events.Unquote(val)
 			seen++
 		case "sequence":
-			ev.pos = parseUint(unquote(val))
+			ev.pos = parseUint(events.Unquote(val))
 			seen++
 		case "data":
 			ev.data = val
@@ -81,203 +79,6 @@ func scanEnvelope(b []byte, ev *rawEvent, subjects map[string]string) error {
 	return nil
 }
 
-// eachField calls fn with every top-level key and raw value of a JSON object until fn
-// returns false. Keys with escapes are passed still escaped (no envelope key has one).
-func eachField(b []byte, fn func(key, val []byte) bool) error { return eachFieldOpt(b, false, fn) }
-
-// eachFieldOpt is eachField; with dataLast it takes the value of a "data" key to run
-// to the end of the object (see lastObjectValueEnd).
-func eachFieldOpt(b []byte, dataLast bool, fn func(key, val []byte) bool) error {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return fmt.Errorf("%w: not a JSON object", events.ErrCorrupt)
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil
-	}
-	for i < len(b) {
-		if b[i] != '"' {
-			return fmt.Errorf("%w: want a key at byte %d", events.ErrCorrupt, i)
-		}
-		end := skipString(b, i)
-		if end < 0 {
-			return fmt.Errorf("%w: unterminated key", events.ErrCorrupt)
-		}
-		key := b[i+1 : end-1]
-		i = skipWS(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return fmt.Errorf("%w: want ':' at byte %d", events.ErrCorrupt, i)
-		}
-		i = skipWS(b, i+1)
-		vend := -1
-		if dataLast && string(key) == "data" {
-			vend = lastObjectValueEnd(b, i)
-		}
-		if vend < 0 {
-			vend = skipValue(b, i)
-		}
-		if vend < 0 {
-			return fmt.Errorf("%w: bad value of %q", events.ErrCorrupt, key)
-		}
-		if !fn(key, b[i:vend]) {
-			return nil
-		}
-		i = skipWS(b, vend)
-		if i >= len(b) {
-			break
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return nil
-		default:
-			return fmt.Errorf("%w: want ',' or '}' at byte %d", events.ErrCorrupt, i)
-		}
-	}
-	return fmt.Errorf("%w: unterminated object", events.ErrCorrupt)
-}
-
-// field returns the raw value of a top-level key of a JSON object (nil if absent).
-func field(obj []byte, key string) []byte {
-	var out []byte
-	_ = eachField(obj, func(k, v []byte) bool {
-		if string(k) == key {
-			out = v
-			return false
-		}
-		return true
-	})
-	return out
-}
-
-// lastObjectValueEnd returns the end of the object value at b[i] when it is the last
-// member of the enclosing object, without scanning it: the codec writes "data" last
-// (Envelope's field order; hash is not in the canonical bytes), so its value ends
-// right before the envelope's closing brace. It returns -1 when the bytes do not have
-// that shape, and the caller scans properly. scan_test.go pins the field order.
-func lastObjectValueEnd(b []byte, i int) int {
-	end := len(b)
-	for end > i && (b[end-1] == ' ' || b[end-1] == '\n' || b[end-1] == '\t' || b[end-1] == '\r') {
-		end--
-	}
-	if end-i < 3 || b[i] != '{' || b[end-1] != '}' || b[end-2] != '}' {
-		return -1
-	}
-	// The value is b[i:end-1]; it must itself end with '}' and nothing may follow.
-	return end - 1
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] == '"', or -1.
-func skipString(b []byte, i int) int {
-	i++
-	// Most strings here are short: look at a few bytes before calling IndexByte.
-	for n := 0; n < 24 && i < len(b); n++ {
-		switch b[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			return skipStringSlow(b, i)
-		}
-		i++
-	}
-	return skipStringSlow(b, i)
-}
-
-func skipStringSlow(b []byte, i int) int {
-	for {
-		if i >= len(b) {
-			return -1
-		}
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return -1
-		}
-		i += j
-		// An odd run of backslashes before the quote escapes it.
-		n := 0
-		for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
-			n++
-		}
-		i++
-		if n%2 == 0 {
-			return i
-		}
-	}
-}
-
-// skipValue returns the index after the JSON value starting at b[i], or -1.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				if i < 0 {
-					return -1
-				}
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return -1
-	}
-	start := i
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\n', '\t', '\r':
-			if i == start {
-				return -1
-			}
-			return i
-		}
-		i++
-	}
-	if i == start {
-		return -1
-	}
-	return i
-}
-
-// unquote returns the content of a JSON string value; escaped strings are decoded
-// properly (a rare, slower path). Non-strings are returned unchanged.
-func unquote(v []byte) []byte {
-	if len(v) < 2 || v[0] != '"' {
-		return v
-	}
-	inner := v[1 : len(v)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return inner
-	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		return inner
-	}
-	return []byte(s)
-}
-
 func parseUint(b []byte) uint64 {
 	var n uint64
 	for _, c := range b {
@@ -287,40 +88,6 @@ func parseUint(b []byte) uint64 {
 		n = n*10 + uint64(c-'0')
 	}
 	return n
-}
-
-// internType returns the catalogue constant equal to b, so replay does not allocate
-// a string per event for the type.
-func internType(b []byte) string {
-	switch string(b) {
-	case events.TypeServerRegistered:
-		return events.TypeServerRegistered
-	case events.TypeServerConfigChanged:
-		return events.TypeServerConfigChanged
-	case events.TypeServerRemoved:
-		return events.TypeServerRemoved
-	case events.TypeServerInspected:
-		return events.TypeServerInspected
-	case events.TypeServerInspectionFailed:
-		return events.TypeServerInspectionFailed
-	case events.TypeServerToolsChanged:
-		return events.TypeServerToolsChanged
-	case events.TypeServerReinspectionRequested:
-		return events.TypeServerReinspectionRequested
-	case events.TypeConnectionOpened:
-		return events.TypeConnectionOpened
-	case events.TypeConnectionOpenFailed:
-		return events.TypeConnectionOpenFailed
-	case events.TypeConnectionRefused:
-		return events.TypeConnectionRefused
-	case events.TypeConnectionEvicted:
-		return events.TypeConnectionEvicted
-	case events.TypeConnectionLost:
-		return events.TypeConnectionLost
-	case events.TypeToolCalled:
-		return events.TypeToolCalled
-	}
-	return string(b)
 }
 
 // parseTime parses the UTC RFC 3339 times the envelope codec writes

@@ -67,7 +67,7 @@ func FuzzScanEnvelope(f *testing.F) {
 		var junk rawEvent
 		_ = scanEnvelope(b, &junk, map[string]string{})
 		junk.time()
-		_ = field(b, "data")
+		_ = events.Field(b, "data")
 		var want events.Envelope
 		if json.Unmarshal(b, &want) != nil || want.Data == nil || want.Time.Year() < 1 || want.Time.Year() > 9999 {
 			return

@@ -1,12 +1,15 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -108,4 +111,72 @@ func parseHead(canon []byte) (recordHead, error) {
 	var h recordHead
 	err := json.Unmarshal(canon, &h)
 	return h, err
+}
+
+// scanHead reads the top-level id, type, subject, sequence and correlationid of a
+// JSON object with the events scanner, without decoding the rest. It reports false
+// for anything it does not read exactly as encoding/json would (a key that differs
+// only in case, an escape it leaves to encoding/json, malformed input), and the
+// caller falls back to json.Unmarshal. It checks the structure of the object, not the
+// syntax of every scalar.
+func scanHead(b []byte) (recordHead, bool) {
+	var h recordHead
+	ok := true
+	err := events.EachField(b, func(key, val []byte) bool {
+		ok = h.set(key, val)
+		return ok
+	})
+	return h, ok && err == nil
+}
+
+var headKeys = []string{"id", "type", "subject", "sequence", "correlationid"}
+
+// set stores one member if it is a head field. It reports false when the member
+// cannot be read the way encoding/json would.
+func (h *recordHead) set(key, val []byte) bool {
+	if bytes.IndexByte(key, '\\') >= 0 {
+		return false
+	}
+	k := string(key)
+	var dst *string
+	switch k {
+	case "id":
+		dst = &h.ID
+	case "type":
+		dst = &h.Type
+	case "subject":
+		dst = &h.Subject
+	case "correlationid":
+		dst = &h.CorrelationID
+	case "sequence":
+		s := val
+		if len(s) >= 2 && s[0] == '"' {
+			s = s[1 : len(s)-1]
+		}
+		n, err := strconv.ParseUint(string(s), 10, 64)
+		if err != nil {
+			return false
+		}
+		h.Sequence = events.Sequence(n)
+		return true
+	default:
+		for _, hk := range headKeys {
+			if strings.EqualFold(k, hk) {
+				return false
+			}
+		}
+		return true
+	}
+	if string(val) == "null" {
+		return true
+	}
+	if len(val) < 2 || val[0] != '"' {
+		return false
+	}
+	raw := val[1 : len(val)-1]
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		*dst = string(raw)
+		return true
+	}
+	return json.Unmarshal(val, dst) == nil
 }

@@ -111,8 +111,9 @@ type Store interface {
 	// Wait blocks until the head is beyond after, or ctx ends, and returns the head.
 	// It is woken by commits; it does not poll.
 	Wait(ctx context.Context, after uint64) (uint64, error)
-	// Observe registers fn to receive every commit from now on.
-	Observe(fn Observer)
+	// Observe registers fn to receive every commit from now on, and returns the func
+	// that unregisters it (see Observers.Add).
+	Observe(fn Observer) (stop func())
 
 	// Checkpoint returns a consumer's stored position (ErrNotFound if never set).
 	Checkpoint(ctx context.Context, name string) (uint64, error)

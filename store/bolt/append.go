@@ -295,7 +295,7 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
-	var observers []store.Observer
+	var observers store.Delivery
 	var wake chan struct{}
 	s.mu.Lock()
 	if len(st.sealed) > 0 {
@@ -304,12 +304,10 @@ func (s *Store) commit(batch []*request) {
 		wake, s.notify = s.notify, make(chan struct{})
 		s.commits++
 		s.appended += uint64(len(st.sealed))
-		observers = s.observers
+		observers = s.observers.Snapshot()
 	}
 	s.mu.Unlock()
-	for _, fn := range observers {
-		fn(st.sealed)
-	}
+	observers.Deliver(func() []events.Envelope { return st.sealed })
 	if wake != nil {
 		close(wake)
 	}

@@ -110,7 +110,7 @@ type Store struct {
 	headHash  [32]byte
 	tree      *store.Tree // the Merkle tree up to head; replaced, never changed, by a commit
 	timeMax   int64
-	observers []store.Observer
+	observers store.Observers
 	notify    chan struct{} // closed and replaced on every commit
 	indexed   uint64        // the stream bucket covers positions <= indexed
 	recent    recentIndex   // index entries of positions after indexed

@@ -40,7 +40,7 @@ type Store struct {
 	ckpts     map[string]uint64
 	snapshots map[string]snapshot
 	secrets   map[string][]byte
-	observers []store.Observer
+	observers store.Observers
 	// notify is closed and replaced on every commit: a broadcast to Wait callers.
 	notify chan struct{}
 }
@@ -144,7 +144,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	}
 	s.head = prev
 	res.StreamVersion = uint64(len(s.streams[stream]))
-	observers := s.observers
+	observers := s.observers.Snapshot()
 	var wake chan struct{}
 	if len(sealed) > 0 {
 		wake, s.notify = s.notify, make(chan struct{})
@@ -152,9 +152,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	s.mu.Unlock()
 
 	if len(sealed) > 0 {
-		for _, fn := range observers {
-			fn(cloneAll(sealed))
-		}
+		observers.Deliver(func() []events.Envelope { return cloneAll(sealed) })
 		close(wake)
 	}
 	return res, nil
@@ -295,14 +293,7 @@ func (s *Store) Wait(ctx context.Context, after uint64) (uint64, error) {
 
 // Observe implements store.Store. It may be called from an observer; fn then sees
 // the commits after the one being delivered.
-func (s *Store) Observe(fn store.Observer) {
-	if fn == nil {
-		panic("memory: nil observer")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.observers = append(slices.Clip(s.observers), fn)
-}
+func (s *Store) Observe(fn store.Observer) (stop func()) { return s.observers.Add(fn) }
 
 // Checkpoint implements store.Store. Returns ErrNotFound if name was never set.
 func (s *Store) Checkpoint(ctx context.Context, name string) (uint64, error) {

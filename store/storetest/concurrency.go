@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,6 +163,51 @@ func testObserversInOrder(t *testing.T, open Opener, f Features) {
 			if p != uint64(i+1) {
 				t.Fatalf("observer %d: event %d has position %d", k, i, p)
 			}
+		}
+	}
+}
+
+func testObserverStops(t *testing.T, open Opener, _ Features) {
+	// given three observers: one stopped after the first commit, one that stops itself
+	// while it receives the second, and one that stays
+	s := open(t)
+	var mu sync.Mutex
+	seen := map[string][]uint64{}
+	note := func(name string, committed []events.Envelope) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range committed {
+			seen[name] = append(seen[name], uint64(e.Sequence))
+		}
+	}
+	stopLater := s.Observe(func(c []events.Envelope) { note("stopped", c) })
+	var stopSelf func()
+	stopSelf = s.Observe(func(c []events.Envelope) {
+		note("self", c)
+		if c[0].Sequence == 2 {
+			stopSelf()
+		}
+	})
+	s.Observe(func(c []events.Envelope) { note("stays", c) })
+
+	// when four events are committed one by one, stopping the first observer (twice)
+	// after the first
+	stream := "server/app/observed"
+	for n := 1; n <= 4; n++ {
+		mustAppend(t, s, stream, store.AnyVersion, Event(t, stream, n))
+		if n == 1 {
+			stopLater()
+			stopLater()
+		}
+	}
+
+	// then each observer saw the commits up to its stop, and the last saw all of them
+	want := map[string][]uint64{"stopped": {1}, "self": {1, 2}, "stays": {1, 2, 3, 4}}
+	mu.Lock()
+	defer mu.Unlock()
+	for name, w := range want {
+		if !slices.Equal(seen[name], w) {
+			t.Errorf("observer %q saw %v, want %v", name, seen[name], w)
 		}
 	}
 }

@@ -102,6 +102,7 @@ func Run(t *testing.T, open Opener, f Features) {
 		{"ConcurrentAppendsGapFree", testConcurrentAppendsGapFree},
 		{"ConcurrentConflicts", testConcurrentConflicts},
 		{"ObserversInOrder", testObserversInOrder},
+		{"ObserverStops", testObserverStops},
 		{"CommitOrderIsPositionOrder", testCommitOrder},
 		{"WaitWakesOnCommit", testWaitWakes},
 		{"WaitHonoursContext", testWaitContext},
