@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,13 +41,27 @@ func main() {
 	apps := flag.Int("apps", 40, "number of app servers")
 	workers := flag.Int("workers", 64, "concurrent clients")
 	seed := flag.Uint64("seed", 1, "random seed")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "auditlog: -data DIR is required")
 		os.Exit(2)
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "auditlog:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(uint64(*n), *dir, *owners, *apps, *workers, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "auditlog:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
