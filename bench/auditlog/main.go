@@ -40,12 +40,11 @@ func main() {
 	dir := flag.String("data", "", "data directory to write (its mcpes.db must not exist)")
 	owners := flag.Int("owners", 300, "number of owners")
 	apps := flag.Int("apps", 40, "number of app servers")
-	workers := flag.Int("workers", 64, "concurrent clients")
-	appChanges := flag.Int("appchanges", 1, "per mille of operations in which the admin changes an app server "+
+	workers := flag.Int("workers", 256, "concurrent clients (more make larger group commits)")
+	appChanges := flag.Int("appchanges", 2, "operations in 10,000 in which the admin changes an app server "+
 		"(each checks the tool prefix against every owner's servers, which is slow)")
-	calls := flag.Int("calls", 8, "most tool calls a client makes on a connection, recorded in one append")
+	calls := flag.Int("calls", 16, "most tool calls a client makes on a connection, recorded in one append")
 	gcPercent := flag.Int("gcpercent", 400, "GOGC for the generator")
-	maxBatch := flag.Int("maxbatch", bolt.DefaultMaxBatch, "most events of one group commit")
 	seed := flag.Uint64("seed", 1, "random seed")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
@@ -66,7 +65,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	debug.SetGCPercent(*gcPercent)
-	if err := run(uint64(*n), *dir, *owners, *apps, *workers, *appChanges, *calls, *maxBatch, *seed); err != nil {
+	if err := run(uint64(*n), *dir, *owners, *apps, *workers, *appChanges, *calls, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "auditlog:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -117,18 +116,24 @@ func (w *world) dial(_ context.Context, req connections.DialRequest) (connection
 	return s, nil
 }
 
-// killOne ends a random open session (the upstream process died).
+// killOne ends a random open session (the upstream process died), dropping the
+// sessions it meets that were closed already.
 func (w *world) killOne(r *rand.Rand) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.sessions) == 0 {
-		return
+	for len(w.sessions) > 0 {
+		i := r.IntN(len(w.sessions))
+		s := w.sessions[i]
+		w.sessions[i] = w.sessions[len(w.sessions)-1]
+		w.sessions = w.sessions[:len(w.sessions)-1]
+		select {
+		case <-s.done:
+			continue
+		default:
+			s.kill()
+			return
+		}
 	}
-	i := r.IntN(len(w.sessions))
-	s := w.sessions[i]
-	w.sessions[i] = w.sessions[len(w.sessions)-1]
-	w.sessions = w.sessions[:len(w.sessions)-1]
-	s.kill()
 }
 
 var tools = []domain.Tool{{Name: "search", Description: "search"}, {Name: "fetch", Description: "fetch"}}
@@ -145,7 +150,7 @@ func serverURL(scope domain.Scope, name string, gen int) string {
 	return fmt.Sprintf("https://%s.example/%s/mcp?v=%d", name, scope, gen)
 }
 
-func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCalls, maxBatch int, seed uint64) error {
+func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCalls int, seed uint64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -154,7 +159,7 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCal
 		return fmt.Errorf("%s exists", path)
 	}
 	ctx := context.Background()
-	st, err := bolt.Open(path, bolt.Options{NoSync: true, MaxBatch: maxBatch})
+	st, err := bolt.Open(path, bolt.Options{NoSync: true})
 	if err != nil {
 		return err
 	}
@@ -221,22 +226,22 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCal
 					name = fmt.Sprintf("own-%d", r.IntN(3))
 				}
 				cctx := connections.WithActor(ctx, actor)
-				switch op := r.IntN(1000); {
-				case op < 550: // connect or reuse, and call tools
+				switch op := r.IntN(10_000); { // in ten-thousandths
+				case op < 5500: // connect or reuse, and call tools
 					if c, err := repo.Get(cctx, name); err == nil && r.IntN(3) == 0 {
 						toolCalls.Add(int64(recordCalls(ctx, st, owner, c.Server, 1+r.IntN(maxCalls), r)))
 					}
-				case op < 700:
+				case op < 7000:
 					_ = repo.Disconnect(cctx, name)
-				case op < 760: // an owner registers or changes a private server
+				case op < 7600: // an owner registers or changes a private server
 					if owner != "" {
 						_ = put(actor, domain.UserScope(owner), fmt.Sprintf("own-%d", r.IntN(3)), nil)
 					}
-				case op < 760+appChanges: // the admin changes an app server
+				case op < 7600+appChanges: // the admin changes an app server
 					_ = put("admin", domain.AppScope, name, nil)
-				case op < 780:
+				case op < 7800:
 					repo.Has(cctx, name)
-				case op < 800: // an upstream goes down (its sessions die) or comes back
+				case op < 8000: // an upstream goes down (its sessions die) or comes back
 					url := serverURL(domain.AppScope, name, 1)
 					if v, ok := gens.Load(string(domain.AppScope) + "/" + name); ok {
 						url = serverURL(domain.AppScope, name, int(v.(*atomic.Int64).Load()))
@@ -247,9 +252,9 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCal
 					if _, err := reg.Reinspect(ctx, "admin", domain.AppScope, name); err != nil {
 						_, _ = reg.Inspect(ctx, domain.AppScope, name)
 					}
-				case op < 820:
+				case op < 8200:
 					w.killOne(r)
-				case op < 830: // an owner removes a private server
+				case op < 8300: // an owner removes a private server
 					if owner != "" {
 						_ = reg.Remove(ctx, actor, domain.UserScope(owner), fmt.Sprintf("own-%d", r.IntN(3)))
 					}
