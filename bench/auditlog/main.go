@@ -7,6 +7,11 @@
 // result reports no problem.
 //
 //	go run ./bench/auditlog -events 1000000 -data /tmp/auditlog
+//
+// The process is CPU-bound (store writer, JSON, decisions). Tool calls are recorded
+// in bursts (-calls) in one append, as they are the cheapest events; an app-server
+// change (-appchanges) checks the tool prefix against every owner's servers and is
+// the dearest operation, so it is kept rare, as it is on a real platform.
 package main
 
 import (
