@@ -7,6 +7,11 @@
 // result reports no problem.
 //
 //	go run ./bench/auditlog -events 1000000 -data /tmp/auditlog
+//
+// The process is CPU-bound (store writer, JSON, decisions). Tool calls are recorded
+// in bursts (-calls) in one append, as they are the cheapest events; an app-server
+// change (-appchanges) checks the tool prefix against every owner's servers and is
+// the dearest operation, so it is kept rare, as it is on a real platform.
 package main
 
 import (
@@ -18,6 +23,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,15 +45,34 @@ func main() {
 	dir := flag.String("data", "", "data directory to write (its mcpes.db must not exist)")
 	owners := flag.Int("owners", 300, "number of owners")
 	apps := flag.Int("apps", 40, "number of app servers")
-	workers := flag.Int("workers", 64, "concurrent clients")
+	workers := flag.Int("workers", 256, "concurrent clients (more make larger group commits)")
+	appChanges := flag.Int("appchanges", 2, "operations in 10,000 in which the admin changes an app server "+
+		"(each checks the tool prefix against every owner's servers, which is slow)")
+	calls := flag.Int("calls", 16, "most tool calls a client makes on a connection, recorded in one append")
+	gcPercent := flag.Int("gcpercent", 400, "GOGC for the generator")
 	seed := flag.Uint64("seed", 1, "random seed")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "auditlog: -data DIR is required")
 		os.Exit(2)
 	}
-	if err := run(uint64(*n), *dir, *owners, *apps, *workers, *seed); err != nil {
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "auditlog:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	debug.SetGCPercent(*gcPercent)
+	if err := run(uint64(*n), *dir, *owners, *apps, *workers, *appChanges, *calls, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "auditlog:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -95,18 +121,24 @@ func (w *world) dial(_ context.Context, req connections.DialRequest) (connection
 	return s, nil
 }
 
-// killOne ends a random open session (the upstream process died).
+// killOne ends a random open session (the upstream process died), dropping the
+// sessions it meets that were closed already.
 func (w *world) killOne(r *rand.Rand) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.sessions) == 0 {
-		return
+	for len(w.sessions) > 0 {
+		i := r.IntN(len(w.sessions))
+		s := w.sessions[i]
+		w.sessions[i] = w.sessions[len(w.sessions)-1]
+		w.sessions = w.sessions[:len(w.sessions)-1]
+		select {
+		case <-s.done:
+			continue
+		default:
+			s.kill()
+			return
+		}
 	}
-	i := r.IntN(len(w.sessions))
-	s := w.sessions[i]
-	w.sessions[i] = w.sessions[len(w.sessions)-1]
-	w.sessions = w.sessions[:len(w.sessions)-1]
-	s.kill()
 }
 
 var tools = []domain.Tool{{Name: "search", Description: "search"}, {Name: "fetch", Description: "fetch"}}
@@ -123,7 +155,7 @@ func serverURL(scope domain.Scope, name string, gen int) string {
 	return fmt.Sprintf("https://%s.example/%s/mcp?v=%d", name, scope, gen)
 }
 
-func run(target uint64, dir string, nOwners, nApps, nWorkers int, seed uint64) error {
+func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCalls int, seed uint64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -199,21 +231,22 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers int, seed uint64) e
 					name = fmt.Sprintf("own-%d", r.IntN(3))
 				}
 				cctx := connections.WithActor(ctx, actor)
-				switch op := r.IntN(100); {
-				case op < 55: // connect or reuse, and call a tool
+				switch op := r.IntN(10_000); { // in ten-thousandths
+				case op < 5500: // connect or reuse, and call tools
 					if c, err := repo.Get(cctx, name); err == nil && r.IntN(3) == 0 {
-						toolCall(ctx, st, owner, c.Server, r)
-						toolCalls.Add(1)
+						toolCalls.Add(int64(recordCalls(ctx, st, owner, c.Server, 1+r.IntN(maxCalls), r)))
 					}
-				case op < 70:
+				case op < 7000:
 					_ = repo.Disconnect(cctx, name)
-				case op < 76: // an owner registers or changes a private server
+				case op < 7600: // an owner registers or changes a private server
 					if owner != "" {
 						_ = put(actor, domain.UserScope(owner), fmt.Sprintf("own-%d", r.IntN(3)), nil)
 					}
-				case op < 78: // the admin changes an app server
+				case op < 7600+appChanges: // the admin changes an app server
 					_ = put("admin", domain.AppScope, name, nil)
-				case op < 80: // an upstream goes down (its sessions die) or comes back
+				case op < 7800:
+					repo.Has(cctx, name)
+				case op < 8000: // an upstream goes down (its sessions die) or comes back
 					url := serverURL(domain.AppScope, name, 1)
 					if v, ok := gens.Load(string(domain.AppScope) + "/" + name); ok {
 						url = serverURL(domain.AppScope, name, int(v.(*atomic.Int64).Load()))
@@ -224,9 +257,9 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers int, seed uint64) e
 					if _, err := reg.Reinspect(ctx, "admin", domain.AppScope, name); err != nil {
 						_, _ = reg.Inspect(ctx, domain.AppScope, name)
 					}
-				case op < 82:
+				case op < 8200:
 					w.killOne(r)
-				case op < 83: // an owner removes a private server
+				case op < 8300: // an owner removes a private server
 					if owner != "" {
 						_ = reg.Remove(ctx, actor, domain.UserScope(owner), fmt.Sprintf("own-%d", r.IntN(3)))
 					}
@@ -256,24 +289,36 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers int, seed uint64) e
 	}
 	head, _, _ = st.Head(ctx)
 	el := time.Since(start)
-	fmt.Printf("\n%d events in %s: %.0f events/s (%d tool calls) -> %s\n", head, el.Round(time.Millisecond),
-		float64(head)/el.Seconds(), toolCalls.Load(), path)
+	ss := st.Stats()
+	fmt.Printf("\n%d events in %s: %.0f events/s (%d tool calls, %.1f events/commit) -> %s\n", head,
+		el.Round(time.Millisecond), float64(head)/el.Seconds(), toolCalls.Load(),
+		float64(ss.Events)/float64(max(ss.Commits, 1)), path)
 	return nil
 }
 
-// toolCall records a tool call as the gateway's optional audit does.
-func toolCall(ctx context.Context, st store.Store, owner, server string, r *rand.Rand) {
-	outcome := "ok"
-	if r.IntN(10) == 0 {
-		outcome = "tool_error"
+// recordCalls records n tool calls on one connection as the gateway's optional audit
+// does, in one append (a burst of calls the store would group-commit anyway), and
+// returns how many it recorded.
+func recordCalls(ctx context.Context, st store.Store, owner, server string, n int, r *rand.Rand) int {
+	evs := make([]events.Envelope, 0, n)
+	for range n {
+		outcome := "ok"
+		if r.IntN(10) == 0 {
+			outcome = "tool_error"
+		}
+		fact := domain.ToolCalled{Owner: owner, Server: server, Tool: tools[r.IntN(len(tools))].Name, Outcome: outcome,
+			DurationMS: int64(r.IntN(400)), ArgsDigest: fmt.Sprintf("%016x", r.Uint64())}
+		env, err := events.New(fact, events.Meta{ID: uuid.Must(uuid.NewV7()).String(), Source: "mcpes://auditlog",
+			Time: time.Now(), Actor: "owner:" + owner})
+		if err != nil {
+			return 0
+		}
+		evs = append(evs, env)
 	}
-	fact := domain.ToolCalled{Owner: owner, Server: server, Tool: tools[r.IntN(len(tools))].Name, Outcome: outcome,
-		DurationMS: int64(r.IntN(400)), ArgsDigest: fmt.Sprintf("%016x", r.Uint64())}
-	env, err := events.New(fact, events.Meta{ID: uuid.Must(uuid.NewV7()).String(), Source: "mcpes://auditlog",
-		Time: time.Now(), Actor: "owner:" + owner})
-	if err == nil {
-		_, _ = st.Append(ctx, env.Subject, store.AnyVersion, env)
+	if _, err := st.Append(ctx, evs[0].Subject, store.AnyVersion, evs...); err != nil {
+		return 0
 	}
+	return n
 }
 
 // allowAll lets every URL through: the generator's servers are not dialled.
