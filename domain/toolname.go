@@ -77,6 +77,27 @@ func plainPrefix(name string) bool {
 	return true
 }
 
+// MayCollide reports whether another server name can have name's ToolPrefix. A
+// plain name is its own prefix, and every mapped prefix ends in "-" and 8 lower-case
+// hex digits, so a plain name without that ending collides with no other name: the
+// check over every owner's servers can be skipped for it (the common case).
+func MayCollide(name string) bool {
+	return !plainPrefix(name) || looksMapped(name)
+}
+
+// looksMapped reports whether name ends like a mapped prefix: "-" and 8 hex digits.
+func looksMapped(name string) bool {
+	if len(name) < 9 || name[len(name)-9] != '-' {
+		return false
+	}
+	for i := len(name) - 8; i < len(name); i++ {
+		if c := name[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // CheckToolPrefix returns an error wrapping ErrToolPrefixTaken when name's
 // ToolPrefix equals that of one of others (the other servers the same owners see;
 // name itself is skipped), naming both servers and the prefix.

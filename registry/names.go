@@ -13,6 +13,9 @@ type owners interface{ Owners() []string }
 // the app servers and every owner's private ones; for a private server, the app
 // servers and the owner's own. Returns a *domain.ValidationError naming both.
 func (s *Service) checkToolPrefix(scope domain.Scope, name string) error {
+	if !domain.MayCollide(name) {
+		return nil // no other name can map to a plain name's prefix: skip listing every owner's servers
+	}
 	var others []string
 	add := func(owner string) {
 		for _, e := range s.proj.List(owner) {

@@ -46,8 +46,7 @@ func main() {
 	owners := flag.Int("owners", 300, "number of owners")
 	apps := flag.Int("apps", 40, "number of app servers")
 	workers := flag.Int("workers", 256, "concurrent clients (more make larger group commits)")
-	appChanges := flag.Int("appchanges", 2, "operations in 10,000 in which the admin changes an app server "+
-		"(each checks the tool prefix against every owner's servers, which is slow)")
+	appChanges := flag.Int("appchanges", 200, "operations in 10,000 in which the admin changes an app server")
 	calls := flag.Int("calls", 16, "most tool calls a client makes on a connection, recorded in one append")
 	gcPercent := flag.Int("gcpercent", 400, "GOGC for the generator")
 	seed := flag.Uint64("seed", 1, "random seed")
