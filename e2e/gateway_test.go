@@ -24,20 +24,7 @@ func TestGateway_OwnerSeesPrefixedToolsAndCallsThrough(t *testing.T) {
 	// when alice uses /mcp with her token
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.NewStreamableHttpClient(svc.url+"/mcp",
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + aliceToken}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var in mcp.InitializeRequest
-	in.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "0"}
-	if _, err := c.Initialize(ctx, in); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := mcpClient(ctx, t, svc.url+"/mcp", aliceToken, "")
 	// then she sees both servers' tools, prefixed, and a call goes through her repository
 	var names []string
 	deadline := time.Now().Add(10 * time.Second)
@@ -81,18 +68,7 @@ func TestGateway_OwnerSeesPrefixedToolsAndCallsThrough(t *testing.T) {
 		}
 	}
 	// and bob does not see alice's server
-	cb, err := client.NewStreamableHttpClient(svc.url+"/mcp",
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + bobToken}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cb.Close()
-	if err := cb.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cb.Initialize(ctx, in); err != nil {
-		t.Fatal(err)
-	}
+	cb, _ := mcpClient(ctx, t, svc.url+"/mcp", bobToken, "")
 	tools, err := cb.ListTools(ctx, mcp.ListToolsRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -116,22 +92,7 @@ func TestGateway_PerServerEndpointMirrorsTheUpstream(t *testing.T) {
 	// when alice uses /mcp/mine as a 2025-11-25 client
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.NewStreamableHttpClient(svc.url+"/mcp/mine",
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + aliceToken}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var in mcp.InitializeRequest
-	in.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "0"}
-	in.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
-	init, err := c.Initialize(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, init := mcpClient(ctx, t, svc.url+"/mcp/mine", aliceToken, mcp.LATEST_LEGACY_PROTOCOL_VERSION)
 	// then it is the clock as if direct: its own server info, instructions and
 	// unprefixed tool names, and a call goes through her repository
 	if init.ServerInfo.Name != "clock" || init.Instructions == "" {
@@ -160,4 +121,26 @@ func TestGateway_PerServerEndpointMirrorsTheUpstream(t *testing.T) {
 		!strings.Contains(string(b), `"correlationid":"`+sid+`/`) {
 		t.Errorf("no event of alice's carries the session %q as its correlation id", sid)
 	}
+}
+
+// mcpClient connects an mcp-go client to url with token's bearer and initializes it
+// (at protocol when not empty); it is closed when the test ends.
+func mcpClient(ctx context.Context, tb testing.TB, url, token, protocol string) (*client.Client, *mcp.InitializeResult) {
+	tb.Helper()
+	c, err := client.NewStreamableHttpClient(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	var in mcp.InitializeRequest
+	in.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "0"}
+	in.Params.ProtocolVersion = protocol
+	init, err := c.Initialize(ctx, in)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c, init
 }

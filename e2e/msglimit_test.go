@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -49,20 +47,7 @@ func TestMessageLimit_ConfiguredLimitFailsInspectionAndCallsAndIsRecorded(t *tes
 	// when alice calls big for a 2 MB answer, then for a small one
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := client.NewStreamableHttpClient(svc.url+"/mcp",
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + aliceToken}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var in mcp.InitializeRequest
-	in.Params.ClientInfo = mcp.Implementation{Name: "e2e", Version: "0"}
-	if _, err := c.Initialize(ctx, in); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := mcpClient(ctx, t, svc.url+"/mcp", aliceToken, "")
 	call := func(n int) (*mcp.CallToolResult, error) {
 		var req mcp.CallToolRequest
 		req.Params.Name, req.Params.Arguments = "big__big", map[string]any{"bytes": n}

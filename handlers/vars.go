@@ -69,56 +69,50 @@ func varsTarget(r *http.Request, id Identity) (string, string, error) {
 	return owner, name, nil
 }
 
-func (a *api) getVars(w http.ResponseWriter, r *http.Request, id Identity) error {
-	vs, vr, err := a.varsDeps()
-	if err != nil {
-		return err
-	}
-	owner, name, err := varsTarget(r, id)
-	if err != nil {
-		return err
-	}
-	return a.writeVars(w, vs, vr, owner, name)
+// varsCall is one request on an owner's values of one server.
+type varsCall struct {
+	vs          VarsService
+	vr          VarsReader
+	owner, name string
 }
 
-func (a *api) putVars(w http.ResponseWriter, r *http.Request, id Identity) error {
-	vs, vr, err := a.varsDeps()
-	if err != nil {
-		return err
+// varsRoute resolves the services and the (owner, server) of a vars request, runs
+// act (nil: read only), and answers with the owner's values as they then are.
+func (a *api) varsRoute(act func(w http.ResponseWriter, r *http.Request, id Identity, c varsCall) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, id Identity) error {
+		vs, vr, err := a.varsDeps()
+		if err != nil {
+			return err
+		}
+		owner, name, err := varsTarget(r, id)
+		if err != nil {
+			return err
+		}
+		c := varsCall{vs: vs, vr: vr, owner: owner, name: name}
+		if act != nil {
+			if err := act(w, r, id, c); err != nil {
+				return err
+			}
+		}
+		return a.writeVars(w, vs, vr, owner, name)
 	}
-	owner, name, err := varsTarget(r, id)
-	if err != nil {
-		return err
-	}
+}
+
+func (a *api) putVars(w http.ResponseWriter, r *http.Request, id Identity, c varsCall) error {
 	values, err := a.decodeStringMap(w, r)
 	if err != nil {
 		return err
 	}
-	if err := vs.SetUserVars(r.Context(), id.Actor(), owner, name, values); err != nil {
-		return err
-	}
-	return a.writeVars(w, vs, vr, owner, name)
+	return c.vs.SetUserVars(r.Context(), id.Actor(), c.owner, c.name, values)
 }
 
-func (a *api) deleteVars(w http.ResponseWriter, r *http.Request, id Identity) error {
-	vs, vr, err := a.varsDeps()
-	if err != nil {
-		return err
-	}
-	owner, name, err := varsTarget(r, id)
-	if err != nil {
-		return err
-	}
+func (a *api) deleteVars(_ http.ResponseWriter, r *http.Request, id Identity, c varsCall) error {
 	// The server must be visible to the owner (404 otherwise, as everywhere).
-	if _, err := vs.UserVars(owner, name, nil); err != nil {
+	if _, err := c.vs.UserVars(c.owner, c.name, nil); err != nil {
 		return err
 	}
-	set := vr.UserVarsSet(owner, name)
-	names := r.URL.Query()["name"]
-	if err := vs.ClearUserVars(r.Context(), id.Actor(), owner, name, names, set); err != nil {
-		return err
-	}
-	return a.writeVars(w, vs, vr, owner, name)
+	set := c.vr.UserVarsSet(c.owner, c.name)
+	return c.vs.ClearUserVars(r.Context(), id.Actor(), c.owner, c.name, r.URL.Query()["name"], set)
 }
 
 func (a *api) writeVars(w http.ResponseWriter, vs VarsService, vr VarsReader, owner, name string) error {

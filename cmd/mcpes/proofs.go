@@ -103,24 +103,9 @@ Exit 0 when every event is proven, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			if e.json {
-				if err := printJSON(e.stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				for _, p := range rep.Problems {
-					fmt.Fprintln(e.stdout, "problem:", p)
-				}
-				status := "ok"
-				if !rep.OK {
-					status = "FAILED"
-				}
-				fmt.Fprintf(e.stdout, "verify-export %s: %d events, %d proven in %s\n", status, rep.Events, rep.Proven, cp)
-			}
-			if !rep.OK {
-				return errReported
-			}
-			return nil
+			return e.report(rep, rep.Problems, rep.OK, func(status string) string {
+				return fmt.Sprintf("verify-export %s: %d events, %d proven in %s", status, rep.Events, rep.Proven, cp)
+			})
 		},
 	}
 	c.Flags().StringVar(&cpPath, "checkpoint", "", "file with the signed checkpoint note (or a witness file line)")

@@ -86,29 +86,14 @@ Exit 0 when all is well, 1 otherwise.`,
 					return err
 				}
 			}
-			if e.json {
-				if err := printJSON(e.stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				for _, p := range rep.Problems {
-					fmt.Fprintln(e.stdout, "problem:", p)
-				}
-				status := "ok"
-				if !rep.OK {
-					status = "FAILED"
-				}
-				after := ""
-				if rep.Since > 0 {
-					after = fmt.Sprintf(" after position %d", rep.Since)
-				}
-				fmt.Fprintf(e.stdout, "verify %s: %d events checked%s, %d checkpoints, %d decisions replayed, %d problems\n",
+			after := ""
+			if rep.Since > 0 {
+				after = fmt.Sprintf(" after position %d", rep.Since)
+			}
+			return e.report(rep, rep.Problems, rep.OK, func(status string) string {
+				return fmt.Sprintf("verify %s: %d events checked%s, %d checkpoints, %d decisions replayed, %d problems",
 					status, rep.Events, after, rep.Checkpoints, rep.Decisions, len(rep.Problems))
-			}
-			if !rep.OK {
-				return errReported
-			}
-			return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&since, "since", "", "check only the log after this trusted checkpoint (a note file or witness line)")
@@ -201,6 +186,29 @@ func (e *env) printReplay(res audit.ReplayResult) error {
 	fmt.Fprintf(e.stdout, "\n%d decisions replayed, %d mismatches\n", res.Decisions, len(res.Mismatches))
 	for _, m := range res.Mismatches {
 		fmt.Fprintln(e.stdout, "mismatch:", m.String())
+	}
+	return nil
+}
+
+// report prints a check's result: rep as JSON with --json, else each problem and the
+// summary line (given "ok" or "FAILED"). It returns errReported when the check failed.
+func (e *env) report(rep any, problems []string, ok bool, summary func(status string) string) error {
+	if e.json {
+		if err := printJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range problems {
+			fmt.Fprintln(e.stdout, "problem:", p)
+		}
+		status := "ok"
+		if !ok {
+			status = "FAILED"
+		}
+		fmt.Fprintln(e.stdout, summary(status))
+	}
+	if !ok {
+		return errReported
 	}
 	return nil
 }
