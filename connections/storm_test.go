@@ -93,7 +93,7 @@ func TestRepository_FailingUserDoesNotBlockAnother(t *testing.T) {
 	hang := newMCPServer(t)
 	hang.gate = make(chan struct{})
 	good := newMCPServer(t)
-	e := newEnv(t, nil)
+	e := newEnv(t, func(o *Options) { o.BackoffBase = time.Minute }) // the breaker stays open however slow the machine
 	e.put(domain.UserScope("bob"), "x", httpConfig(hang.URL))
 	e.put(domain.UserScope("alice"), "x", httpConfig(good.URL))
 	e.put(domain.AppScope, "y", httpConfig(deadURL(t)))
@@ -136,11 +136,16 @@ func TestRepository_FailingUserDoesNotBlockAnother(t *testing.T) {
 }
 
 func TestRepository_IdleConnectionsEvictedOneByOne(t *testing.T) {
-	// given a user repository with a short idle timeout and two connections
+	// given a user repository with a short idle timeout on an injected clock, and two
+	// connections
 	srv := newMCPServer(t)
+	var nowNanos atomic.Int64
+	nowNanos.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	advance := func(d time.Duration) { nowNanos.Add(int64(d)) }
 	e := newEnv(t, func(o *Options) {
 		o.IdleTimeout = 400 * time.Millisecond
-		o.IdleCheck = 20 * time.Millisecond
+		o.IdleCheck = 5 * time.Millisecond
+		o.Clock = func() time.Time { return time.Unix(0, nowNanos.Load()) }
 	})
 	for _, n := range []string{"used", "idle"} {
 		e.put(domain.AppScope, n, httpConfig(srv.URL))
@@ -155,16 +160,19 @@ func TestRepository_IdleConnectionsEvictedOneByOne(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// when only one is used for a while
-	deadline := time.Now().Add(1200 * time.Millisecond)
-	for time.Now().Before(deadline) {
+	// when only one is used while 1.2 s pass on the clock, 100 ms at a time (each use
+	// after a manager tick, as a reuse reads the clock once per tick)
+	for range 12 {
+		advance(100 * time.Millisecond)
+		tick := e.m.tick.Load()
+		eventually(t, "a manager tick", func() bool { return e.m.tick.Load() != tick })
 		if _, err := alice.Get(ctxT(t), "used"); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 
-	// then the idle one was evicted (idle), the used one and the shared one stay
+	// then the idle one is evicted (idle), the used one and the shared one stay
+	eventually(t, "the idle eviction", func() bool { return alice.Count() == 1 })
 	wantKinds(t, e, "alice", "idle", "opened", "evicted/idle")
 	wantKinds(t, e, "alice", "used", "opened")
 	wantKinds(t, e, "", "idle", "opened")
