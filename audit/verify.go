@@ -102,29 +102,21 @@ func VerifyAll(ctx context.Context, st store.Store, progress Progress, opts ...V
 	}
 	slices.Sort(sizes)
 	roots := map[uint64][32]byte{}
-	// The chain walk and decision replay read the log side by side, one core each; the
-	// decisions count only when the chain holds.
+	// One pass over the records: the chain and the tree on this goroutine, decision
+	// replay fed in order on another (store.WithRecords); the decisions count only
+	// when the chain holds.
 	var mu sync.Mutex
 	report := func(stage string, pos, head uint64) {
 		mu.Lock()
 		defer mu.Unlock()
 		progress.report(stage, pos, head)
 	}
-	type decided struct {
-		rep connections.ReplayReport
-		err error
+	var replayer *connections.Replayer
+	if cfg.since == nil {
+		replayer = connections.NewReplayer(tree.Size(), func(d, total uint64) { report("decisions", d, total) })
+		walkOpts = append(walkOpts, store.WithRecords(replayer.Record))
+		defer replayer.Close()
 	}
-	dctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan decided, 1)
-	go func() {
-		if cfg.since != nil {
-			done <- decided{}
-			return
-		}
-		r, err := connections.ReplayDecisions(dctx, st, tree.Size(), func(d, total uint64) { report("decisions", d, total) })
-		done <- decided{r, err}
-	}()
 	walkOpts = append(walkOpts, store.WithProgress(progressEvery, func(pos, head uint64) {
 		report("chain", pos, head)
 	}), store.WithRoots(slices.Compact(sizes), func(size uint64, root [32]byte) { roots[size] = root }))
@@ -156,13 +148,14 @@ func VerifyAll(ctx context.Context, st store.Store, progress Progress, opts ...V
 		}
 	}
 	if !chain.OK {
-		cancel()
-		<-done
 		rep.Problems = append(rep.Problems, "decisions: not replayed, the chain is broken")
 		return rep, nil
 	}
-	d := <-done
-	dec, err := d.rep, d.err
+	if replayer == nil {
+		rep.OK = len(rep.Problems) == 0
+		return rep, nil
+	}
+	dec, err := replayer.Finish(ctx, st)
 	if err != nil {
 		if ctx.Err() != nil {
 			return rep, fmt.Errorf("verify: %w", err)
