@@ -240,7 +240,7 @@ type ReplayResult struct {
 
 // Replay rebuilds the server-config and connections projections from position 0 to
 // until (0 or beyond the head: the head) and re-runs every decision recorded up to
-// there. Use PositionAt to replay to a time. Returns the store's error, or a
+// there, the two reading the log side by side (progress follows the decisions). Use PositionAt to replay to a time. Returns the store's error, or a
 // decoding error from a log that does not fold (run VerifyAll for the details).
 func Replay(ctx context.Context, st store.Store, until uint64, progress Progress) (ReplayResult, error) {
 	head, _, err := st.Head(ctx)
@@ -252,12 +252,32 @@ func Replay(ctx context.Context, st store.Store, until uint64, progress Progress
 	}
 	res := ReplayResult{Position: until, Servers: []ServerSummary{}, Connections: []OpenConnection{},
 		Mismatches: []connections.Mismatch{}}
-	progress.report("replay", 0, until)
-	servers, err := projections.AsOf(ctx, st, until)
-	if err != nil {
-		return res, fmt.Errorf("replay: %w", err)
+	// The projections and the decisions are two reads of the log, side by side.
+	type rebuilt struct {
+		servers *projections.Servers
+		conns   *projections.Connections
+		err     error
 	}
-	for _, s := range servers.States() {
+	done := make(chan rebuilt, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		s, c, err := projections.Rebuild(rctx, st, until)
+		done <- rebuilt{s, c, err}
+	}()
+	dec, derr := connections.ReplayDecisions(ctx, st, until, func(done, total uint64) {
+		progress.report("replay", done, total)
+	})
+	if derr != nil {
+		cancel()
+		<-done
+		return res, fmt.Errorf("replay: %w", derr)
+	}
+	rb := <-done
+	if rb.err != nil {
+		return res, fmt.Errorf("replay: %w", rb.err)
+	}
+	for _, s := range rb.servers.States() {
 		sum := ServerSummary{Scope: s.Scope, Name: s.Name, Exists: s.Exists, Version: s.Version,
 			UpdatedAt: s.UpdatedAt, Inspected: s.Inspected, InspectionFailed: s.InspectionFailed,
 			RequiresOAuth: s.RequiresOAuth()}
@@ -270,20 +290,9 @@ func Replay(ctx context.Context, st store.Store, until uint64, progress Progress
 		}
 		res.Servers = append(res.Servers, sum)
 	}
-	conns, err := projections.ConnectionsAsOf(ctx, st, until)
-	if err != nil {
-		return res, fmt.Errorf("replay: %w", err)
-	}
-	for _, c := range conns.All() {
+	for _, c := range rb.conns.All() {
 		res.Connections = append(res.Connections, OpenConnection{Owner: c.Owner, Server: c.Server,
 			ConnID: c.ConnID, ConfigVersion: c.ConfigVersion, Since: c.Since, Position: c.Position})
-	}
-	progress.report("replay", until, until)
-	dec, err := connections.ReplayDecisions(ctx, st, until, func(done, total uint64) {
-		progress.report("decisions", done, total)
-	})
-	if err != nil {
-		return res, fmt.Errorf("replay: %w", err)
 	}
 	res.Decisions = int(dec.Decisions)
 	if dec.Mismatches != nil {

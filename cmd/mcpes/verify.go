@@ -72,7 +72,9 @@ Exit 0 when all is well, 1 otherwise.`,
 				defer st.Close()
 				bar := newProgress(e.stderr, "verify")
 				rep, err = audit.VerifyAll(cmd.Context(), st, func(stage string, pos, head uint64) {
-					bar.update(pos, head)
+					if stage == "chain" { // the one pass; decisions are replayed alongside
+						bar.update(pos, head)
+					}
 				}, opts...)
 				bar.done()
 				if err != nil {
