@@ -57,8 +57,10 @@ type Replayer struct {
 	chk     *checker
 }
 
-// window is how many positions the projection trails the records by.
-const window = 1 << 16
+// window is how many positions the projection trails the records by; every
+// window/64 positions it catches up to that distance. A variable so that tests can
+// make a decision fall behind it.
+var window uint64 = 1 << 16
 
 // batchSize is how many prepared records are handed to the checking goroutine at once.
 const batchSize = 256
@@ -213,7 +215,7 @@ func prepare(pos uint64, canonical []byte, check bool) (p prepared, ok bool, err
 }
 
 // apply checks a prepared decision, or queues a server or owner event for the
-// projection, or notes a grant; every replayPage positions it moves the projection
+// projection, or notes a grant; every window/64 positions it moves the projection
 // up to window positions behind.
 func (r *Replayer) apply(p prepared) {
 	pos := uint64(p.e.Sequence)
@@ -225,7 +227,7 @@ func (r *Replayer) apply(p prepared) {
 	default:
 		r.chk.check(p.e, p.fact, r.view(pos, p.e.Type))
 	}
-	if tick := pos / replayPage; tick > r.ticked {
+	if tick := pos / max(window/64, 1); tick > r.ticked {
 		r.ticked = tick
 		if pos > window {
 			r.advance(pos - window)
