@@ -60,7 +60,7 @@ type Replayer struct {
 // window is how many positions the projection trails the records by; every
 // window/64 positions it catches up to that distance. A variable so that tests can
 // make a decision fall behind it.
-var window uint64 = 1 << 16
+var window uint64 = 1 << 14
 
 // batchSize is how many prepared records are handed to the checking goroutine at once.
 const batchSize = 256
