@@ -27,6 +27,10 @@ func (s *span) add(v []byte) {
 
 var pageSize = uintptr(os.Getpagesize())
 
+// Addresses a scan noted in an earlier read transaction may belong to a mapping
+// bbolt has since replaced (the file grew): dropPages and prefetch clamp to the
+// current mapping, so such a range costs a few refaults at worst.
+
 // dropPages tells the kernel that the process no longer needs the pages of the file
 // in s. bbolt reads through a read-only shared mapping of the whole file, and a scan
 // of the log would otherwise keep every page it touched resident in the process (RSS
@@ -43,4 +47,23 @@ func dropPages(tx *bolt.Tx, s span) {
 		return
 	}
 	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, lo, hi-lo, syscall.MADV_DONTNEED)
+}
+
+// readAhead is how far past the pages a scan has read it asks the kernel to read
+// the file ahead.
+const readAhead = 16 << 20
+
+// prefetch asks the kernel to read the file ahead of the pages in s a scan has read. bbolt maps the file for random access (no read-ahead), which suits its
+// tree lookups; but the log's records lie in roughly ascending pages, and a scan of a
+// log that is not in the page cache would otherwise wait for the disk one page at a
+// time. Like dropPages it must run inside a read transaction; errors are ignored.
+func prefetch(tx *bolt.Tx, s span) {
+	base := tx.DB().Info().Data
+	end := base + uintptr(tx.Size())
+	lo := max(s.hi, base) &^ (pageSize - 1)
+	hi := min(lo+readAhead, end)
+	if hi <= lo {
+		return
+	}
+	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, lo, hi-lo, syscall.MADV_WILLNEED)
 }

@@ -4,10 +4,12 @@ package bolt
 
 import bolt "go.etcd.io/bbolt"
 
-// span and dropPages release the file's mapped pages on Linux only (see
-// pages_linux.go).
+// span, dropPages and prefetch release the file's mapped pages and read ahead on
+// Linux only (see pages_linux.go).
 type span struct{}
 
 func (*span) add([]byte) {}
 
 func dropPages(*bolt.Tx, span) {}
+
+func prefetch(*bolt.Tx, span) {}

@@ -95,9 +95,12 @@ func (s *Store) ReadRecords(ctx context.Context, from uint64, fn func(pos uint64
 				n++
 				next = pos + 1
 			}
-			if n == readChunk && chunks%dropEvery == 0 {
-				dropPages(tx, read)
-				read = span{}
+			if n == readChunk {
+				prefetch(tx, read)
+				if chunks%dropEvery == 0 {
+					dropPages(tx, read)
+					read = span{}
+				}
 			}
 			return nil
 		})
