@@ -194,7 +194,7 @@ func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorde
 // check compares one connection event with what replay derives: the stream it is
 // on, the envelope's reason, the position and config view it read, the existing
 // connection it saw, and the verdict and rule the pure policy gives on those inputs.
-func (c *checker) check(e events.Envelope, fact any, view func(domain.DecisionInputs) (domain.ConfigView, bool)) {
+func (c *checker) check(e events.Envelope, fact any, view func(pos uint64, typ string, in domain.DecisionInputs) (domain.ConfigView, bool)) {
 	pos, typ := uint64(e.Sequence), e.Type
 	c.rep.Decisions++
 	if lost, ok := fact.(domain.ConnectionLost); ok {
@@ -229,7 +229,7 @@ func (c *checker) check(e events.Envelope, fact any, view func(domain.DecisionIn
 		c.miss(pos, typ, in, fmt.Sprintf("read position %d", in.Position), "a position before the decision")
 		return
 	}
-	if v, ok := view(in); ok && v != in.Config {
+	if v, ok := view(pos, typ, in); ok && v != in.Config {
 		c.miss(pos, typ, in, "config "+viewString(in.Config), "config "+viewString(v))
 	}
 	// A decision that names a grant must come after that grant was issued to that

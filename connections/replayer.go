@@ -55,6 +55,7 @@ type Replayer struct {
 	pending viewHeap
 	late    []laterView
 	chk     *checker
+	viewFn  func(pos uint64, typ string, in domain.DecisionInputs) (domain.ConfigView, bool)
 }
 
 // window is how many positions the projection trails the records by; every
@@ -83,6 +84,7 @@ type batch struct{ items []prepared }
 func NewReplayer(upTo uint64, progress func(done, total uint64)) *Replayer {
 	r := &Replayer{upTo: upTo, proj: projections.NewServers(), progress: progress}
 	r.chk = newChecker(&r.rep)
+	r.viewFn = r.view // one method value, not one per decision
 	return r
 }
 
@@ -225,7 +227,7 @@ func (r *Replayer) apply(p prepared) {
 	case domain.OAuthCompleted:
 		r.chk.grants[f.Owner+"\x00"+f.Server+"\x00"+f.GrantID] = true
 	default:
-		r.chk.check(p.e, p.fact, r.view(pos, p.e.Type))
+		r.chk.check(p.e, p.fact, r.viewFn)
 	}
 	if tick := pos / max(window/64, 1); tick > r.ticked {
 		r.ticked = tick
@@ -238,16 +240,14 @@ func (r *Replayer) apply(p prepared) {
 // view defers the comparison of a decision's config view until the projection is as
 // of the position the decision read (advance), or to Finish's second pass when the
 // projection is past it already.
-func (r *Replayer) view(pos uint64, typ string) func(domain.DecisionInputs) (domain.ConfigView, bool) {
-	return func(in domain.DecisionInputs) (domain.ConfigView, bool) {
-		l := laterView{pos: pos, typ: typ, in: in}
-		if in.Position < r.folded {
-			r.late = append(r.late, l)
-		} else {
-			heap.Push(&r.pending, waiting{read: in.Position, l: &l})
-		}
-		return domain.ConfigView{}, false
+func (r *Replayer) view(pos uint64, typ string, in domain.DecisionInputs) (domain.ConfigView, bool) {
+	l := laterView{pos: pos, typ: typ, in: in}
+	if in.Position < r.folded {
+		r.late = append(r.late, l)
+	} else {
+		heap.Push(&r.pending, waiting{read: in.Position, l: &l})
 	}
+	return domain.ConfigView{}, false
 }
 
 // advance compares the waiting decisions that read at or before limit, each at its

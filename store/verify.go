@@ -107,7 +107,7 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 	var (
 		last uint64
 		prev = events.ZeroHash
-		tree *Tree
+		tree *walkTree
 	)
 	if cfg.start != nil {
 		if cfg.start.Size() > head {
@@ -121,12 +121,9 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 		last = cfg.start.Size()
 	}
 	if cfg.root != nil {
-		tree = NewTree()
-		if cfg.start != nil {
-			tree = cfg.start.Clone()
-		}
+		tree = newWalkTree(cfg.start)
 		for len(cfg.sizes) > 0 && cfg.sizes[0] == 0 {
-			cfg.root(0, tree.Root())
+			cfg.root(0, tree.root())
 			cfg.sizes = cfg.sizes[1:]
 		}
 	}
@@ -159,9 +156,9 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 		}
 		last, prev = pos, hash
 		if tree != nil && len(cfg.sizes) > 0 {
-			tree.Append(hash)
-			for len(cfg.sizes) > 0 && cfg.sizes[0] == tree.Size() {
-				cfg.root(tree.Size(), tree.Root())
+			tree.append(hash)
+			for len(cfg.sizes) > 0 && cfg.sizes[0] == tree.size {
+				cfg.root(tree.size, tree.root())
 				cfg.sizes = cfg.sizes[1:]
 			}
 		}
