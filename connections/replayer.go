@@ -3,7 +3,6 @@ package connections
 import (
 	"bytes"
 	"cmp"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -245,7 +244,7 @@ func (r *Replayer) view(pos uint64, typ string, in domain.DecisionInputs) (domai
 	if in.Position < r.folded {
 		r.late = append(r.late, l)
 	} else {
-		heap.Push(&r.pending, waiting{read: in.Position, l: &l})
+		r.pending.push(l)
 	}
 	return domain.ConfigView{}, false
 }
@@ -253,8 +252,8 @@ func (r *Replayer) view(pos uint64, typ string, in domain.DecisionInputs) (domai
 // advance compares the waiting decisions that read at or before limit, each at its
 // position, and brings the projection to limit.
 func (r *Replayer) advance(limit uint64) {
-	for len(r.pending) > 0 && r.pending[0].read <= limit {
-		l := heap.Pop(&r.pending).(waiting).l
+	for r.pending.len() > 0 && r.pending.next() <= limit {
+		l := r.pending.pop()
 		r.foldTo(l.in.Position)
 		if _, v, _ := r.proj.Effective(l.in.Owner, l.in.Server); v != l.in.Config {
 			r.chk.miss(l.pos, l.typ, l.in, "config "+viewString(l.in.Config), "config "+viewString(v))
@@ -285,30 +284,76 @@ func (r *Replayer) foldTo(pos uint64) {
 	r.folded = pos
 }
 
-// waiting is a decision whose view waits for the projection to reach read.
+// waiting is a decision whose view waits for the projection to reach read; slot is
+// where viewHeap keeps the decision.
 type waiting struct {
 	read uint64
-	l    *laterView
+	slot int32
 }
 
-// viewHeap is a min-heap of waiting decisions by the position they read.
-type viewHeap []waiting
+// viewHeap is a min-heap of waiting decisions by the position they read. The
+// decisions live in a slab whose slots are reused, so a steady stream of them
+// allocates nothing.
+type viewHeap struct {
+	items []waiting
+	slab  []laterView
+	free  []int32
+}
 
-func (h viewHeap) Len() int           { return len(h) }
-func (h viewHeap) Less(i, j int) bool { return h[i].read < h[j].read }
-func (h viewHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *viewHeap) Push(x any)        { *h = append(*h, x.(waiting)) }
-func (h *viewHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = waiting{} // do not keep the decision alive
-	*h = old[:len(old)-1]
-	return x
+func (h *viewHeap) len() int { return len(h.items) }
+
+// next is the smallest position a waiting decision read (len() must be > 0).
+func (h *viewHeap) next() uint64 { return h.items[0].read }
+
+func (h *viewHeap) push(l laterView) {
+	var slot int32
+	if n := len(h.free); n > 0 {
+		slot, h.free = h.free[n-1], h.free[:n-1]
+		h.slab[slot] = l
+	} else {
+		slot = int32(len(h.slab))
+		h.slab = append(h.slab, l)
+	}
+	h.items = append(h.items, waiting{read: l.in.Position, slot: slot})
+	for i := len(h.items) - 1; i > 0; {
+		up := (i - 1) / 2
+		if h.items[up].read <= h.items[i].read {
+			break
+		}
+		h.items[up], h.items[i] = h.items[i], h.items[up]
+		i = up
+	}
+}
+
+// pop removes and returns the decision that read earliest (len() must be > 0).
+func (h *viewHeap) pop() laterView {
+	top := h.items[0]
+	l := h.slab[top.slot]
+	h.slab[top.slot] = laterView{}
+	h.free = append(h.free, top.slot)
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	for i := 0; ; {
+		least, left, right := i, 2*i+1, 2*i+2
+		if left < last && h.items[left].read < h.items[least].read {
+			least = left
+		}
+		if right < last && h.items[right].read < h.items[least].read {
+			least = right
+		}
+		if least == i {
+			break
+		}
+		h.items[least], h.items[i] = h.items[i], h.items[least]
+		i = least
+	}
+	return l
 }
 
 // Finish compares the decisions still waiting, and those left for the second pass
-// (reading st again up to the last position they read), and returns the report. Returns the first error Record
-// met, or st's read error.
+// (reading st again up to the last position they read), and returns the report.
+// Returns the first error Record met, or st's read error.
 func (r *Replayer) Finish(ctx context.Context, st store.Store) (ReplayReport, error) {
 	r.Close()
 	if r.err != nil {
