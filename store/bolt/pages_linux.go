@@ -53,17 +53,22 @@ func dropPages(tx *bolt.Tx, s span) {
 // the file ahead.
 const readAhead = 16 << 20
 
-// prefetch asks the kernel to read the file ahead of the pages in s a scan has read. bbolt maps the file for random access (no read-ahead), which suits its
+// prefetch asks the kernel to read the file ahead of the pages in s a scan has read,
+// from *ahead on (what an earlier call asked for already), and moves *ahead. bbolt maps the file for random access (no read-ahead), which suits its
 // tree lookups; but the log's records lie in roughly ascending pages, and a scan of a
 // log that is not in the page cache would otherwise wait for the disk one page at a
 // time. Like dropPages it must run inside a read transaction; errors are ignored.
-func prefetch(tx *bolt.Tx, s span) {
+func prefetch(tx *bolt.Tx, s span, ahead *uintptr) {
 	base := tx.DB().Info().Data
 	end := base + uintptr(tx.Size())
 	lo := max(s.hi, base) &^ (pageSize - 1)
 	hi := min(lo+readAhead, end)
-	if hi <= lo {
-		return
+	if *ahead > lo && *ahead <= hi {
+		lo = *ahead // only what no earlier call covered
 	}
+	if hi <= lo+readAhead/4 {
+		return // most of it asked for already
+	}
+	*ahead = hi
 	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, lo, hi-lo, syscall.MADV_WILLNEED)
 }

@@ -12,4 +12,4 @@ func (*span) add([]byte) {}
 
 func dropPages(*bolt.Tx, span) {}
 
-func prefetch(*bolt.Tx, span) {}
+func prefetch(*bolt.Tx, span, *uintptr) {}

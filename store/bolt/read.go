@@ -81,7 +81,10 @@ const dropEvery = 4
 // file. fn must not call back into the store's write path, and should not call Close.
 func (s *Store) ReadRecords(ctx context.Context, from uint64, fn func(pos uint64, rec []byte) error) error {
 	next := max(from, 1)
-	var read span
+	var (
+		read  span
+		ahead uintptr
+	)
 	for chunks := 1; ; chunks++ {
 		n := 0
 		err := s.view(ctx, func(tx *bolt.Tx) error {
@@ -96,7 +99,7 @@ func (s *Store) ReadRecords(ctx context.Context, from uint64, fn func(pos uint64
 				next = pos + 1
 			}
 			if n == readChunk {
-				prefetch(tx, read)
+				prefetch(tx, read, &ahead)
 				if chunks%dropEvery == 0 {
 					dropPages(tx, read)
 					read = span{}
