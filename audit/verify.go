@@ -67,10 +67,12 @@ func WithVerifier(v note.Verifier) VerifyOption {
 // VerifyAll checks the whole log: the hash chain (store.Verify: every stored byte is
 // what was written, positions gap-free), the Merkle tree against the newest
 // checkpoint stored in the file and every checkpoint given (WithCheckpoints), and
-// then every recorded connection decision, re-run against the config projection
-// rebuilt to the position it read (connections.ReplayDecisions). Decision replay runs
-// only on an intact chain, as a broken one would report consequences of the defect
-// rather than the defect. Problems are in the report; the error is non-nil only when
+// every recorded connection decision, re-run against the config projection as of the
+// position it read (connections.Replayer). It is one pass over the stored records:
+// the chain, the tree and each record's seal on the reading goroutine, the records
+// handed in order to decision replay on others (store.WithRecords), in memory that
+// does not grow with the log. The decisions count only when the chain is intact, as
+// a broken one would report consequences of the defect rather than the defect. Problems are in the report; the error is non-nil only when
 // the check itself could not run (ctx ended, the store unreadable).
 func VerifyAll(ctx context.Context, st store.Store, progress Progress, opts ...VerifyOption) (VerifyReport, error) {
 	var cfg verifyConfig

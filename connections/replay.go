@@ -52,13 +52,11 @@ const MaxMismatches = 1000
 // the recorded inputs; for idle, explicit and shutdown evictions and for losses
 // (facts, not policy) it checks that the connection existed.
 //
-// The log is read once, in order, folding the projection as it goes: a decision's
-// view is the projection's current one when no event of that server name came
-// between the position it read and the decision (the usual case). Only the others
-// are compared in a second pass that folds the projection again up to their
-// positions. Memory holds the projection, the open connections and those few
-// decisions, not the log. progress, when not nil, is called now and then with the
-// events read so far and the total.
+// The log is read once, in order, through a Replayer (which decodes only the events
+// replay needs, and compares each view as of the position it read from a projection
+// trailing the reading); only a decision that read further back than its window is
+// compared in a second pass. Memory does not grow with the log. progress, when not
+// nil, is called now and then with the events read so far and the total.
 // Returns the store's read error or an error for an undecodable event; mismatches are
 // in the report (at most MaxMismatches, the rest counted), not errors.
 func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress func(done, total uint64)) (ReplayReport, error) {
