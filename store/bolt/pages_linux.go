@@ -9,7 +9,9 @@ import (
 )
 
 // span is the address range of the mapped file that a scan has read since its last
-// dropPages.
+// dropPages. Addresses noted in an earlier read transaction may belong to a mapping
+// bbolt has since replaced (the file grew): dropPages and prefetch clamp to the
+// current mapping, so such a range costs a few refaults at worst.
 type span struct{ lo, hi uintptr }
 
 // add widens the span to cover v, a value read from the mapping.
@@ -26,10 +28,6 @@ func (s *span) add(v []byte) {
 }
 
 var pageSize = uintptr(os.Getpagesize())
-
-// Addresses a scan noted in an earlier read transaction may belong to a mapping
-// bbolt has since replaced (the file grew): dropPages and prefetch clamp to the
-// current mapping, so such a range costs a few refaults at worst.
 
 // dropPages tells the kernel that the process no longer needs the pages of the file
 // in s. bbolt reads through a read-only shared mapping of the whole file, and a scan
@@ -54,10 +52,11 @@ func dropPages(tx *bolt.Tx, s span) {
 const readAhead = 16 << 20
 
 // prefetch asks the kernel to read the file ahead of the pages in s a scan has read,
-// from *ahead on (what an earlier call asked for already), and moves *ahead. bbolt maps the file for random access (no read-ahead), which suits its
-// tree lookups; but the log's records lie in roughly ascending pages, and a scan of a
-// log that is not in the page cache would otherwise wait for the disk one page at a
-// time. Like dropPages it must run inside a read transaction; errors are ignored.
+// from *ahead on (what an earlier call asked for already), and moves *ahead. bbolt
+// maps the file for random access (no read-ahead), which suits its tree lookups; but
+// the log's records lie in roughly ascending pages, and a scan of a log that is not
+// in the page cache would otherwise wait for the disk one page at a time. Like
+// dropPages it must run inside a read transaction; errors are ignored.
 func prefetch(tx *bolt.Tx, s span, ahead *uintptr) {
 	base := tx.DB().Info().Data
 	end := base + uintptr(tx.Size())

@@ -76,9 +76,10 @@ const readChunk = 4096
 const dropEvery = 4
 
 // ReadRecords implements store.Store: a cursor scan without decoding, in read
-// transactions of readChunk records. After each full one the mapped pages it read are
-// released (dropPages), so a scan of the whole log runs in memory that does not grow with the
-// file. fn must not call back into the store's write path, and should not call Close.
+// transactions of readChunk records. It reads the file ahead of itself (prefetch),
+// and every dropEvery chunks releases the mapped pages it read (dropPages), so a scan
+// of the whole log runs in memory that does not grow with the file. fn must not call
+// back into the store's write path, and should not call Close.
 func (s *Store) ReadRecords(ctx context.Context, from uint64, fn func(pos uint64, rec []byte) error) error {
 	next := max(from, 1)
 	var (
