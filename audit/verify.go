@@ -67,10 +67,12 @@ func WithVerifier(v note.Verifier) VerifyOption {
 // VerifyAll checks the whole log: the hash chain (store.Verify: every stored byte is
 // what was written, positions gap-free), the Merkle tree against the newest
 // checkpoint stored in the file and every checkpoint given (WithCheckpoints), and
-// then every recorded connection decision, re-run against the config projection
-// rebuilt to the position it read (connections.ReplayDecisions). Decision replay runs
-// only on an intact chain, as a broken one would report consequences of the defect
-// rather than the defect. Problems are in the report; the error is non-nil only when
+// every recorded connection decision, re-run against the config projection as of the
+// position it read (connections.Replayer). It is one pass over the stored records:
+// the chain, the tree and each record's seal on the reading goroutine, the records
+// handed in order to decision replay on others (store.WithRecords), in memory that
+// does not grow with the log. The decisions count only when the chain is intact, as
+// a broken one would report consequences of the defect rather than the defect. Problems are in the report; the error is non-nil only when
 // the check itself could not run (ctx ended, the store unreadable).
 func VerifyAll(ctx context.Context, st store.Store, progress Progress, opts ...VerifyOption) (VerifyReport, error) {
 	var cfg verifyConfig
@@ -102,29 +104,21 @@ func VerifyAll(ctx context.Context, st store.Store, progress Progress, opts ...V
 	}
 	slices.Sort(sizes)
 	roots := map[uint64][32]byte{}
-	// The chain walk and decision replay read the log side by side, one core each; the
-	// decisions count only when the chain holds.
+	// One pass over the records: the chain and the tree on this goroutine, decision
+	// replay fed in order on another (store.WithRecords); the decisions count only
+	// when the chain holds.
 	var mu sync.Mutex
 	report := func(stage string, pos, head uint64) {
 		mu.Lock()
 		defer mu.Unlock()
 		progress.report(stage, pos, head)
 	}
-	type decided struct {
-		rep connections.ReplayReport
-		err error
+	var replayer *connections.Replayer
+	if cfg.since == nil {
+		replayer = connections.NewReplayer(tree.Size(), func(d, total uint64) { report("decisions", d, total) })
+		walkOpts = append(walkOpts, store.WithRecords(replayer.Record))
+		defer replayer.Close()
 	}
-	dctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan decided, 1)
-	go func() {
-		if cfg.since != nil {
-			done <- decided{}
-			return
-		}
-		r, err := connections.ReplayDecisions(dctx, st, tree.Size(), func(d, total uint64) { report("decisions", d, total) })
-		done <- decided{r, err}
-	}()
 	walkOpts = append(walkOpts, store.WithProgress(progressEvery, func(pos, head uint64) {
 		report("chain", pos, head)
 	}), store.WithRoots(slices.Compact(sizes), func(size uint64, root [32]byte) { roots[size] = root }))
@@ -156,13 +150,14 @@ func VerifyAll(ctx context.Context, st store.Store, progress Progress, opts ...V
 		}
 	}
 	if !chain.OK {
-		cancel()
-		<-done
 		rep.Problems = append(rep.Problems, "decisions: not replayed, the chain is broken")
 		return rep, nil
 	}
-	d := <-done
-	dec, err := d.rep, d.err
+	if replayer == nil {
+		rep.OK = len(rep.Problems) == 0
+		return rep, nil
+	}
+	dec, err := replayer.Finish(ctx, st)
 	if err != nil {
 		if ctx.Err() != nil {
 			return rep, fmt.Errorf("verify: %w", err)
@@ -247,7 +242,7 @@ type ReplayResult struct {
 
 // Replay rebuilds the server-config and connections projections from position 0 to
 // until (0 or beyond the head: the head) and re-runs every decision recorded up to
-// there. Use PositionAt to replay to a time. Returns the store's error, or a
+// there, the two reading the log side by side (progress follows the decisions). Use PositionAt to replay to a time. Returns the store's error, or a
 // decoding error from a log that does not fold (run VerifyAll for the details).
 func Replay(ctx context.Context, st store.Store, until uint64, progress Progress) (ReplayResult, error) {
 	head, _, err := st.Head(ctx)
@@ -259,12 +254,32 @@ func Replay(ctx context.Context, st store.Store, until uint64, progress Progress
 	}
 	res := ReplayResult{Position: until, Servers: []ServerSummary{}, Connections: []OpenConnection{},
 		Mismatches: []connections.Mismatch{}}
-	progress.report("replay", 0, until)
-	servers, err := projections.AsOf(ctx, st, until)
-	if err != nil {
-		return res, fmt.Errorf("replay: %w", err)
+	// The projections and the decisions are two reads of the log, side by side.
+	type rebuilt struct {
+		servers *projections.Servers
+		conns   *projections.Connections
+		err     error
 	}
-	for _, s := range servers.States() {
+	done := make(chan rebuilt, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		s, c, err := projections.Rebuild(rctx, st, until)
+		done <- rebuilt{s, c, err}
+	}()
+	dec, derr := connections.ReplayDecisions(ctx, st, until, func(done, total uint64) {
+		progress.report("replay", done, total)
+	})
+	if derr != nil {
+		cancel()
+		<-done
+		return res, fmt.Errorf("replay: %w", derr)
+	}
+	rb := <-done
+	if rb.err != nil {
+		return res, fmt.Errorf("replay: %w", rb.err)
+	}
+	for _, s := range rb.servers.States() {
 		sum := ServerSummary{Scope: s.Scope, Name: s.Name, Exists: s.Exists, Version: s.Version,
 			UpdatedAt: s.UpdatedAt, Inspected: s.Inspected, InspectionFailed: s.InspectionFailed,
 			RequiresOAuth: s.RequiresOAuth()}
@@ -277,20 +292,9 @@ func Replay(ctx context.Context, st store.Store, until uint64, progress Progress
 		}
 		res.Servers = append(res.Servers, sum)
 	}
-	conns, err := projections.ConnectionsAsOf(ctx, st, until)
-	if err != nil {
-		return res, fmt.Errorf("replay: %w", err)
-	}
-	for _, c := range conns.All() {
+	for _, c := range rb.conns.All() {
 		res.Connections = append(res.Connections, OpenConnection{Owner: c.Owner, Server: c.Server,
 			ConnID: c.ConnID, ConfigVersion: c.ConfigVersion, Since: c.Since, Position: c.Position})
-	}
-	progress.report("replay", until, until)
-	dec, err := connections.ReplayDecisions(ctx, st, until, func(done, total uint64) {
-		progress.report("decisions", done, total)
-	})
-	if err != nil {
-		return res, fmt.Errorf("replay: %w", err)
 	}
 	res.Decisions = int(dec.Decisions)
 	if dec.Mismatches != nil {

@@ -3,13 +3,13 @@ package connections
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
-	"github.com/mcpes/mcpes/projections"
 	"github.com/mcpes/mcpes/store"
 )
 
@@ -52,79 +52,27 @@ const MaxMismatches = 1000
 // the recorded inputs; for idle, explicit and shutdown evictions and for losses
 // (facts, not policy) it checks that the connection existed.
 //
-// The log is read once, in order, folding the projection as it goes: a decision's
-// view is the projection's current one when no event of that server name came
-// between the position it read and the decision (the usual case). Only the others
-// are compared in a second pass that folds the projection again up to their
-// positions. Memory holds the projection, the open connections and those few
-// decisions, not the log. progress, when not nil, is called now and then with the
-// events read so far and the total.
+// The log is read once, in order, through a Replayer (which decodes only the events
+// replay needs, and compares each view as of the position it read from a projection
+// trailing the reading); only a decision that read further back than its window is
+// compared in a second pass. Memory does not grow with the log. progress, when not
+// nil, is called now and then with the events read so far and the total.
 // Returns the store's read error or an error for an undecodable event; mismatches are
 // in the report (at most MaxMismatches, the rest counted), not errors.
 func ReplayDecisions(ctx context.Context, st store.Store, upTo uint64, progress func(done, total uint64)) (ReplayReport, error) {
-	var rep ReplayReport
 	head, _, err := st.Head(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("replay decisions: %w", err)
+		return ReplayReport{}, fmt.Errorf("replay decisions: %w", err)
 	}
 	if upTo == 0 || upTo > head {
 		upTo = head
 	}
-	report := func(done uint64) {
-		if progress != nil {
-			progress(done, upTo)
-		}
+	r := NewReplayer(upTo, progress)
+	if err := eachRecord(ctx, st, upTo, r.Record); err != nil {
+		r.Close()
+		return r.rep, fmt.Errorf("replay decisions: %w", err)
 	}
-
-	proj := projections.NewServers()
-	lastChange := map[string]uint64{} // server name -> position of its last event
-	var later []laterView
-	chk := newChecker(&rep)
-	err = eachEvent(ctx, st, upTo, func(e events.Envelope) error {
-		pos := uint64(e.Sequence)
-		rep.Events++
-		if pos%replayPage == 0 {
-			report(pos)
-		}
-		switch events.Area(e.Type) {
-		case "connection":
-			fact, err := events.Decode(e)
-			if err != nil {
-				return err
-			}
-			view := func(in domain.DecisionInputs) (domain.ConfigView, bool) {
-				if lastChange[in.Server] > in.Position {
-					later = append(later, laterView{pos: pos, typ: e.Type, in: in})
-					return domain.ConfigView{}, false
-				}
-				_, v, _ := proj.Effective(in.Owner, in.Server)
-				return v, true
-			}
-			chk.check(e, fact, view)
-		case "server":
-			lastChange[e.Subject[strings.LastIndexByte(e.Subject, '/')+1:]] = pos
-		}
-		if e.Type == events.TypeOAuthCompleted {
-			fact, err := events.Decode(e)
-			if err != nil {
-				return err
-			}
-			f := fact.(domain.OAuthCompleted)
-			chk.grants[f.Owner+"\x00"+f.Server+"\x00"+f.GrantID] = true
-		}
-		proj.Apply([]events.Envelope{e})
-		return nil
-	})
-	if err != nil {
-		return rep, fmt.Errorf("replay decisions: %w", err)
-	}
-	if len(later) > 0 {
-		if err := compareLater(ctx, st, later, chk); err != nil {
-			return rep, fmt.Errorf("replay decisions: %w", err)
-		}
-	}
-	report(upTo)
-	return rep, nil
+	return r.Finish(ctx, st)
 }
 
 // laterView is a decision whose config view is compared in the second pass.
@@ -138,48 +86,60 @@ type laterView struct {
 // decisions read and compares each one's view there.
 func compareLater(ctx context.Context, st store.Store, later []laterView, chk *checker) error {
 	slices.SortStableFunc(later, func(a, b laterView) int { return cmp.Compare(a.in.Position, b.in.Position) })
-	proj := projections.NewServers()
+	r := NewReplayer(later[len(later)-1].in.Position, nil)
 	i := 0
 	take := func(upTo uint64) {
 		for ; i < len(later) && later[i].in.Position <= upTo; i++ {
 			l := later[i]
-			if _, v, _ := proj.Effective(l.in.Owner, l.in.Server); v != l.in.Config {
+			if _, v, _ := r.proj.Effective(l.in.Owner, l.in.Server); v != l.in.Config {
 				chk.miss(l.pos, l.typ, l.in, "config "+viewString(l.in.Config), "config "+viewString(v))
 			}
 		}
 	}
 	take(0)
-	last := later[len(later)-1].in.Position
-	err := eachEvent(ctx, st, last, func(e events.Envelope) error {
-		proj.Apply([]events.Envelope{e})
-		take(uint64(e.Sequence))
-		return nil
+	var ferr error
+	err := eachRecord(ctx, st, r.upTo, func(pos uint64, canonical []byte) {
+		if ferr != nil {
+			return
+		}
+		p, ok, err := prepare(pos, canonical, false)
+		if err != nil {
+			ferr = fmt.Errorf("position %d: %w", pos, err)
+			return
+		}
+		if ok {
+			r.queue = append(r.queue, p.e)
+		}
+		r.foldTo(pos)
+		take(pos)
 	})
-	slices.SortStableFunc(chk.rep.Mismatches, func(a, b Mismatch) int { return cmp.Compare(a.Position, b.Position) })
+	if err == nil {
+		err = ferr
+	}
 	return err
 }
 
-// eachEvent calls fn for every event from position 1 to upTo, in order.
-func eachEvent(ctx context.Context, st store.Store, upTo uint64, fn func(events.Envelope) error) error {
-	for from := uint64(1); from <= upTo; {
-		page, err := st.ReadAll(ctx, from, replayPage)
+// errStop ends a read early.
+var errStop = errors.New("stop")
+
+// eachRecord calls fn with the canonical bytes of every record from position 1 to
+// upTo, in order.
+func eachRecord(ctx context.Context, st store.Store, upTo uint64, fn func(pos uint64, canonical []byte)) error {
+	err := st.ReadRecords(ctx, 1, func(pos uint64, rec []byte) error {
+		if pos > upTo {
+			return errStop
+		}
+		_, canon, err := events.SplitRecord(rec)
 		if err != nil {
-			return err
+			return fmt.Errorf("position %d: %w", pos, err)
 		}
-		if len(page) == 0 {
-			return nil
-		}
-		for _, e := range page {
-			if uint64(e.Sequence) > upTo {
-				return nil
-			}
-			if err := fn(e); err != nil {
-				return fmt.Errorf("position %d: %w", e.Sequence, err)
-			}
-		}
-		from = uint64(page[len(page)-1].Sequence) + 1
+		fn(pos, canon)
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 func inputsOf(fact any) (domain.DecisionInputs, bool) {
@@ -232,7 +192,7 @@ func (c *checker) miss(pos uint64, typ string, in domain.DecisionInputs, recorde
 // check compares one connection event with what replay derives: the stream it is
 // on, the envelope's reason, the position and config view it read, the existing
 // connection it saw, and the verdict and rule the pure policy gives on those inputs.
-func (c *checker) check(e events.Envelope, fact any, view func(domain.DecisionInputs) (domain.ConfigView, bool)) {
+func (c *checker) check(e events.Envelope, fact any, view func(pos uint64, typ string, in domain.DecisionInputs) (domain.ConfigView, bool)) {
 	pos, typ := uint64(e.Sequence), e.Type
 	c.rep.Decisions++
 	if lost, ok := fact.(domain.ConnectionLost); ok {
@@ -267,7 +227,7 @@ func (c *checker) check(e events.Envelope, fact any, view func(domain.DecisionIn
 		c.miss(pos, typ, in, fmt.Sprintf("read position %d", in.Position), "a position before the decision")
 		return
 	}
-	if v, ok := view(in); ok && v != in.Config {
+	if v, ok := view(pos, typ, in); ok && v != in.Config {
 		c.miss(pos, typ, in, "config "+viewString(in.Config), "config "+viewString(v))
 	}
 	// A decision that names a grant must come after that grant was issued to that

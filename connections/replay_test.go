@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,4 +205,49 @@ func appendFact(tb testing.TB, st store.Store, fact any) uint64 {
 		tb.Fatal(fmt.Errorf("append forged: %w", err))
 	}
 	return res.Positions[0]
+}
+
+func TestReplayDecisions_ViewReadFurtherBackThanTheWindow(t *testing.T) {
+	// given a decision, then a config change, then copies of the decision recorded
+	// long after it (beyond the window the projection trails by): one with the view
+	// it read, one with a view the log never held
+	srv := newMCPServer(t)
+	e := newEnv(t, nil)
+	e.forged = true
+	e.put(domain.AppScope, "a", httpConfig(srv.URL))
+	if _, err := e.m.Repo("alice").Get(ctxT(t), "a"); err != nil {
+		t.Fatal(err)
+	}
+	real := e.facts("alice", "a")[0].(domain.ConnectionOpened)
+	changed := httpConfig(srv.URL)
+	changed.TimeoutMS = 7000
+	e.put(domain.AppScope, "a", changed)
+	defer func(w uint64) { window = w }(window)
+	window = 2
+	for i := range 4 { // events replay reads, each moving the projection on
+		e.put(domain.AppScope, fmt.Sprintf("filler%d", i), httpConfig(srv.URL))
+	}
+	honest := domain.ConnectionRefused{Inputs: real.Inputs, Rule: domain.RuleAllowed, Count: 1}
+	posHonest := appendFact(t, e.st, honest)
+	wrong := honest
+	wrong.Inputs.Config.Version += 1000
+	posWrong := appendFact(t, e.st, wrong)
+
+	// when every decision is replayed
+	rep, err := ReplayDecisions(ctxT(t), e.st, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// then the view of each is compared as of the position it read: the wrong one is
+	// named, the honest one is not (its other inputs may differ)
+	config := map[uint64]bool{}
+	for _, m := range rep.Mismatches {
+		if strings.HasPrefix(m.Recorded, "config ") {
+			config[m.Position] = true
+		}
+	}
+	if !config[posWrong] || config[posHonest] || len(config) != 1 {
+		t.Fatalf("config mismatches at %v, want only %d: %v", config, posWrong, rep.Mismatches)
+	}
 }

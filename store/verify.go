@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
-	"encoding/hex"
-	"encoding/json"
+	"crypto/sha256"
 	"fmt"
+	"hash"
+	"math"
 
 	"github.com/mcpes/mcpes/events"
 )
@@ -44,6 +45,16 @@ type verifyConfig struct {
 	sizes    []uint64
 	root     func(size uint64, root [32]byte)
 	start    *Tree
+	records  func(pos uint64, canonical []byte)
+}
+
+// WithRecords makes Verify hand every record it reads (position and canonical bytes,
+// valid only during the call) to fn, in order, on another goroutine, so that a
+// consumer such as decision replay runs on a second core in the same pass over the
+// store. fn sees a record whether or not it verified: a caller reads fn's results
+// only when the Report is OK. Verify returns after fn's last call.
+func WithRecords(fn func(pos uint64, canonical []byte)) VerifyOption {
+	return func(c *verifyConfig) { c.records = fn }
 }
 
 // WithStart makes Verify begin after the events t covers, trusting them (t is the
@@ -96,7 +107,7 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 	var (
 		last uint64
 		prev = events.ZeroHash
-		tree *Tree
+		tree *walkTree
 	)
 	if cfg.start != nil {
 		if cfg.start.Size() > head {
@@ -110,15 +121,17 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 		last = cfg.start.Size()
 	}
 	if cfg.root != nil {
-		tree = NewTree()
-		if cfg.start != nil {
-			tree = cfg.start.Clone()
-		}
+		tree = newWalkTree(cfg.start)
 		for len(cfg.sizes) > 0 && cfg.sizes[0] == 0 {
-			cfg.root(0, tree.Root())
+			cfg.root(0, tree.root())
 			cfg.sizes = cfg.sizes[1:]
 		}
 	}
+	var feed *feeder
+	if cfg.records != nil {
+		feed = newFeeder(cfg.records)
+	}
+	link := newLinker()
 	err = st.ReadRecords(ctx, last+1, func(pos uint64, rec []byte) error {
 		rep.Events++
 		switch {
@@ -128,32 +141,38 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 		default:
 			add(pos, "position %d follows %d (out of order)", pos, last)
 		}
-		hash, cerr := events.CheckRecord(prev, rec)
+		hash, canon, cerr := link.check(prev, rec)
 		if cerr != nil {
 			add(pos, "chain broken: %v", cerr)
 		}
-		seal, derr := decodeSeal(rec)
+		seal, derr := scanSeal(canon)
 		switch {
 		case derr != nil:
 			add(pos, "does not decode: %v", derr)
-		case uint64(seal.Sequence) != pos:
-			add(pos, "record says sequence %d", uint64(seal.Sequence))
-		case seal.PrevHash != hex.EncodeToString(prev[:]):
-			add(pos, "prevhash %.16s... is not the previous record's hash %x...", seal.PrevHash, prev[:8])
+		case seal.sequence != pos:
+			add(pos, "record says sequence %d", seal.sequence)
+		case !hexIs(seal.prevHash, prev):
+			add(pos, "prevhash %.16s... is not the previous record's hash %x...", seal.prevHash, prev[:8])
 		}
 		last, prev = pos, hash
 		if tree != nil && len(cfg.sizes) > 0 {
-			tree.Append(hash)
-			for len(cfg.sizes) > 0 && cfg.sizes[0] == tree.Size() {
-				cfg.root(tree.Size(), tree.Root())
+			tree.append(hash)
+			for len(cfg.sizes) > 0 && cfg.sizes[0] == tree.size {
+				cfg.root(tree.size, tree.root())
 				cfg.sizes = cfg.sizes[1:]
 			}
 		}
 		if cfg.progress != nil && pos%cfg.every == 0 {
 			cfg.progress(pos, head)
 		}
+		if feed != nil && canon != nil {
+			return feed.add(ctx, pos, canon)
+		}
 		return nil
 	})
+	if feed != nil {
+		feed.close()
+	}
 	if err != nil {
 		return rep, fmt.Errorf("verify: read at %d: %w", last+1, err)
 	}
@@ -172,25 +191,107 @@ func Verify(ctx context.Context, st Store, opts ...VerifyOption) (Report, error)
 	return rep, nil
 }
 
-// seal is the part of a record Verify compares; decoding only it still checks that
-// the whole record is valid JSON, without copying the rest.
+// seal is the part of a record Verify compares.
 type seal struct {
-	Sequence events.Sequence `json:"sequence"`
-	PrevHash string          `json:"prevhash"`
-	Hash     string          `json:"hash"`
+	sequence uint64
+	prevHash []byte
 }
 
-func decodeSeal(rec []byte) (seal, error) {
+// scanSeal reads the sequence and prevhash of canonical envelope bytes with the
+// envelope scanner (events.EachEnvelopeField), without decoding the event: the chain
+// hash already proves the bytes are those written, and the scan checks the envelope
+// is an object that holds both fields and no hash of its own.
+func scanSeal(canon []byte) (seal, error) {
 	var s seal
-	_, canon, err := events.SplitRecord(rec)
-	if err != nil {
+	if canon == nil {
+		return s, fmt.Errorf("%w: no canonical bytes", events.ErrCorrupt)
+	}
+	var seq, prev, hash bool
+	err := events.EachEnvelopeField(canon, func(key, val []byte) bool {
+		switch string(key) {
+		case "sequence":
+			n, ok := parseSequence(val)
+			s.sequence, seq = n, ok
+		case "prevhash":
+			s.prevHash, prev = events.Unquote(val), true
+		case "hash":
+			hash = true
+		}
+		return true
+	})
+	switch {
+	case err != nil:
 		return s, err
-	}
-	if err := json.Unmarshal(canon, &s); err != nil {
-		return s, fmt.Errorf("%w: %v", events.ErrCorrupt, err)
-	}
-	if s.Hash != "" {
+	case hash:
 		return s, fmt.Errorf("%w: hash inside canonical bytes", events.ErrCorrupt)
+	case !seq || !prev:
+		return s, fmt.Errorf("%w: envelope without a sequence or prevhash", events.ErrCorrupt)
 	}
 	return s, nil
+}
+
+// parseSequence reads a sequence written as a (zero-padded) decimal string or a bare
+// number, as events.Sequence does.
+func parseSequence(v []byte) (uint64, bool) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if len(v) == 0 || len(v) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+// linker is events.CheckRecord with one reused hasher, so a long walk does not
+// allocate a digest per record.
+type linker struct {
+	h    hash.Hash
+	sum  []byte
+	prev [32]byte // a field, so writing it to the hasher does not allocate
+}
+
+func newLinker() *linker { return &linker{h: sha256.New(), sum: make([]byte, 0, sha256.Size)} }
+
+// check returns the record's stored hash and canonical bytes, and an error wrapping
+// events.ErrCorrupt unless SHA-256(prev || canonical) is that hash. canonical is nil
+// when the record has no valid header.
+func (l *linker) check(prev [32]byte, rec []byte) ([32]byte, []byte, error) {
+	stored, canon, err := events.SplitRecord(rec)
+	if err != nil {
+		return stored, nil, err
+	}
+	l.prev = prev
+	l.h.Reset()
+	l.h.Write(l.prev[:])
+	l.h.Write(canon)
+	l.sum = l.h.Sum(l.sum[:0])
+	if [32]byte(l.sum) != stored {
+		return stored, canon, fmt.Errorf("%w: hash does not match content and previous hash", events.ErrCorrupt)
+	}
+	return stored, canon, nil
+}
+
+// hexIs reports whether s is the lower-case hex of h, without allocating.
+func hexIs(s []byte, h [32]byte) bool {
+	const digits = "0123456789abcdef"
+	if len(s) != 2*len(h) {
+		return false
+	}
+	for i, b := range h {
+		if s[2*i] != digits[b>>4] || s[2*i+1] != digits[b&0x0f] {
+			return false
+		}
+	}
+	return true
 }

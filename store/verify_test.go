@@ -5,6 +5,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/memory"
 	"github.com/mcpes/mcpes/store/storetest"
@@ -118,5 +119,43 @@ func TestVerify_ClosedStore(t *testing.T) {
 	_ = s.Close()
 	if _, err := store.Verify(context.Background(), s); err == nil {
 		t.Fatal("verify of a closed store returned no error")
+	}
+}
+
+func TestVerify_WithRecordsHandsEveryRecordInOrder(t *testing.T) {
+	// given a log of 3000 events (several of the consumer's chunks)
+	st := filled(t, 3000)
+	var want [][]byte
+	if err := st.ReadRecords(context.Background(), 1, func(_ uint64, rec []byte) error {
+		_, canon, err := events.SplitRecord(rec)
+		want = append(want, bytes.Clone(canon))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// when it is verified with a consumer of the records
+	var got [][]byte
+	var last uint64
+	rep, err := store.Verify(context.Background(), st, store.WithRecords(func(pos uint64, canon []byte) {
+		if pos != last+1 {
+			t.Errorf("record %d after %d", pos, last)
+		}
+		last = pos
+		got = append(got, bytes.Clone(canon))
+	}))
+
+	// then the consumer saw every record's canonical bytes, in order, before Verify
+	// returned
+	if err != nil || !rep.OK {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("consumer saw %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("record %d: got %.40q, want %.40q", i+1, got[i], want[i])
+		}
 	}
 }

@@ -69,22 +69,42 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]events.E
 // must not hold a read transaction that keeps the writer from growing the file.
 const readChunk = 4096
 
+// dropEvery is how many chunks a scan reads between releasing the pages it mapped:
+// a release costs a walk of the page tables and the refaults of the pages around the
+// range it read, so it is done once per some megabytes (16k records of a busy log
+// are ~15 MB).
+const dropEvery = 4
+
 // ReadRecords implements store.Store: a cursor scan without decoding, in read
-// transactions of readChunk records. fn must not call back into the store's write
-// path, and should not call Close.
+// transactions of readChunk records. It reads the file ahead of itself (prefetch),
+// and every dropEvery chunks releases the mapped pages it read (dropPages), so a scan
+// of the whole log runs in memory that does not grow with the file. fn must not call
+// back into the store's write path, and should not call Close.
 func (s *Store) ReadRecords(ctx context.Context, from uint64, fn func(pos uint64, rec []byte) error) error {
 	next := max(from, 1)
-	for {
+	var (
+		read  span
+		ahead uintptr
+	)
+	for chunks := 1; ; chunks++ {
 		n := 0
 		err := s.view(ctx, func(tx *bolt.Tx) error {
 			c := tx.Bucket(bktLog).Cursor()
 			for k, v := c.Seek(putU64(next)); k != nil && n < readChunk; k, v = c.Next() {
 				pos := u64(k)
+				read.add(v)
 				if err := fn(pos, v); err != nil {
 					return err
 				}
 				n++
 				next = pos + 1
+			}
+			if n == readChunk {
+				prefetch(tx, read, &ahead)
+				if chunks%dropEvery == 0 {
+					dropPages(tx, read)
+					read = span{}
+				}
 			}
 			return nil
 		})
