@@ -10,6 +10,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ type Explanation struct {
 	At     time.Time `json:"at"`
 	// Position is the last log position in force at At.
 	Position uint64 `json:"position"`
+	// Snapshot is the position of the as-of snapshot the config projection was folded
+	// from (0: from the start of the log). Snapshots are derived data: `mcpes
+	// snapshots --check` compares each with the log.
+	Snapshot uint64 `json:"snapshot,omitempty"`
 
 	// Found is set when an effective config existed at Position.
 	Found bool `json:"found"`
@@ -138,11 +143,13 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 	ex := Explanation{Owner: owner, Server: server, At: at, Position: pos,
 		History: []HistoryEntry{}, Decisions: []DecisionEntry{}}
 
-	// The same fold the connection repositories read, rebuilt to that position.
-	servers, err := projections.AsOf(ctx, st, pos)
+	// The same fold the connection repositories read, rebuilt to that position from
+	// the nearest as-of snapshot.
+	servers, from, err := projections.AsOfSnapshot(ctx, st, pos, slog.Default())
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explain: %w", err)
 	}
+	ex.Snapshot = from
 	appEvents, err := streamUpTo(ctx, st, domain.ServerStream(domain.AppScope, server), pos)
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explain: %w", err)
@@ -264,36 +271,39 @@ func transportWords(c domain.ServerConfig) string {
 
 // decisionsAround reads the connection stream: the last DecisionsBefore events with
 // position <= pos and the first DecisionsAfter after it, and how many earlier ones
-// it left out.
+// it left out. It finds the stream version in force at pos by bisection, so it reads
+// O(log n) events of a long stream plus the ones it shows.
 func decisionsAround(ctx context.Context, st store.Store, stream string, pos uint64) ([]DecisionEntry, int, error) {
-	var before, after []DecisionEntry
-	earlier := 0
-	for from := uint64(1); len(after) < DecisionsAfter; {
-		page, err := st.ReadStream(ctx, stream, from, pageSize)
+	last, err := st.StreamVersion(ctx, stream)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	// lo: the greatest version known to be at or before pos; hi: the least known after.
+	lo, hi := uint64(0), last+1
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		page, err := st.ReadStream(ctx, stream, mid, 1)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 		}
-		for _, e := range page {
-			from = e.StreamVersion + 1
-			d := decision(e)
-			if uint64(e.Sequence) <= pos {
-				before = append(before, d)
-				if len(before) > DecisionsBefore {
-					before = before[1:]
-					earlier++
-				}
-				continue
-			}
-			d.After = true
-			if len(after) < DecisionsAfter {
-				after = append(after, d)
-			}
-		}
-		if len(page) < pageSize {
-			break
+		if len(page) == 0 || uint64(page[0].Sequence) > pos {
+			hi = mid
+		} else {
+			lo = mid
 		}
 	}
-	return append(append([]DecisionEntry{}, before...), after...), earlier, nil
+	from := max(lo, DecisionsBefore) - DecisionsBefore + 1
+	page, err := st.ReadStream(ctx, stream, from, int(lo-from+1)+DecisionsAfter)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	out := make([]DecisionEntry, 0, len(page))
+	for _, e := range page {
+		d := decision(e)
+		d.After = uint64(e.Sequence) > pos
+		out = append(out, d)
+	}
+	return out, int(from - 1), nil
 }
 
 func decision(e events.Envelope) DecisionEntry {

@@ -74,7 +74,11 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // config in force and where it came from, its history, and the decisions around then.
 func (ex Explanation) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Server %s for %s at %s (log position %d)\n\n", ex.Server, ownerWords(ex.Owner), stamp(ex.At), ex.Position)
+	fmt.Fprintf(&b, "Server %s for %s at %s (log position %d)\n", ex.Server, ownerWords(ex.Owner), stamp(ex.At), ex.Position)
+	if ex.Snapshot > 0 {
+		fmt.Fprintf(&b, "(config folded from the as-of snapshot at position %d; `mcpes snapshots --check` checks it)\n", ex.Snapshot)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "Verdict: %s.\n", ex.Verdict)
 	switch {
 	case !ex.Found:
