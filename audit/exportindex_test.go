@@ -113,6 +113,7 @@ func TestExplain_DecisionsAroundALongConnectionStream(t *testing.T) {
 		before         int
 	}{
 		{t0.Add(49 * time.Second), 15, 15, 10}, // after s1's 25th event (index 24)
+		{t0.Add(48 * time.Second), 15, 15, 10}, // at s1's 25th event
 		{t0.Add(-time.Second), 0, 0, 0},        // before anything
 		{t0.Add(5 * time.Second), 0, 0, 3},     // after the 3rd
 		{t0.Add(time.Hour), 40, 40, 10},        // after the last
