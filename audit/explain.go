@@ -24,6 +24,9 @@ import (
 const (
 	DecisionsBefore = 10
 	DecisionsAfter  = 5
+	// HistoryMax is how many config events (of both streams) an Explanation shows,
+	// the last ones up to its time.
+	HistoryMax = 100
 )
 
 // Explanation says, for one owner and one server at one time, which config was in
@@ -67,9 +70,11 @@ type Explanation struct {
 	// Grant is the owner's OAuth grant at Position, for a server that requires OAuth.
 	Grant *GrantState `json:"grant,omitempty"`
 
-	// History lists the events of both config streams (app and the owner's) up to
-	// Position, oldest first.
-	History []HistoryEntry `json:"history"`
+	// History lists the last HistoryMax events of both config streams (app and the
+	// owner's) up to Position, oldest first; EarlierHistory counts the ones it leaves
+	// out.
+	History        []HistoryEntry `json:"history"`
+	EarlierHistory int            `json:"earlierHistory,omitempty"`
 	// Decisions lists the last DecisionsBefore connection events up to Position and
 	// the first DecisionsAfter after it (After set), oldest first.
 	Decisions []DecisionEntry `json:"decisions"`
@@ -150,15 +155,16 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 		return Explanation{}, fmt.Errorf("explain: %w", err)
 	}
 	ex.Snapshot = from
-	appEvents, err := streamUpTo(ctx, st, domain.ServerStream(domain.AppScope, server), pos)
+	appEvents, appEarlier, err := streamWindow(ctx, st, domain.ServerStream(domain.AppScope, server), pos, HistoryMax, 0)
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explain: %w", err)
 	}
 	var private domain.ServerState
 	var privEvents []events.Envelope
+	privEarlier := 0
 	if owner != "" {
 		private, _ = servers.State(domain.UserScope(owner), server)
-		privEvents, err = streamUpTo(ctx, st, domain.ServerStream(domain.UserScope(owner), server), pos)
+		privEvents, privEarlier, err = streamWindow(ctx, st, domain.ServerStream(domain.UserScope(owner), server), pos, HistoryMax, 0)
 		if err != nil {
 			return Explanation{}, fmt.Errorf("explain: %w", err)
 		}
@@ -186,7 +192,10 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 		}
 	}
 	ex.Verdict = verdict(ex)
-	ex.History = history(owner, mergeByPosition(appEvents, privEvents))
+	merged := mergeByPosition(appEvents, privEvents)
+	cut := max(len(merged)-HistoryMax, 0)
+	ex.History = history(owner, merged[cut:])
+	ex.EarlierHistory = appEarlier + privEarlier + cut
 
 	decisions, earlier, err := decisionsAround(ctx, st, domain.ConnStream(owner, server), pos)
 	if err != nil {
@@ -271,9 +280,26 @@ func transportWords(c domain.ServerConfig) string {
 
 // decisionsAround reads the connection stream: the last DecisionsBefore events with
 // position <= pos and the first DecisionsAfter after it, and how many earlier ones
-// it left out. It finds the stream version in force at pos by bisection, so it reads
-// O(log n) events of a long stream plus the ones it shows.
+// it left out.
 func decisionsAround(ctx context.Context, st store.Store, stream string, pos uint64) ([]DecisionEntry, int, error) {
+	page, earlier, err := streamWindow(ctx, st, stream, pos, DecisionsBefore, DecisionsAfter)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]DecisionEntry, 0, len(page))
+	for _, e := range page {
+		d := decision(e)
+		d.After = uint64(e.Sequence) > pos
+		out = append(out, d)
+	}
+	return out, earlier, nil
+}
+
+// streamWindow returns the last `before` events of stream with position <= pos and
+// the first `after` ones after it, and how many earlier ones it left out. It finds
+// the stream version in force at pos by bisection through the stream index, so it
+// reads O(log n) events of a long stream plus the ones it returns.
+func streamWindow(ctx context.Context, st store.Store, stream string, pos uint64, before, after int) ([]events.Envelope, int, error) {
 	last, err := st.StreamVersion(ctx, stream)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
@@ -292,18 +318,16 @@ func decisionsAround(ctx context.Context, st store.Store, stream string, pos uin
 			lo = mid
 		}
 	}
-	from := max(lo, DecisionsBefore) - DecisionsBefore + 1
-	page, err := st.ReadStream(ctx, stream, from, int(lo-from+1)+DecisionsAfter)
+	from := max(lo, uint64(before)) - uint64(before) + 1
+	n := int(lo-from+1) + after
+	if n == 0 {
+		return nil, int(from - 1), nil
+	}
+	page, err := st.ReadStream(ctx, stream, from, n)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 	}
-	out := make([]DecisionEntry, 0, len(page))
-	for _, e := range page {
-		d := decision(e)
-		d.After = uint64(e.Sequence) > pos
-		out = append(out, d)
-	}
-	return out, int(from - 1), nil
+	return page, int(from - 1), nil
 }
 
 func decision(e events.Envelope) DecisionEntry {

@@ -136,3 +136,43 @@ func TestExplain_DecisionsAroundALongConnectionStream(t *testing.T) {
 		}
 	}
 }
+
+func TestExplain_HistoryShowsTheLastEventsOfBothStreams(t *testing.T) {
+	// given 150 config events on the app stream of s1 and o1's private one, mixed
+	ctx := context.Background()
+	st := memory.New()
+	t.Cleanup(func() { _ = st.Close() })
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var positions []uint64
+	for i := range 150 {
+		scope := domain.AppScope
+		if i%5 == 0 {
+			scope = domain.UserScope("o1")
+		}
+		env, err := events.New(domain.ServerReinspectionRequested{Scope: scope, Name: "s1"},
+			events.Meta{ID: uuid.Must(uuid.NewV7()).String(), Source: "mcpes://test", Time: t0.Add(time.Duration(i) * time.Second), Actor: "admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := st.Append(ctx, env.Subject, store.AnyVersion, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions = append(positions, res.Positions[0])
+	}
+	// when o1's s1 is explained after the 140th
+	ex, err := audit.Explain(ctx, st, "o1", "s1", t0.Add(139*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// then its history is the last HistoryMax events up to then, oldest first, and
+	// counts the 40 before them
+	if len(ex.History) != audit.HistoryMax || ex.EarlierHistory != 140-audit.HistoryMax {
+		t.Fatalf("history of %d, %d earlier; want %d, %d", len(ex.History), ex.EarlierHistory, audit.HistoryMax, 140-audit.HistoryMax)
+	}
+	for i, h := range ex.History {
+		if h.Position != positions[40+i] {
+			t.Fatalf("history %d at %d, want %d", i, h.Position, positions[40+i])
+		}
+	}
+}

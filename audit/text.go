@@ -109,6 +109,9 @@ func (ex Explanation) Text() string {
 	if len(ex.History) == 0 {
 		b.WriteString("  (none)\n")
 	}
+	if ex.EarlierHistory > 0 {
+		fmt.Fprintf(&b, "  (%d earlier config events not shown: mcpes export --server %s lists them all)\n", ex.EarlierHistory, ex.Server)
+	}
 	for _, h := range ex.History {
 		fmt.Fprintf(&b, "  #%d %s  %s by %s: %s", h.Position, stamp(h.Time), h.Scope, h.Actor, h.Summary)
 		if h.Reason != "" {
