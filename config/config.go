@@ -38,8 +38,10 @@ const (
 	DefaultCheckpointEvents   = 10_000
 	DefaultCheckpointInterval = time.Minute
 	// The service keeps an as-of snapshot of the server-config projection at every
-	// multiple of this many events, so explain folds at most that many.
-	DefaultSnapshotEvery = 100_000
+	// multiple of this many events, so explain folds at most that many (on a 10M log:
+	// <= 0.1 s and ~200 MB resident, mostly mapped file pages; each snapshot is
+	// ~0.5-2 MB of the file).
+	DefaultSnapshotEvery = 25_000
 )
 
 // Tool-call audit levels (audit.toolCalls).
