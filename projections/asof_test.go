@@ -3,8 +3,10 @@ package projections
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/mcpes/mcpes/store"
 	"github.com/mcpes/mcpes/store/memory"
@@ -112,4 +114,67 @@ func mustLoad(t *testing.T, st store.Store, pos uint64) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestRunAsOf_KeepsSnapshotsAsTheLogGrows(t *testing.T) {
+	// given a log of ~1200 events and the background snapshotter at every 500
+	ctx, cancel := context.WithCancel(context.Background())
+	st := memory.New()
+	t.Cleanup(func() { _ = st.Close() })
+	batches := genLog(t, 3000, 11)
+	half := len(batches) / 3
+	appendAll(t, st, batches[:half])
+	done := make(chan struct{})
+	go func() { RunAsOf(ctx, st, 500, slog.New(slog.DiscardHandler)); close(done) }()
+
+	// when it has caught up with the log, and the log grows on
+	waitAsOf(t, st, 500)
+	appendAll(t, st, batches[half:])
+	head, _, _ := st.Head(ctx)
+
+	// then, in time, the newest multiple of 500 has its snapshot, and it holds what a
+	// fold from the start holds
+	want := head / 500 * 500
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		at, data, err := st.LoadSnapshotAt(ctx, ServersAsOfSeries, head)
+		if err == nil && at == want {
+			s := NewServers()
+			if err := s.restoreSnapshot(ctx, st, at, data); err != nil {
+				t.Fatal(err)
+			}
+			full, _ := AsOf(ctx, st, at)
+			if !reflect.DeepEqual(s.States(), full.States()) {
+				t.Fatal("background snapshot differs from the fold")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot at %d after 30 s (newest %d, %v)", want, at, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// and it stops when its context ends
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("RunAsOf did not stop")
+	}
+}
+
+// waitAsOf waits until the newest multiple of every at or before the head has its
+// snapshot.
+func waitAsOf(t *testing.T, st store.Store, every uint64) {
+	t.Helper()
+	ctx := context.Background()
+	head, _, _ := st.Head(ctx)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if at, _, err := st.LoadSnapshotAt(ctx, ServersAsOfSeries, head); err == nil && at == head/every*every {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot at %d after 30 s", head/every*every)
+		}
+	}
 }
