@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
@@ -119,5 +122,37 @@ func TestSnapshots_BuildCheckAndAForgedOne(t *testing.T) {
 	out, errOut, code = runArgs(t, "", "snapshots", "--data", dir, "--check")
 	if code != 1 || !strings.Contains(errOut, "position 2000") {
 		t.Fatalf("check of a forged snapshot: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func TestExport_OwnerExcerptOfAChangedEventWarns(t *testing.T) {
+	// given a log where one of o1's events was changed in the file after it was written
+	dir := writeSnapshotLog(t, 30)
+	db, err := bbolt.Open(filepath.Join(dir, "mcpes.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		key := binary.BigEndian.AppendUint64(nil, 4) // position 4: the config change at i=3
+		rec := tx.Bucket([]byte("log")).Get(key)
+		changed := bytes.Replace(rec, []byte("s1.example/3"), []byte("s1.example/9"), 1)
+		if bytes.Equal(changed, rec) {
+			return fmt.Errorf("record 4 lacks the URL: %s", rec)
+		}
+		return tx.Bucket([]byte("log")).Put(key, changed)
+	})
+	_ = db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// when o1's events are exported through the index
+	out, errOut, code := runArgs(t, "", "export", "--data", dir, "--owner", "o1")
+	// then they are all written, but the changed one is named and the exit is 1
+	if code != 1 || strings.Count(out, "\n") != 30 || !strings.Contains(errOut, "broken at position 4") {
+		t.Fatalf("export: exit %d, %d lines\n%s", code, strings.Count(out, "\n"), errOut)
+	}
+	// and an untouched server's excerpt passes
+	if _, errOut, code := runArgs(t, "", "export", "--data", dir, "--owner", "o1", "--until", "2026-12-01T00:00:02Z"); code != 0 {
+		t.Fatalf("export before the change: exit %d\n%s", code, errOut)
 	}
 }
