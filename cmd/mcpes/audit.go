@@ -243,11 +243,16 @@ func (e *env) exportOnline(cmd *cobra.Command, f audit.Filter, proofs bool, chec
 	whole := !proofs && f.Owner == "" && f.Server == "" && len(f.Types) == 0 && f.Since.IsZero() && f.Until.IsZero()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	bar := newProgress(e.stderr, "export") // the total is not known: a count
+	defer bar.done()
+	lines := uint64(0)
 	for sc.Scan() {
 		line := sc.Bytes()
 		if _, err := e.stdout.Write(append(line, '\n')); err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
+		lines++
+		bar.update(lines, 0)
 		var ev events.Envelope
 		if whole && json.Unmarshal(line, &ev) == nil && ev.Type != "" {
 			check.line(line, ev)
@@ -256,6 +261,7 @@ func (e *env) exportOnline(cmd *cobra.Command, f audit.Filter, proofs bool, chec
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
+	bar.done()
 	for _, w := range check.warnings() {
 		fmt.Fprintf(e.stderr, "warning: %s\n", w)
 	}
