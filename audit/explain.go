@@ -10,6 +10,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 const (
 	DecisionsBefore = 10
 	DecisionsAfter  = 5
+	// HistoryMax is how many config events (of both streams) an Explanation shows,
+	// the last ones up to its time.
+	HistoryMax = 100
 )
 
 // Explanation says, for one owner and one server at one time, which config was in
@@ -35,6 +39,10 @@ type Explanation struct {
 	At     time.Time `json:"at"`
 	// Position is the last log position in force at At.
 	Position uint64 `json:"position"`
+	// Snapshot is the position of the as-of snapshot the config projection was folded
+	// from (0: from the start of the log). Snapshots are derived data: `mcpes
+	// snapshots --check` compares each with the log.
+	Snapshot uint64 `json:"snapshot,omitempty"`
 
 	// Found is set when an effective config existed at Position.
 	Found bool `json:"found"`
@@ -62,9 +70,11 @@ type Explanation struct {
 	// Grant is the owner's OAuth grant at Position, for a server that requires OAuth.
 	Grant *GrantState `json:"grant,omitempty"`
 
-	// History lists the events of both config streams (app and the owner's) up to
-	// Position, oldest first.
-	History []HistoryEntry `json:"history"`
+	// History lists the last HistoryMax events of both config streams (app and the
+	// owner's) up to Position, oldest first; EarlierHistory counts the ones it leaves
+	// out.
+	History        []HistoryEntry `json:"history"`
+	EarlierHistory int            `json:"earlierHistory,omitempty"`
 	// Decisions lists the last DecisionsBefore connection events up to Position and
 	// the first DecisionsAfter after it (After set), oldest first.
 	Decisions []DecisionEntry `json:"decisions"`
@@ -138,20 +148,23 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 	ex := Explanation{Owner: owner, Server: server, At: at, Position: pos,
 		History: []HistoryEntry{}, Decisions: []DecisionEntry{}}
 
-	// The same fold the connection repositories read, rebuilt to that position.
-	servers, err := projections.AsOf(ctx, st, pos)
+	// The same fold the connection repositories read, rebuilt to that position from
+	// the nearest as-of snapshot.
+	servers, from, err := projections.AsOfSnapshot(ctx, st, pos, slog.Default())
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explain: %w", err)
 	}
-	appEvents, err := streamUpTo(ctx, st, domain.ServerStream(domain.AppScope, server), pos)
+	ex.Snapshot = from
+	appEvents, appEarlier, err := streamWindow(ctx, st, domain.ServerStream(domain.AppScope, server), pos, HistoryMax, 0)
 	if err != nil {
 		return Explanation{}, fmt.Errorf("explain: %w", err)
 	}
 	var private domain.ServerState
 	var privEvents []events.Envelope
+	privEarlier := 0
 	if owner != "" {
 		private, _ = servers.State(domain.UserScope(owner), server)
-		privEvents, err = streamUpTo(ctx, st, domain.ServerStream(domain.UserScope(owner), server), pos)
+		privEvents, privEarlier, err = streamWindow(ctx, st, domain.ServerStream(domain.UserScope(owner), server), pos, HistoryMax, 0)
 		if err != nil {
 			return Explanation{}, fmt.Errorf("explain: %w", err)
 		}
@@ -179,7 +192,10 @@ func Explain(ctx context.Context, st store.Store, owner, server string, at time.
 		}
 	}
 	ex.Verdict = verdict(ex)
-	ex.History = history(owner, mergeByPosition(appEvents, privEvents))
+	merged := mergeByPosition(appEvents, privEvents)
+	cut := max(len(merged)-HistoryMax, 0)
+	ex.History = history(owner, merged[cut:])
+	ex.EarlierHistory = appEarlier + privEarlier + cut
 
 	decisions, earlier, err := decisionsAround(ctx, st, domain.ConnStream(owner, server), pos)
 	if err != nil {
@@ -266,34 +282,52 @@ func transportWords(c domain.ServerConfig) string {
 // position <= pos and the first DecisionsAfter after it, and how many earlier ones
 // it left out.
 func decisionsAround(ctx context.Context, st store.Store, stream string, pos uint64) ([]DecisionEntry, int, error) {
-	var before, after []DecisionEntry
-	earlier := 0
-	for from := uint64(1); len(after) < DecisionsAfter; {
-		page, err := st.ReadStream(ctx, stream, from, pageSize)
+	page, earlier, err := streamWindow(ctx, st, stream, pos, DecisionsBefore, DecisionsAfter)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]DecisionEntry, 0, len(page))
+	for _, e := range page {
+		d := decision(e)
+		d.After = uint64(e.Sequence) > pos
+		out = append(out, d)
+	}
+	return out, earlier, nil
+}
+
+// streamWindow returns the last `before` events of stream with position <= pos and
+// the first `after` ones after it, and how many earlier ones it left out. It finds
+// the stream version in force at pos by bisection through the stream index, so it
+// reads O(log n) events of a long stream plus the ones it returns.
+func streamWindow(ctx context.Context, st store.Store, stream string, pos uint64, before, after int) ([]events.Envelope, int, error) {
+	last, err := st.StreamVersion(ctx, stream)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	// lo: the greatest version known to be at or before pos; hi: the least known after.
+	lo, hi := uint64(0), last+1
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		page, err := st.ReadStream(ctx, stream, mid, 1)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 		}
-		for _, e := range page {
-			from = e.StreamVersion + 1
-			d := decision(e)
-			if uint64(e.Sequence) <= pos {
-				before = append(before, d)
-				if len(before) > DecisionsBefore {
-					before = before[1:]
-					earlier++
-				}
-				continue
-			}
-			d.After = true
-			if len(after) < DecisionsAfter {
-				after = append(after, d)
-			}
-		}
-		if len(page) < pageSize {
-			break
+		if len(page) == 0 || uint64(page[0].Sequence) > pos {
+			hi = mid
+		} else {
+			lo = mid
 		}
 	}
-	return append(append([]DecisionEntry{}, before...), after...), earlier, nil
+	from := max(lo, uint64(before)) - uint64(before) + 1
+	n := int(lo-from+1) + after
+	if n == 0 {
+		return nil, int(from - 1), nil
+	}
+	page, err := st.ReadStream(ctx, stream, from, n)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	return page, int(from - 1), nil
 }
 
 func decision(e events.Envelope) DecisionEntry {

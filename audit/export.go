@@ -104,7 +104,8 @@ const progressEvery = 1000
 
 // Export writes the events that f selects as CloudEvents JSON Lines (one envelope a
 // line, hash last) to w, in log order, and returns how many it wrote. It reads only
-// the part of the log f's time bounds allow. Returns the store's or w's error
+// the part of the log f's time bounds allow, and for an owner or server filter only
+// the streams that can match, through the store's per-stream index. Returns the store's or w's error
 // (wrapped); lines written before an error stay written.
 func Export(ctx context.Context, st store.Store, f Filter, w io.Writer, progress Progress) (int, error) {
 	return exportTo(ctx, st, f, 0, w, nil, progress)
@@ -140,10 +141,19 @@ func exportTo(ctx context.Context, st store.Store, f Filter, limit uint64, w io.
 	if to == 0 || from > to {
 		return 0, nil
 	}
-	err = scan(ctx, st, from, to, func(e events.Envelope) error {
-		pos := uint64(e.Sequence)
-		if pos%progressEvery == 0 {
+	streams, indexed, err := streamsOf(ctx, st, f)
+	if err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	read := func(fn func(events.Envelope) error) error { return scan(ctx, st, from, to, fn) }
+	if indexed {
+		read = func(fn func(events.Envelope) error) error { return scanStreams(ctx, st, streams, from, to, fn) }
+	}
+	reported := uint64(0)
+	err = read(func(e events.Envelope) error {
+		if pos := uint64(e.Sequence); pos >= reported+progressEvery {
 			progress.report("export", pos, to)
+			reported = pos
 		}
 		if !f.Match(e) {
 			return nil

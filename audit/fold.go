@@ -56,24 +56,3 @@ type OpenConnection struct {
 	// Position is where the connection.opened event is in the log.
 	Position uint64 `json:"position"`
 }
-
-// streamUpTo returns one stream's events with position <= pos.
-func streamUpTo(ctx context.Context, st store.Store, stream string, pos uint64) ([]events.Envelope, error) {
-	var all []events.Envelope
-	for from := uint64(1); ; {
-		page, err := st.ReadStream(ctx, stream, from, pageSize)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", stream, err)
-		}
-		for _, e := range page {
-			if uint64(e.Sequence) > pos {
-				return all, nil
-			}
-			all = append(all, e)
-			from = e.StreamVersion + 1
-		}
-		if len(page) < pageSize {
-			return all, nil
-		}
-	}
-}

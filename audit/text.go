@@ -74,7 +74,11 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // config in force and where it came from, its history, and the decisions around then.
 func (ex Explanation) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Server %s for %s at %s (log position %d)\n\n", ex.Server, ownerWords(ex.Owner), stamp(ex.At), ex.Position)
+	fmt.Fprintf(&b, "Server %s for %s at %s (log position %d)\n", ex.Server, ownerWords(ex.Owner), stamp(ex.At), ex.Position)
+	if ex.Snapshot > 0 {
+		fmt.Fprintf(&b, "(config folded from the as-of snapshot at position %d; `mcpes snapshots --check` checks it)\n", ex.Snapshot)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "Verdict: %s.\n", ex.Verdict)
 	switch {
 	case !ex.Found:
@@ -104,6 +108,9 @@ func (ex Explanation) Text() string {
 	b.WriteString("\nConfig history up to then:\n")
 	if len(ex.History) == 0 {
 		b.WriteString("  (none)\n")
+	}
+	if ex.EarlierHistory > 0 {
+		fmt.Fprintf(&b, "  (%d earlier config events not shown: mcpes export --server %s lists them all)\n", ex.EarlierHistory, ex.Server)
 	}
 	for _, h := range ex.History {
 		fmt.Fprintf(&b, "  #%d %s  %s by %s: %s", h.Position, stamp(h.Time), h.Scope, h.Actor, h.Summary)

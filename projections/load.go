@@ -68,6 +68,13 @@ func (s *Servers) loadSnapshot(ctx context.Context, st store.Store) error {
 	if err != nil {
 		return err
 	}
+	return s.restoreSnapshot(ctx, st, pos, data)
+}
+
+// restoreSnapshot installs a servers snapshot stored at pos, after checking its
+// format, its position and that the log holds, at that position, the event it was
+// taken after.
+func (s *Servers) restoreSnapshot(ctx context.Context, st store.Store, pos uint64, data []byte) error {
 	var snap serversSnapshot
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return fmt.Errorf("decode snapshot: %w", err)
@@ -133,6 +140,18 @@ func checkSnapshotHash(ctx context.Context, st store.Store, h snapshotHeader) er
 // Snapshot stores the projection's state under ServersSnapshot, at its position.
 // Returns the store's error.
 func (s *Servers) Snapshot(ctx context.Context, st store.Store) error {
+	pos, data, err := s.encodeSnapshot()
+	if err != nil {
+		return err
+	}
+	if err := st.SaveSnapshot(ctx, ServersSnapshot, pos, data); err != nil {
+		return fmt.Errorf("save servers snapshot: %w", err)
+	}
+	return nil
+}
+
+// encodeSnapshot returns the projection's state as a snapshot, and its position.
+func (s *Servers) encodeSnapshot() (uint64, []byte, error) {
 	s.wmu.Lock() // no fold runs: states and position agree
 	snap := serversSnapshot{snapshotHeader: s.header(ServersFormat), Servers: s.States()}
 	snap.UserVars, snap.Profiles = s.ownerNames()
@@ -140,12 +159,9 @@ func (s *Servers) Snapshot(ctx context.Context, st store.Store) error {
 	s.wmu.Unlock()
 	data, err := json.Marshal(snap)
 	if err != nil {
-		return fmt.Errorf("encode servers snapshot: %w", err)
+		return 0, nil, fmt.Errorf("encode servers snapshot: %w", err)
 	}
-	if err := st.SaveSnapshot(ctx, ServersSnapshot, snap.Position, data); err != nil {
-		return fmt.Errorf("save servers snapshot: %w", err)
-	}
-	return nil
+	return snap.Position, data, nil
 }
 
 // AsOf returns the server-config projection as it was at log position pos, replayed

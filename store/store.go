@@ -124,6 +124,17 @@ type Store interface {
 	SaveSnapshot(ctx context.Context, name string, pos uint64, data []byte) error
 	// LoadSnapshot returns the snapshot stored under name (ErrNotFound if none).
 	LoadSnapshot(ctx context.Context, name string) (pos uint64, data []byte, err error)
+	// SaveSnapshotAt stores one snapshot of the series name, taken at position pos,
+	// beside the others of that series (one at the same pos is replaced). Series are
+	// apart from the single snapshots of SaveSnapshot.
+	SaveSnapshotAt(ctx context.Context, name string, pos uint64, data []byte) error
+	// LoadSnapshotAt returns the snapshot of the series name with the greatest position
+	// <= pos, and that position (ErrNotFound if the series has none there).
+	LoadSnapshotAt(ctx context.Context, name string, pos uint64) (at uint64, data []byte, err error)
+
+	// Streams calls fn with the name of every stream that has events and starts with
+	// prefix ("" lists all), in byte order. An error of fn stops the listing.
+	Streams(ctx context.Context, prefix string, fn func(stream string) error) error
 
 	// PutSecret stores a secret value under ref, outside the hash-chained log, so that
 	// events carry only the reference. Storing the same ref twice is a no-op.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
@@ -292,7 +293,9 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCal
 	fmt.Printf("\n%d events in %s: %.0f events/s (%d tool calls, %.1f events/commit) -> %s\n", head,
 		el.Round(time.Millisecond), float64(head)/el.Seconds(), toolCalls.Load(),
 		float64(ss.Events)/float64(max(ss.Commits, 1)), path)
-	return nil
+	// The as-of snapshots the service would have kept, for explain (after the timing).
+	_, err = projections.BuildAsOf(ctx, st, config.DefaultSnapshotEvery, 0, log)
+	return err
 }
 
 // recordCalls records n tool calls on one connection as the gateway's optional audit

@@ -217,6 +217,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"pubsub", pubsubName(cfg.PubSub), "tokens", auth.Configured())
 
 	m.bg.Go(func() { m.snapshotLoop(bg, m.SnapshotInterval) })
+	m.bg.Go(func() { projections.RunAsOf(bg, m.store, uint64(cfg.Audit.SnapshotEvery), log) })
 	if err := m.startCheckpointer(bg); err != nil {
 		return err
 	}

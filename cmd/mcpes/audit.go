@@ -136,6 +136,13 @@ Through the service an owner token exports only that owner's events.`,
 			bar := newProgress(e.stderr, "export")
 			defer bar.done()
 			progress := func(_ string, pos, head uint64) { bar.update(pos, head) }
+			// An excerpt is read through the stream index and checked line by line;
+			// the whole log is verified only when it is exported whole.
+			excerpt := f.Owner != "" || f.Server != ""
+			out := e.stdout
+			if excerpt && !proofs {
+				out = &checkingWriter{w: e.stdout, check: &check}
+			}
 			var n int
 			if proofs {
 				var cp audit.Checkpoint
@@ -155,7 +162,7 @@ Through the service an owner token exports only that owner's events.`,
 				}
 				n, err = audit.ExportProofs(cmd.Context(), st, f, cp, e.stdout, progress)
 			} else {
-				n, err = audit.Export(cmd.Context(), st, f, e.stdout, progress)
+				n, err = audit.Export(cmd.Context(), st, f, out, progress)
 			}
 			if err != nil {
 				return err
@@ -164,9 +171,9 @@ Through the service an owner token exports only that owner's events.`,
 			if isTerminal(e.stderr) {
 				fmt.Fprintf(e.stderr, "exported %d events\n", n)
 			}
-			if e.data != "" {
+			if !excerpt {
 				// The copy fetched from a service was checked line by line; a data
-				// directory is checked here.
+				// directory exported whole is verified here.
 				rep, err := store.Verify(cmd.Context(), st)
 				if err != nil {
 					return err
@@ -236,11 +243,16 @@ func (e *env) exportOnline(cmd *cobra.Command, f audit.Filter, proofs bool, chec
 	whole := !proofs && f.Owner == "" && f.Server == "" && len(f.Types) == 0 && f.Since.IsZero() && f.Until.IsZero()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+	bar := newProgress(e.stderr, "export") // the total is not known: a count
+	defer bar.done()
+	lines := uint64(0)
 	for sc.Scan() {
 		line := sc.Bytes()
 		if _, err := e.stdout.Write(append(line, '\n')); err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
+		lines++
+		bar.update(lines, 0)
 		var ev events.Envelope
 		if whole && json.Unmarshal(line, &ev) == nil && ev.Type != "" {
 			check.line(line, ev)
@@ -249,6 +261,7 @@ func (e *env) exportOnline(cmd *cobra.Command, f audit.Filter, proofs bool, chec
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
+	bar.done()
 	for _, w := range check.warnings() {
 		fmt.Fprintf(e.stderr, "warning: %s\n", w)
 	}

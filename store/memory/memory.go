@@ -39,6 +39,7 @@ type Store struct {
 	ids       map[string]uint64
 	ckpts     map[string]uint64
 	snapshots map[string]snapshot
+	series    map[string][]snapshot // SaveSnapshotAt's series, each sorted by position
 	secrets   map[string][]byte
 	observers store.Observers
 	// notify is closed and replaced on every commit: a broadcast to Wait callers.
@@ -52,6 +53,7 @@ func New() *Store {
 		ids:       map[string]uint64{},
 		ckpts:     map[string]uint64{},
 		snapshots: map[string]snapshot{},
+		series:    map[string][]snapshot{},
 		secrets:   map[string][]byte{},
 		notify:    make(chan struct{}),
 		tree:      store.NewTree(),

@@ -109,6 +109,8 @@ func Run(t *testing.T, open Opener, f Features) {
 		{"PositionAt", testPositionAt},
 		{"Checkpoints", testCheckpoints},
 		{"Snapshots", testSnapshots},
+		{"SnapshotSeries", testSnapshotSeries},
+		{"Streams", testStreams},
 		{"Secrets", testSecrets},
 		{"ClosedStore", testClosed},
 		{"HashChainVerifies", testHashChain},
