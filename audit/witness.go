@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/mcpes/mcpes/domain"
 )
 
 // Witness keeps the checkpoints the service publishes, outside the data file, so
@@ -23,21 +25,51 @@ type Witness interface {
 	Publish(ctx context.Context, c Checkpoint) error
 }
 
-// NewWitness returns the witness named by url: file://PATH (FileWitness) or
-// http(s)://URL (HTTPWitness, POSTing with client, http.DefaultClient when nil).
-// Returns an error wrapping ErrInvalidArgument for any other URL.
+// NewWitness returns the witness named by url (domain.ParseWitness): file://PATH
+// (FileWitness), http(s)://URL (HTTPWitness, POSTing with client, http.DefaultClient
+// when nil) or nats://HOST:PORT/SUBJECT (JetStreamWitness). Returns an error wrapping
+// ErrInvalidArgument for any other URL.
 func NewWitness(url string, client *http.Client) (Witness, error) {
-	switch {
-	case strings.HasPrefix(url, "file://") && len(url) > len("file://"):
-		return &FileWitness{Path: strings.TrimPrefix(url, "file://")}, nil
-	case strings.HasPrefix(url, "http://"), strings.HasPrefix(url, "https://"):
+	t, err := domain.ParseWitness(url)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	switch t.Kind {
+	case domain.WitnessFile:
+		return &FileWitness{Path: t.Addr}, nil
+	case domain.WitnessHTTP:
 		if client == nil {
 			client = http.DefaultClient
 		}
-		return &HTTPWitness{URL: url, Client: client}, nil
+		return &HTTPWitness{URL: t.Addr, Client: client}, nil
+	default:
+		return &JetStreamWitness{URL: t.Addr, Subject: t.Subject}, nil
 	}
-	return nil, fmt.Errorf("%w: witness %q: want file://PATH or http(s)://URL", ErrInvalidArgument, url)
 }
+
+// ReadWitness reads every checkpoint a witness keeps and checks each signature with
+// v: where is a witness file's path (or file://PATH) or nats://HOST:PORT/SUBJECT.
+// An HTTP witness keeps its checkpoints itself: it cannot be read back here.
+func ReadWitness(ctx context.Context, where string, v note.Verifier) ([]Checkpoint, error) {
+	if !strings.Contains(where, "://") {
+		return ReadWitnessFile(where, v)
+	}
+	t, err := domain.ParseWitness(where)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	switch t.Kind {
+	case domain.WitnessFile:
+		return ReadWitnessFile(t.Addr, v)
+	case domain.WitnessJetStream:
+		return ReadWitnessJetStream(ctx, t.Addr, t.Subject, v)
+	}
+	return nil, fmt.Errorf("%w: witness %q: an HTTP witness cannot be read back; give its file or JetStream subject", ErrInvalidArgument, where)
+}
+
+// witnessLine is one checkpoint as a witness keeps it: {origin, size, root, time,
+// checkpoint} in JSON.
+func witnessLine(c Checkpoint) ([]byte, error) { return json.Marshal(c) }
 
 // FileWitness appends each checkpoint to a file as one JSON line ({origin, size,
 // root, time, checkpoint}) and syncs it. The file is opened in append mode for every
@@ -49,7 +81,7 @@ type FileWitness struct {
 
 // Publish implements Witness.
 func (w *FileWitness) Publish(_ context.Context, c Checkpoint) error {
-	line, err := json.Marshal(c)
+	line, err := witnessLine(c)
 	if err != nil {
 		return err
 	}

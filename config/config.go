@@ -188,7 +188,8 @@ type Audit struct {
 	// Merkle tree: `checkpointEvery: 5000` (events) or `checkpointEvery: 30s`.
 	CheckpointEvery CheckpointEvery `json:"checkpointEvery"`
 	// Witness is where each signed checkpoint is published: file://PATH (JSON Lines,
-	// appended), http(s)://URL (POSTed), or "" for none.
+	// appended), http(s)://URL (POSTed), nats://HOST:PORT/SUBJECT (a JetStream
+	// message each), or "" for none (domain.ParseWitness).
 	Witness string `json:"witness,omitempty"`
 	// SigningKeyFile holds the note signer key (`mcpes keys gen --signing NAME`);
 	// MCPES_SIGNING_KEY in the environment takes precedence. No key, no checkpoints.
@@ -381,8 +382,10 @@ func (c *Config) settingProblems() []Problem {
 	if c.Audit.SnapshotEvery < 1000 {
 		add("audit.snapshotEvery", "want a number of events of at least 1000, got %d", c.Audit.SnapshotEvery)
 	}
-	if w := c.Audit.Witness; w != "" && !strings.HasPrefix(w, "file://") && !strings.HasPrefix(w, "http://") && !strings.HasPrefix(w, "https://") {
-		add("audit.witness", "want file://PATH, http://URL or https://URL, got %q", w)
+	if w := c.Audit.Witness; w != "" {
+		if _, err := domain.ParseWitness(w); err != nil {
+			add("audit.witness", "%v", err)
+		}
 	}
 	if c.PubSub != "" && !validNATSURL(c.PubSub) {
 		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)

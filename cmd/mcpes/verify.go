@@ -15,20 +15,22 @@ import (
 func newVerifyCmd(e *env) *cobra.Command {
 	var witness, key, since string
 	c := &cobra.Command{
-		Use:   "verify [--witness PATH] [--key PUB] [--since CHECKPOINT]",
+		Use:   "verify [--witness PATH|nats://HOST:PORT/SUBJECT] [--key PUB] [--since CHECKPOINT]",
 		Short: "Check the hash chain and replay every decision; exit 1 on any problem",
 		Long: `verify walks the whole log: every stored byte must chain (SHA-256 over the previous
 hash and the event), positions must be gap-free, and every recorded connection decision
 must come out the same when the pure policy is re-run on the projection rebuilt to the
 position it read. The first bad position is named. The log's Merkle tree must match
 the newest signed checkpoint stored in the file and, with --witness, every checkpoint
-published to that witness file (signatures checked with --key, or the key derived from
+published to that witness (a witness file, or nats://HOST:PORT/SUBJECT for a JetStream
+witness; signatures checked with --key, or the key derived from
 MCPES_SIGNING_KEY): a cut tail, a rewritten event or a fork names the checkpoint.
 --since CHECKPOINT (a file with a signed note, or a witness line) checks only the log
 after that trusted checkpoint (chain and tree; decisions are not replayed).
 Exit 0 when all is well, 1 otherwise.`,
 		Example: `  mcpes verify
   mcpes verify --data ./mcpes-data --witness /var/lib/witness/mcpes.jsonl --key 'mcpes.example/log+1b2c3d4e+A...'
+  mcpes verify --data ./mcpes-data --witness nats://127.0.0.1:4222/mcpes.checkpoints --key 'mcpes.example/log+1b2c3d4e+A...'
   mcpes verify --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -56,7 +58,7 @@ Exit 0 when all is well, 1 otherwise.`,
 				if v == nil {
 					return usagef("verify --witness needs --key PUB (or MCPES_SIGNING_KEY) to check the checkpoints' signatures")
 				}
-				cps, err := audit.ReadWitnessFile(witness, v)
+				cps, err := audit.ReadWitness(cmd.Context(), witness, v)
 				if err != nil {
 					return err
 				}
@@ -101,7 +103,7 @@ Exit 0 when all is well, 1 otherwise.`,
 		},
 	}
 	c.Flags().StringVar(&since, "since", "", "check only the log after this trusted checkpoint (a note file or witness line)")
-	c.Flags().StringVar(&witness, "witness", "", "a witness file (JSON Lines of signed checkpoints) to check the log against")
+	c.Flags().StringVar(&witness, "witness", "", "a witness to check the log against: a file (JSON Lines of signed checkpoints) or nats://HOST:PORT/SUBJECT")
 	c.Flags().StringVar(&key, "key", "", "the checkpoint signer's verifier key, or a file holding it (default: from MCPES_SIGNING_KEY)")
 	dataFlag(c, e)
 	return c
