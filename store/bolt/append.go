@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -242,7 +243,8 @@ type batchState struct {
 }
 
 // commit writes the batch in one transaction. A request that conflicts fails alone;
-// the others commit. After the commit, observers run, waiters wake, callers return.
+// the others commit. After the commit the batch goes to the observers; once they have
+// seen it, waiters wake and callers return.
 func (s *Store) commit(batch []*request) {
 	s.mu.RLock()
 	st := batchState{pos: s.head, prev: s.headHash, tmax: s.timeMax, tree: s.tree.Clone(),
@@ -295,25 +297,30 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
-	var observers store.Delivery
+	if len(st.sealed) == 0 {
+		for _, r := range batch {
+			close(r.done)
+		}
+		return
+	}
 	var wake chan struct{}
 	s.mu.Lock()
-	if len(st.sealed) > 0 {
-		s.head, s.headHash, s.timeMax, s.tree = st.pos, st.prev, st.tmax, st.tree
-		s.publishIndex(&st)
-		wake, s.notify = s.notify, make(chan struct{})
-		s.commits++
-		s.appended += uint64(len(st.sealed))
-		observers = s.observers.Snapshot()
-	}
+	s.head, s.headHash, s.timeMax, s.tree = st.pos, st.prev, st.tmax, st.tree
+	s.publishIndex(&st)
+	wake, s.notify = s.notify, make(chan struct{})
+	s.commits++
+	s.appended += uint64(len(st.sealed))
 	s.mu.Unlock()
-	observers.Deliver(func() []events.Envelope { return st.sealed })
-	if wake != nil {
+	// The observers run on their own goroutines while this one commits the next
+	// batch; the callers return once they have seen this one.
+	reqs := slices.Clone(batch)
+	first := uint64(st.sealed[0].Sequence)
+	s.observers.Publish(first, st.pos, func() []events.Envelope { return st.sealed }, func() {
 		close(wake)
-	}
-	for _, r := range batch {
-		close(r.done)
-	}
+		for _, r := range reqs {
+			close(r.done)
+		}
+	})
 }
 
 type bucketSet struct {
