@@ -240,9 +240,9 @@ type batchState struct {
 	sealed   []events.Envelope // PrevHash and Hash are filled in by hexHashes
 	start    [32]byte          // the hash before the batch
 	sums     [][32]byte        // the hash of each sealed event
-	tree     *store.Tree   // the head's tree with the batch's leaves
-	entries  []stagedEntry // stream index entries of the batch
-	flushed  bool          // the batch wrote the stream index up to pos
+	tree     *store.Tree       // the head's tree with the batch's leaves
+	entries  []stagedEntry     // stream index entries of the batch
+	flushed  bool              // the batch wrote the stream index up to pos
 }
 
 // hexHashes sets PrevHash and Hash of the sealed envelopes.
