@@ -66,10 +66,10 @@ func (s *Sequence) UnmarshalJSON(b []byte) error {
 // ZeroHash is the PrevHash of the first event.
 var ZeroHash = [32]byte{}
 
-// Canonical returns the bytes the hash covers: the envelope's JSON without Hash.
+// Canonical returns the bytes the hash covers: the envelope's JSON without Hash, as
+// encoding/json writes it (see appendCanonical).
 func (e Envelope) Canonical() ([]byte, error) {
-	e.Hash = ""
-	b, err := json.Marshal(e)
+	b, err := appendCanonical(make([]byte, 0, 512+len(e.Data)), &e)
 	if err != nil {
 		return nil, fmt.Errorf("canonical %s: %w", e.ID, err)
 	}

@@ -75,9 +75,14 @@ type AppendResult struct {
 	Duplicates int
 }
 
-// Observer receives committed events in position order, synchronously, before the
-// Append that wrote them returns, so a projection fed by it lets a writer read its own
-// write. It must be fast and must not call back into the store's write path.
+// Observer receives committed events: every position once, in order. It runs on its
+// own goroutine (see Observers), while the store commits later appends, and an Append
+// returns only after each observer has seen its events, so a projection fed by one
+// lets a writer read its own write. An observer that stays in one call longer than
+// the stall bound, or falls a queue behind, is no longer waited for and catches up
+// from the log: it can never stop appends from committing or returning, but while it
+// is behind, its readers do not see their own writes. It must not call back into the
+// store's write path.
 type Observer func(committed []events.Envelope)
 
 // Store is the event log. All methods are safe for concurrent use.

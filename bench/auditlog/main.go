@@ -77,6 +77,9 @@ func main() {
 	}
 }
 
+// bulkIndexEvery is the generator's bolt.Options.IndexEvery.
+const bulkIndexEvery = 1 << 18
+
 // session is an upstream connection held in memory; dead servers' sessions end.
 type session struct {
 	done chan struct{}
@@ -164,7 +167,10 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCal
 		return fmt.Errorf("%s exists", path)
 	}
 	ctx := context.Background()
-	st, err := bolt.Open(path, bolt.Options{NoSync: true})
+	// A bulk load: no fsync, and the stream index written to the file in large steps
+	// (each step rewrites a page per stream it touches, so few large ones cost far
+	// less than the service's frequent small ones). The file is the same.
+	st, err := bolt.Open(path, bolt.Options{NoSync: true, IndexEvery: bulkIndexEvery})
 	if err != nil {
 		return err
 	}

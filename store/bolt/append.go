@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -235,17 +237,29 @@ type batchState struct {
 	tmax     int64
 	versions map[string]uint64
 	ids      map[string]uint64
-	sealed   []events.Envelope
-	tree     *store.Tree   // the head's tree with the batch's leaves
-	entries  []stagedEntry // stream index entries of the batch
-	flushed  bool          // the batch wrote the stream index up to pos
+	sealed   []events.Envelope // PrevHash and Hash are filled in by hexHashes
+	start    [32]byte          // the hash before the batch
+	sums     [][32]byte        // the hash of each sealed event
+	tree     *store.Tree       // the head's tree with the batch's leaves
+	entries  []stagedEntry     // stream index entries of the batch
+	flushed  bool              // the batch wrote the stream index up to pos
+}
+
+// hexHashes sets PrevHash and Hash of the sealed envelopes.
+func (st *batchState) hexHashes() {
+	prev := st.start
+	for i := range st.sealed {
+		st.sealed[i].PrevHash, st.sealed[i].Hash = hex.EncodeToString(prev[:]), hex.EncodeToString(st.sums[i][:])
+		prev = st.sums[i]
+	}
 }
 
 // commit writes the batch in one transaction. A request that conflicts fails alone;
-// the others commit. After the commit, observers run, waiters wake, callers return.
+// the others commit. After the commit the batch goes to the observers; once they have
+// seen it, waiters wake and callers return.
 func (s *Store) commit(batch []*request) {
 	s.mu.RLock()
-	st := batchState{pos: s.head, prev: s.headHash, tmax: s.timeMax, tree: s.tree.Clone(),
+	st := batchState{pos: s.head, prev: s.headHash, start: s.headHash, tmax: s.timeMax, tree: s.tree.Clone(),
 		versions: map[string]uint64{}, ids: map[string]uint64{}}
 	s.mu.RUnlock()
 	arena := s.arena[:0]
@@ -295,25 +309,34 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
-	var observers store.Delivery
+	if len(st.sealed) == 0 {
+		for _, r := range batch {
+			close(r.done)
+		}
+		return
+	}
 	var wake chan struct{}
 	s.mu.Lock()
-	if len(st.sealed) > 0 {
-		s.head, s.headHash, s.timeMax, s.tree = st.pos, st.prev, st.tmax, st.tree
-		s.publishIndex(&st)
-		wake, s.notify = s.notify, make(chan struct{})
-		s.commits++
-		s.appended += uint64(len(st.sealed))
-		observers = s.observers.Snapshot()
-	}
+	s.head, s.headHash, s.timeMax, s.tree = st.pos, st.prev, st.tmax, st.tree
+	s.publishIndex(&st)
+	wake, s.notify = s.notify, make(chan struct{})
+	s.commits++
+	s.appended += uint64(len(st.sealed))
 	s.mu.Unlock()
-	observers.Deliver(func() []events.Envelope { return st.sealed })
-	if wake != nil {
+	// The observers run on their own goroutines while this one commits the next
+	// batch; the callers return once they have seen this one.
+	reqs := slices.Clone(batch)
+	first := uint64(st.sealed[0].Sequence)
+	var hexOnce sync.Once
+	s.observers.Publish(first, st.pos, func() []events.Envelope {
+		hexOnce.Do(st.hexHashes) // on an observer's goroutine, not the writer's
+		return st.sealed
+	}, func() {
 		close(wake)
-	}
-	for _, r := range batch {
-		close(r.done)
-	}
+		for _, r := range reqs {
+			close(r.done)
+		}
+	})
 }
 
 type bucketSet struct {
@@ -407,8 +430,8 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		}
 		env := p.env
 		env.Sequence, env.StreamVersion = events.Sequence(st.pos), version
-		env.PrevHash, env.Hash = hex.EncodeToString(st.prev[:]), hex.EncodeToString(sum[:])
 		st.sealed = append(st.sealed, env)
+		st.sums = append(st.sums, sum)
 		st.ids[env.ID] = st.pos
 		st.entries = append(st.entries, stagedEntry{stream: r.stream, id: env.ID, tmax: st.tmax, streamEntry: streamEntry{version, st.pos}})
 		st.prev = sum

@@ -252,6 +252,7 @@ func (s *Store) Close() error {
 			close(s.closing)
 			<-s.writerEnd
 		}
+		s.observers.Close()
 		s.mu.Lock()
 		close(s.notify)
 		s.mu.Unlock()

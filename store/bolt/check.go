@@ -29,7 +29,7 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		s.mu.RLock()
-		recent := newRecent()
+		recent := newRecent(0)
 		for _, e := range s.recent.times {
 			recent.times = append(recent.times, e)
 		}

@@ -47,8 +47,10 @@ type recentIndex struct {
 	times   []stagedEntry // in position order; stream and id unused
 }
 
-func newRecent() recentIndex {
-	return recentIndex{streams: map[string][]streamEntry{}, ids: map[string]uint64{}}
+// newRecent returns an empty index sized for n entries, so that it does not grow
+// (rehashing every id) on the writer's path.
+func newRecent(n int) recentIndex {
+	return recentIndex{streams: map[string][]streamEntry{}, ids: make(map[string]uint64, n), times: make([]stagedEntry, 0, n)}
 }
 
 func (r *recentIndex) add(e stagedEntry) {
@@ -74,7 +76,7 @@ func streamKey(dst []byte, stream string, version uint64) []byte {
 // loadRecent reads meta "indexed" and rebuilds the in-memory entries after it. A
 // record that does not decode is logged and left out.
 func (s *Store) loadRecent(tx *bolt.Tx) error {
-	s.recent, s.indexed = newRecent(), 0
+	s.recent, s.indexed = newRecent(s.opts.IndexEvery), 0
 	if v := tx.Bucket(bktMeta).Get(keyIndexed); v != nil {
 		if len(v) != 8 {
 			return fmt.Errorf("%w: indexed meta of %d bytes", ErrInconsistent, len(v))
@@ -106,7 +108,7 @@ func (s *Store) loadRecent(tx *bolt.Tx) error {
 // buckets and moves meta "indexed" to the batch's last position. It runs on the
 // writer goroutine, the only one that changes s.recent.
 func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, error) {
-	all := newRecent()
+	all := newRecent(0)
 	for _, e := range s.recent.times {
 		all.times = append(all.times, e)
 	}
@@ -163,7 +165,7 @@ func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, e
 // publishIndex moves a committed batch's entries into memory; called under s.mu.
 func (s *Store) publishIndex(st *batchState) {
 	if st.flushed {
-		s.recent, s.indexed = newRecent(), st.pos
+		s.recent, s.indexed = newRecent(s.opts.IndexEvery), st.pos
 		return
 	}
 	for _, e := range st.entries {

@@ -191,10 +191,10 @@ func (s *Store) Wait(ctx context.Context, after uint64) (uint64, error) {
 	})
 }
 
-// Observe implements store.Store. fn runs on the writer goroutine, once per group
-// commit with all its events: it must not append (it would wait for itself), nor
-// modify the slice, which every observer shares.
-func (s *Store) Observe(fn store.Observer) (stop func()) { return s.observers.Add(fn) }
+// Observe implements store.Store. fn runs on its own goroutine, once per group commit
+// with all its events (see store.Observers): it must not append (it would wait for
+// itself), nor modify the slice, which every observer shares.
+func (s *Store) Observe(fn store.Observer) (stop func()) { return s.observers.Add(fn, s.ReadAll) }
 
 // Checkpoint implements store.Store. Returns ErrNotFound if name was never set.
 func (s *Store) Checkpoint(ctx context.Context, name string) (uint64, error) {

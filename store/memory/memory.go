@@ -24,10 +24,6 @@ type snapshot struct {
 
 // Store is an in-memory event store. The zero value is not usable; call New.
 type Store struct {
-	// appendMu serialises appends, including the observer calls, so observers see
-	// commits in position order and an Append returns only after its observers ran.
-	appendMu sync.Mutex
-
 	mu        sync.RWMutex
 	closed    bool
 	records   [][]byte          // records[p-1] is the stored record at position p
@@ -74,9 +70,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	if expected < store.AnyVersion {
 		return store.AppendResult{}, fmt.Errorf("%w: expected version %d", store.ErrInvalid, expected)
 	}
-	s.appendMu.Lock()
-	defer s.appendMu.Unlock()
-
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -146,17 +139,18 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	}
 	s.head = prev
 	res.StreamVersion = uint64(len(s.streams[stream]))
-	observers := s.observers.Snapshot()
-	var wake chan struct{}
-	if len(sealed) > 0 {
-		wake, s.notify = s.notify, make(chan struct{})
+	if len(sealed) == 0 {
+		s.mu.Unlock()
+		return res, nil
 	}
+	wake, done := s.notify, make(chan struct{})
+	s.notify = make(chan struct{})
+	// Published under mu, so in position order; delivered on the observers' own
+	// goroutines. The Append returns once they have seen it.
+	s.observers.Publish(uint64(sealed[0].Sequence), pos, func() []events.Envelope { return cloneAll(sealed) },
+		func() { close(wake); close(done) })
 	s.mu.Unlock()
-
-	if len(sealed) > 0 {
-		observers.Deliver(func() []events.Envelope { return cloneAll(sealed) })
-		close(wake)
-	}
+	<-done
 	return res, nil
 }
 
@@ -295,7 +289,7 @@ func (s *Store) Wait(ctx context.Context, after uint64) (uint64, error) {
 
 // Observe implements store.Store. It may be called from an observer; fn then sees
 // the commits after the one being delivered.
-func (s *Store) Observe(fn store.Observer) (stop func()) { return s.observers.Add(fn) }
+func (s *Store) Observe(fn store.Observer) (stop func()) { return s.observers.Add(fn, s.ReadAll) }
 
 // Checkpoint implements store.Store. Returns ErrNotFound if name was never set.
 func (s *Store) Checkpoint(ctx context.Context, name string) (uint64, error) {
@@ -380,13 +374,12 @@ func (s *Store) Secret(ctx context.Context, ref string) ([]byte, error) {
 // Close implements store.Store. Waiters return ErrClosed; later calls fail with
 // ErrClosed. Closing twice is a no-op.
 func (s *Store) Close() error {
-	s.appendMu.Lock()
-	defer s.appendMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.closed {
 		s.closed = true
 		close(s.notify)
 	}
+	s.mu.Unlock()
+	s.observers.Close()
 	return nil
 }

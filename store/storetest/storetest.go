@@ -103,6 +103,7 @@ func Run(t *testing.T, open Opener, f Features) {
 		{"ConcurrentConflicts", testConcurrentConflicts},
 		{"ObserversInOrder", testObserversInOrder},
 		{"ObserverStops", testObserverStops},
+		{"BlockedObserverDoesNotStallAppends", testBlockedObserverDoesNotStallAppends},
 		{"CommitOrderIsPositionOrder", testCommitOrder},
 		{"WaitWakesOnCommit", testWaitWakes},
 		{"WaitHonoursContext", testWaitContext},
