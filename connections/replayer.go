@@ -269,15 +269,9 @@ func (r *Replayer) foldTo(pos uint64) {
 	}
 	n := 0
 	for ; n < len(r.queue) && uint64(r.queue[n].Sequence) <= pos; n++ {
-		e := r.queue[n]
-		// The projection folds a gap-free log; the events before this one changed
-		// nothing it holds (replay read their types), so a typeless envelope at the
-		// position before moves it there first.
-		evs := []events.Envelope{e}
-		if p := uint64(e.Sequence); p > r.proj.Position()+1 {
-			evs = []events.Envelope{{Sequence: events.Sequence(p - 1)}, e}
-		}
-		r.proj.Apply(evs)
+		// the events between the queued ones changed nothing the projection holds
+		// (replay read their types)
+		r.proj.ApplySparse(r.queue[n : n+1])
 		r.queue[n] = events.Envelope{}
 	}
 	r.queue = r.queue[n:]

@@ -104,6 +104,23 @@ func (f *follower) applyEnvelopes(evs []events.Envelope) {
 	}
 }
 
+// applySparse folds events of a chosen subset of the log, in order: positions may
+// skip events the caller knows change nothing here. Events at or below the position
+// are skipped; there is no gap to fill.
+func (f *follower) applySparse(evs []events.Envelope) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	for i := range evs {
+		e := &evs[i]
+		if uint64(e.Sequence) <= f.pos.Load() {
+			continue
+		}
+		hash, _ := events.ParseHash(e.Hash)
+		ev := rawFromEnvelope(e)
+		f.applyOne(&ev, hash)
+	}
+}
+
 func (f *follower) logger() *slog.Logger {
 	if f.log != nil {
 		return f.log

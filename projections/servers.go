@@ -142,6 +142,11 @@ func (s *Servers) shardFor(name string) *shard {
 // the projection was loaded from.
 func (s *Servers) Apply(evs []events.Envelope) { s.applyEnvelopes(evs) }
 
+// ApplySparse folds events of a chosen subset of the log in position order, as
+// decision replay feeds it (it skips, by type, the events that change no server):
+// a position that skips others is not a gap to wait for.
+func (s *Servers) ApplySparse(evs []events.Envelope) { s.applySparse(evs) }
+
 // OnChange registers fn to be called after every event that changed a server, with
 // its scope and name, in log order. fn runs on the applying goroutine (the store's
 // commit path): it must be fast and must not append to the store.

@@ -256,12 +256,32 @@ func (s *Store) Close() error {
 		s.mu.Lock()
 		close(s.notify)
 		s.mu.Unlock()
-		err = s.db.Close()
+		err = s.flushIndexAtClose()
+		if cerr := s.db.Close(); err == nil {
+			err = cerr
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("close %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// flushIndexAtClose writes the index entries kept in memory (those after the last
+// flush, up to IndexEvery of them), so that the next Open, read-only ones included,
+// does not rebuild them by reading and decoding the log's tail. Called after the
+// writer ended.
+func (s *Store) flushIndexAtClose() error {
+	if s.closing == nil || len(s.recent.times) == 0 {
+		return nil
+	}
+	st := batchState{pos: s.head}
+	return guarded(s.path, func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			_, err := s.flushIndex(buckets(tx), &st, nil)
+			return err
+		})
+	})
 }
 
 // Stats are counters of the writer since Open.

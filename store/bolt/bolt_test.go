@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -267,4 +268,39 @@ func TestAppend_SealMatchesEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestClose_WritesTheIndexKeptInMemory(t *testing.T) {
+	// given a store that writes its stream index every 1,000 events, and 30 appended
+	path := filepath.Join(t.TempDir(), "events.db")
+	s := openAt(t, path, bolt.Options{IndexEvery: 1000, NoSync: true})
+	ctx := context.Background()
+	for i := range 30 {
+		stream := fmt.Sprintf("s/%d", i%3)
+		if _, err := s.Append(ctx, stream, store.AnyVersion, storetest.Events(t, stream, 1)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// when it is closed
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// then the file's index covers all 30 (a later Open reads no tail to rebuild it)
+	raw, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket([]byte("meta")).Get([]byte("indexed"))
+		if len(v) != 8 || binary.BigEndian.Uint64(v) != 30 {
+			t.Fatalf("meta indexed = %x, want 30", v)
+		}
+		if n := tx.Bucket([]byte("stream")).Stats().KeyN; n != 30 {
+			t.Fatalf("%d stream index entries, want 30", n)
+		}
+		return nil
+	})
 }
