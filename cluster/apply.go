@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/store"
+)
+
+// applyLoop applies the stream into the replica in stream order until ctx ends or a
+// message cannot be applied (then applyErr is set and appends fail instead of hanging).
+func (s *Store) applyLoop(ctx context.Context, cons jetstream.Consumer) {
+	defer close(s.done)
+	it, err := cons.Messages()
+	if err != nil {
+		s.stop(fmt.Errorf("consume: %w", err))
+		return
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.stop(fmt.Errorf("consume: %w", err))
+			} else {
+				s.stop(store.ErrClosed)
+			}
+			return
+		}
+		if err := s.apply(ctx, msg); err != nil {
+			s.opts.Logger.Error("cluster apply", "err", err)
+			s.stop(err)
+			return
+		}
+	}
+}
+
+// apply stores one stream message in the replica and advances applied.
+func (s *Store) apply(ctx context.Context, msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("%w: metadata: %v", ErrBadMessage, err)
+	}
+	seq := meta.Sequence.Stream
+	if seq <= s.Applied() {
+		return nil // redelivered after the replica had it
+	}
+	stream, evs, err := DecodeMessage(msg.Subject(), msg.Data())
+	if err != nil {
+		return fmt.Errorf("sequence %d: %w", seq, err)
+	}
+	if _, err := s.Store.Append(ctx, stream, store.AnyVersion, evs...); err != nil {
+		return fmt.Errorf("sequence %d: replica append: %w", seq, err)
+	}
+	// A crash between the append and the checkpoint replays this message: the replica
+	// dedupes it by event id.
+	if err := s.Store.SetCheckpoint(ctx, appliedCheckpoint, seq); err != nil {
+		return fmt.Errorf("sequence %d: replica checkpoint: %w", seq, err)
+	}
+	s.mu.Lock()
+	s.applied = seq
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
+	return nil
+}
+
+// stop records why the apply loop ended and wakes every waiter.
+func (s *Store) stop(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.applyErr == nil {
+		s.applyErr = err
+	}
+	close(s.notify)
+	s.notify = make(chan struct{})
+}
+
+// DecodeMessage parses one stream message: its subject names the aggregate stream and
+// its body is the JSON array of the Append's envelopes. It returns ErrBadMessage for
+// anything else.
+func DecodeMessage(subject string, body []byte) (string, []events.Envelope, error) {
+	tok, ok := strings.CutPrefix(subject, subjectPrefix)
+	if !ok || len(body) > maxMessage {
+		return "", nil, ErrBadMessage
+	}
+	name, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: subject: %v", ErrBadMessage, err)
+	}
+	var evs []events.Envelope
+	if err := json.Unmarshal(body, &evs); err != nil {
+		return "", nil, fmt.Errorf("%w: body: %v", ErrBadMessage, err)
+	}
+	if err := store.ValidateAppend(string(name), evs); err != nil {
+		return "", nil, errors.Join(ErrBadMessage, err)
+	}
+	return string(name), evs, nil
+}
