@@ -94,7 +94,7 @@ func appendRetry(t *testing.T, st store.Store, env events.Envelope) time.Duratio
 			return time.Since(start)
 		}
 		if time.Since(start) > wait {
-			t.Fatalf("append %s: %v", env.ID, err)
+			t.Fatalf("append %s: %v (%s)", env.ID, err, cluster.DebugInfo(st.(*cluster.Store)))
 		}
 	}
 }

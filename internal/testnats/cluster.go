@@ -18,25 +18,31 @@ type Cluster struct {
 	tb      testing.TB
 	opts    []*server.Options
 	Servers []*server.Server // nil while stopped
+	// Routes[i][j] is the link server i dials to reach server j (nil for i == j).
+	Routes [][]*Proxy
 }
 
 // StartCluster runs n clustered JetStream servers under dir and shuts them down at
-// cleanup. It fails tb when they do not form a JetStream cluster within 30 s.
+// cleanup. Every route goes through its own Proxy (routes are not advertised, so
+// servers never bypass them), so a test can partition any pair. It fails tb when they do not form a JetStream cluster within 30 s.
 func StartCluster(tb testing.TB, n int, dir string) *Cluster {
 	tb.Helper()
 	clientPorts, routePorts := freePorts(tb, n), freePorts(tb, n)
-	c := &Cluster{tb: tb, Servers: make([]*server.Server, n)}
+	c := &Cluster{tb: tb, Servers: make([]*server.Server, n), Routes: make([][]*Proxy, n)}
 	for i := range n {
 		var routes []*url.URL
+		c.Routes[i] = make([]*Proxy, n)
 		for j := range n {
 			if j != i {
-				routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", routePorts[j])})
+				p := StartProxy(tb, fmt.Sprintf("127.0.0.1:%d", routePorts[j]))
+				c.Routes[i][j] = p
+				routes = append(routes, &url.URL{Scheme: "nats", Host: p.Addr()})
 			}
 		}
 		c.opts = append(c.opts, &server.Options{
 			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: clientPorts[i],
 			JetStream: true, StoreDir: filepath.Join(dir, fmt.Sprintf("n%d", i)), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "mcpes", Host: "127.0.0.1", Port: routePorts[i]},
+			Cluster: server.ClusterOpts{Name: "mcpes", Host: "127.0.0.1", Port: routePorts[i], NoAdvertise: true},
 			Routes:  routes,
 		})
 	}
@@ -90,8 +96,26 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
+// Isolate cuts (or, with heal, restores) every route link to and from server i.
+func (c *Cluster) Isolate(i int, heal bool) {
+	for j := range c.Routes {
+		for _, p := range []*Proxy{c.Routes[i][j], c.Routes[j][i]} {
+			switch {
+			case p == nil:
+			case heal:
+				p.Heal()
+			default:
+				p.Cut()
+			}
+		}
+	}
+}
+
 // URL returns server i's client URL.
-func (c *Cluster) URL(i int) string { return fmt.Sprintf("nats://127.0.0.1:%d", c.opts[i].Port) }
+func (c *Cluster) URL(i int) string { return "nats://" + c.Addr(i) }
+
+// Addr returns server i's client host:port.
+func (c *Cluster) Addr(i int) string { return fmt.Sprintf("127.0.0.1:%d", c.opts[i].Port) }
 
 // URLs returns every client URL, comma separated, for a client that fails over.
 func (c *Cluster) URLs() string {
