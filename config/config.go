@@ -37,6 +37,9 @@ const (
 	// last one when the log has moved, whichever comes first.
 	DefaultCheckpointEvents   = 10_000
 	DefaultCheckpointInterval = time.Minute
+	// DefaultMaxStaleness is cluster.maxStaleness: how long a clustered node serves
+	// connects without confirming the shared log's head.
+	DefaultMaxStaleness = 5 * time.Second
 )
 
 // Tool-call audit levels (audit.toolCalls).
@@ -75,6 +78,17 @@ type Config struct {
 	Limits      Limits      `json:"limits"`
 	Credentials Credentials `json:"credentials"`
 	OAuth       OAuth       `json:"oauth"`
+	Cluster     Cluster     `json:"cluster"`
+}
+
+// Cluster joins the node to other mcpes nodes sharing one replicated config log.
+type Cluster struct {
+	// URL is "" for a single node, or nats://HOST:PORT[,nats://HOST:PORT...] of the
+	// JetStream cluster holding the log.
+	URL string `json:"url,omitempty"`
+	// MaxStaleness is how long the node may go without confirming the log's head
+	// before it refuses new connects (rule stale_node).
+	MaxStaleness Duration `json:"maxStaleness"`
 }
 
 // HTTP is the request-origin policy of every route (the API, /mcp, /ui). A request
@@ -218,6 +232,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Inspection.Concurrency == 0 {
 		c.Inspection.Concurrency = DefaultInspectionConcurrency
+	}
+	if c.Cluster.MaxStaleness == 0 {
+		c.Cluster.MaxStaleness = Duration(DefaultMaxStaleness)
 	}
 	if c.Connections.MaxConcurrentConnects == 0 {
 		c.Connections.MaxConcurrentConnects = DefaultMaxConcurrentConnects
@@ -369,6 +386,15 @@ func (c *Config) settingProblems() []Problem {
 	}
 	if w := c.Audit.Witness; w != "" && !strings.HasPrefix(w, "file://") && !strings.HasPrefix(w, "http://") && !strings.HasPrefix(w, "https://") {
 		add("audit.witness", "want file://PATH, http://URL or https://URL, got %q", w)
+	}
+	for u := range strings.SplitSeq(c.Cluster.URL, ",") {
+		if c.Cluster.URL != "" && !validNATSURL(u) {
+			add("cluster.url", "want empty (one node) or nats://HOST:PORT[,...], got %q", c.Cluster.URL)
+			break
+		}
+	}
+	if c.Cluster.MaxStaleness < 0 {
+		add("cluster.maxStaleness", "must not be negative")
 	}
 	if c.PubSub != "" && !validNATSURL(c.PubSub) {
 		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)
