@@ -286,3 +286,12 @@ func (s *Store) Leader(ctx context.Context) (string, error) {
 	}
 	return info.Cluster.Leader, nil
 }
+
+// CatchUp waits until the replica has applied the stream's head as it is now.
+func (s *Store) CatchUp(ctx context.Context) error {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: stream info: %w", err)
+	}
+	return s.waitApplied(ctx, info.State.LastSeq)
+}
