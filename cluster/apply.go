@@ -91,7 +91,9 @@ func DecodeMessage(subject string, body []byte) (string, []events.Envelope, erro
 	if !ok || len(body) > maxMessage {
 		return "", nil, ErrBadMessage
 	}
-	name, err := base64.RawURLEncoding.DecodeString(tok)
+	// Strict: one subject per stream name, or a non-canonical subject would escape the
+	// compare-and-set of the canonical one.
+	name, err := base64.RawURLEncoding.Strict().DecodeString(tok)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: subject: %v", ErrBadMessage, err)
 	}
