@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,29 +16,66 @@ import (
 )
 
 // applyLoop applies the stream into the replica in stream order until ctx ends or a
-// message cannot be applied (then applyErr is set and appends fail instead of hanging).
-func (s *Store) applyLoop(ctx context.Context, cons jetstream.Consumer) {
+// message cannot be applied (then applyErr is set and appends fail instead of
+// hanging). A lost or kicked consumer is created again after the replica's last
+// applied sequence.
+func (s *Store) applyLoop(ctx context.Context) {
 	defer close(s.done)
-	it, err := cons.Messages()
-	if err != nil {
-		s.stop(fmt.Errorf("consume: %w", err))
-		return
-	}
-	go func() { <-ctx.Done(); it.Stop() }()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() == nil {
-				s.stop(fmt.Errorf("consume: %w", err))
-			} else {
-				s.stop(store.ErrClosed)
-			}
-			return
-		}
-		if err := s.apply(ctx, msg); err != nil {
+	for ctx.Err() == nil {
+		err := s.consume(ctx)
+		var fatal *applyError
+		if errors.As(err, &fatal) {
 			s.opts.Logger.Error("cluster apply", "err", err)
 			s.stop(err)
 			return
+		}
+		if ctx.Err() == nil {
+			s.opts.Logger.Debug("cluster consumer restarts", "applied", s.Applied(), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+	s.stop(store.ErrClosed)
+}
+
+// applyError is a message the replica could not take: applying stops for good, as
+// skipping it would fork this replica from the others.
+type applyError struct{ err error }
+
+func (e *applyError) Error() string { return e.err.Error() }
+func (e *applyError) Unwrap() error { return e.err }
+
+// consume runs one ordered consumer from the replica's next sequence until it fails,
+// ctx ends or the lease loop kicks it.
+func (s *Store) consume(ctx context.Context) error {
+	cons, err := s.js.OrderedConsumer(ctx, s.opts.Stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: s.Applied() + 1})
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.kick:
+		case <-done:
+		}
+		it.Stop()
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
+		if err := s.apply(ctx, msg); err != nil {
+			return &applyError{err}
 		}
 	}
 }

@@ -95,6 +95,7 @@ type Store struct {
 	notify    chan struct{} // closed and replaced when applied moves
 	confirmed time.Time     // last time the stream head was confirmed applied
 	applyErr  error         // set when the apply loop stopped
+	kick      chan struct{} // restarts the consumer (see renew)
 }
 
 // Open joins the stream through nc (creating it when absent) and starts applying it
@@ -119,15 +120,10 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 		return nil, fmt.Errorf("cluster: replica checkpoint: %w", err)
 	}
 	s := &Store{Store: replica, opts: opts, js: js, stream: stream, done: make(chan struct{}),
-		applied: applied, notify: make(chan struct{})}
-	cons, err := js.OrderedConsumer(ctx, opts.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: applied + 1})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: consumer: %w", err)
-	}
+		applied: applied, notify: make(chan struct{}), kick: make(chan struct{}, 1)}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	go s.applyLoop(runCtx, cons)
+	go s.applyLoop(runCtx)
 	go s.leaseLoop(runCtx)
 	return s, nil
 }
@@ -277,7 +273,7 @@ func (s *Store) Close() error {
 
 // Leader returns the name of the stream's current leader server ("" when none).
 func (s *Store) Leader(ctx context.Context) (string, error) {
-	info, err := s.stream.Info(ctx)
+	info, err := s.info(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -289,9 +285,20 @@ func (s *Store) Leader(ctx context.Context) (string, error) {
 
 // CatchUp waits until the replica has applied the stream's head as it is now.
 func (s *Store) CatchUp(ctx context.Context) error {
-	info, err := s.stream.Info(ctx)
+	info, err := s.info(ctx)
 	if err != nil {
 		return fmt.Errorf("cluster: stream info: %w", err)
 	}
 	return s.waitApplied(ctx, info.State.LastSeq)
+}
+
+// info asks the stream for its state. It looks the stream up afresh each time:
+// jetstream.Stream.Info caches its answer in the shared handle, which concurrent
+// callers would race on.
+func (s *Store) info(ctx context.Context) (*jetstream.StreamInfo, error) {
+	st, err := s.js.Stream(ctx, s.opts.Stream)
+	if err != nil {
+		return nil, err
+	}
+	return st.CachedInfo(), nil
 }

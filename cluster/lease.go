@@ -48,7 +48,7 @@ func (s *Store) renew(ctx context.Context) {
 	asked := s.opts.Now()
 	ictx, cancel := context.WithTimeout(ctx, s.opts.MaxStaleness)
 	defer cancel()
-	info, err := s.stream.Info(ictx)
+	info, err := s.info(ictx)
 	if err != nil {
 		s.opts.Logger.Debug("cluster lease: stream info", "err", err)
 		return
@@ -58,6 +58,16 @@ func (s *Store) renew(ctx context.Context) {
 		return
 	}
 	if err := s.waitApplied(ictx, info.State.LastSeq); err != nil {
+		// A live quorum has the head and the replica did not get it within the
+		// bound: the consumer may sit on a server that lost the cluster.
+		if ctx.Err() == nil {
+			s.opts.Logger.Warn("cluster: replica behind the stream head, restarting the consumer",
+				"applied", s.Applied(), "head", info.State.LastSeq)
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	s.mu.Lock()
