@@ -80,6 +80,9 @@ func (s *Store) consume(ctx context.Context) error {
 	}
 }
 
+// checkpointEvery bounds the messages a restart replays.
+const checkpointEvery = 1024
+
 // apply stores one stream message in the replica and advances applied.
 func (s *Store) apply(ctx context.Context, msg jetstream.Msg) error {
 	meta, err := msg.Metadata()
@@ -97,10 +100,14 @@ func (s *Store) apply(ctx context.Context, msg jetstream.Msg) error {
 	if _, err := s.Store.Append(ctx, stream, store.AnyVersion, evs...); err != nil {
 		return fmt.Errorf("sequence %d: replica append: %w", seq, err)
 	}
-	// A crash between the append and the checkpoint replays this message: the replica
-	// dedupes it by event id.
-	if err := s.Store.SetCheckpoint(ctx, appliedCheckpoint, seq); err != nil {
-		return fmt.Errorf("sequence %d: replica checkpoint: %w", seq, err)
+	// The applied sequence is saved when the consumer has caught up or every
+	// checkpointEvery messages, not per message (that would double the fsyncs of a
+	// catch-up): a restart replays the messages after it, which the replica dedupes by
+	// event id.
+	if meta.NumPending == 0 || seq%checkpointEvery == 0 {
+		if err := s.Store.SetCheckpoint(ctx, appliedCheckpoint, seq); err != nil {
+			return fmt.Errorf("sequence %d: replica checkpoint: %w", seq, err)
+		}
 	}
 	s.mu.Lock()
 	s.applied = seq

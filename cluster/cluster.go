@@ -268,7 +268,10 @@ func (s *Store) waitApplied(ctx context.Context, seq uint64) error {
 func (s *Store) Close() error {
 	s.cancel()
 	<-s.done
-	return s.Store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.Store.SetCheckpoint(ctx, appliedCheckpoint, s.Applied())
+	return errors.Join(err, s.Store.Close())
 }
 
 // Leader returns the name of the stream's current leader server ("" when none).

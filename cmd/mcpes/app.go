@@ -52,24 +52,25 @@ type Main struct {
 	// moves (default 1m), so that a restart after a crash replays only a short tail.
 	SnapshotInterval time.Duration
 
-	store   *bolt.Store
-	creds   *credentials.Store
-	metered *meteredStore
+	store    *bolt.Store
+	creds    *credentials.Store
+	metered  *meteredStore
+	servers  *projections.Servers
+	conns    *projections.Connections
+	registry *registry.Service
+	manager  *connections.Manager
+	gateway  *gateway.Gateway
+	oauth    *oauth.Broker
+	relay    *relay.Relay
+	inproc   *relay.InProcess
+	natsPub  *relay.NATSPublisher
+	http     *http.Server
+	ln       net.Listener
+	metrics  *metrics
+
 	// cluster is the shared log when cluster.url is set (nil on a single node).
 	cluster     *cluster.Store
 	clusterConn *nats.Conn
-	servers     *projections.Servers
-	conns       *projections.Connections
-	registry    *registry.Service
-	manager     *connections.Manager
-	gateway     *gateway.Gateway
-	oauth       *oauth.Broker
-	relay       *relay.Relay
-	inproc      *relay.InProcess
-	natsPub     *relay.NATSPublisher
-	http        *http.Server
-	ln          net.Listener
-	metrics     *metrics
 	// checkpointer signs the log's tree head (nil without a signing key).
 	checkpointer *audit.Checkpointer
 
@@ -331,13 +332,14 @@ func (m *Main) readiness() (bool, any) {
 type readyDetail struct {
 	Inspection string `json:"inspection"`
 	// Storage is "ok", or why the event log cannot be written (a full disk).
-	Storage string `json:"storage"`
-	// Cluster is "fresh", or "stale_node" past cluster.maxStaleness (absent on a
-	// single node).
-	Cluster         string  `json:"cluster,omitempty"`
+	Storage         string  `json:"storage"`
 	Relay           string  `json:"relay"`
 	RelayLagEvents  uint64  `json:"relayLagEvents"`
 	RelayLagSeconds float64 `json:"relayLagSeconds"`
+
+	// Cluster is "fresh", or "stale_node" past cluster.maxStaleness (absent on a
+	// single node).
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // allowedHosts are http.allowedHosts and the host of oauth.publicURL, where browsers
