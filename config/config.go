@@ -40,6 +40,9 @@ const (
 	// DefaultMaxStaleness is cluster.maxStaleness: how long a clustered node serves
 	// connects without confirming the shared log's head.
 	DefaultMaxStaleness = 5 * time.Second
+	// MinMaxStaleness is the least cluster.maxStaleness: the JetStream cluster's
+	// replicas hear from each other about once a second, so a shorter bound flaps.
+	MinMaxStaleness = 2 * time.Second
 )
 
 // Tool-call audit levels (audit.toolCalls).
@@ -393,8 +396,8 @@ func (c *Config) settingProblems() []Problem {
 			break
 		}
 	}
-	if c.Cluster.MaxStaleness < 0 {
-		add("cluster.maxStaleness", "must not be negative")
+	if c.Cluster.MaxStaleness.D() < MinMaxStaleness {
+		add("cluster.maxStaleness", "%s is below the least bound, %s", c.Cluster.MaxStaleness.D(), MinMaxStaleness)
 	}
 	if c.PubSub != "" && !validNATSURL(c.PubSub) {
 		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)

@@ -29,7 +29,7 @@ func TestServe_ClusterNodesShareTheConfigLog(t *testing.T) {
 	for i, u := range urls {
 		data := filepath.Join(dir, fmt.Sprintf("node%d", i))
 		m, base := runService(t, &config.Config{DataDir: data, Listen: "127.0.0.1:0", NodeID: fmt.Sprintf("node%d", i),
-			Cluster: config.Cluster{URL: u, MaxStaleness: config.Duration(time.Second)}})
+			Cluster: config.Cluster{URL: u, MaxStaleness: config.Duration(config.MinMaxStaleness)}})
 		mains, bases, dataDirs = append(mains, m), append(bases, base), append(dataDirs, data)
 	}
 

@@ -81,7 +81,7 @@ func (c *Cluster) Start(i int) {
 		c.tb.Fatalf("nats server %d: %v", i, err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(30 * time.Second) {
 		c.tb.Fatalf("nats server %d not ready", i)
 	}
 	c.Servers[i] = ns
