@@ -107,10 +107,14 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: opts.Stream, Subjects: []string{subjectPrefix + ">"},
-		Storage: jetstream.FileStorage, Replicas: opts.Replicas,
-		Duplicates: 2 * time.Minute, MaxMsgSize: maxMessage,
+	var stream jetstream.Stream
+	err = retry(ctx, func() (err error) {
+		stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: opts.Stream, Subjects: []string{subjectPrefix + ">"},
+			Storage: jetstream.FileStorage, Replicas: opts.Replicas,
+			Duplicates: 2 * time.Minute, MaxMsgSize: maxMessage,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: stream %s: %w", opts.Stream, err)
@@ -190,16 +194,28 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 
 // publish retries while the stream reports the same message id still in flight (10158).
 func (s *Store) publish(ctx context.Context, subject string, body []byte, popts []jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	var ack *jetstream.PubAck
+	err := retry(ctx, func() (err error) {
+		ack, err = s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body}, popts...)
+		return err
+	})
+	return ack, err
+}
+
+// retry calls fn again, while ctx lasts, as long as it fails with a message id still in
+// flight (10158) or JetStream briefly unavailable (503: no leader while one is
+// elected). A retried publish is safe: the message id dedupes one that did land.
+func retry(ctx context.Context, fn func() error) error {
 	for {
-		ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body}, popts...)
+		err := fn()
 		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeDuplicateInFlight {
-			return ack, err
+		if err == nil || !errors.As(err, &apiErr) || (apiErr.ErrorCode != errCodeDuplicateInFlight && apiErr.Code != 503) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -223,7 +239,11 @@ func isConflict(err error) bool {
 // another node wrote in between.
 func (s *Store) subjectSeq(ctx context.Context, stream string, expected int64) (uint64, error) {
 	var seq uint64
-	msg, err := s.stream.GetLastMsgForSubject(ctx, Subject(stream))
+	var msg *jetstream.RawStreamMsg
+	err := retry(ctx, func() (err error) {
+		msg, err = s.stream.GetLastMsgForSubject(ctx, Subject(stream))
+		return err
+	})
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	case err != nil:

@@ -64,9 +64,11 @@ func StartCluster(tb testing.TB, n int, dir string) *Cluster {
 	return c
 }
 
+// anyMetaLeader reports a JetStream meta leader that knows every server as a peer,
+// so that a stream of len(Servers) replicas can be placed.
 func (c *Cluster) anyMetaLeader() bool {
 	for _, s := range c.Servers {
-		if s != nil && s.JetStreamIsLeader() {
+		if s != nil && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == len(c.Servers) {
 			return true
 		}
 	}
