@@ -29,6 +29,8 @@ func ruleWords(r domain.Rule) string {
 		return "rule user_vars_missing: the owner has not set every per-owner value the config needs (named in the inputs), and a placeholder is never sent as is"
 	case domain.RuleBreakerOpen:
 		return "rule breaker_open: recent connect failures opened the circuit breaker for this owner and server"
+	case domain.RuleStaleNode:
+		return "rule stale_node: this cluster node had not confirmed the shared log's head within cluster.maxStaleness, so it opened no new connection"
 	}
 	return "rule " + string(r)
 }

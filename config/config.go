@@ -42,6 +42,12 @@ const (
 	// <= 0.1 s and ~200 MB resident, mostly mapped file pages; each snapshot is
 	// ~0.5-2 MB of the file).
 	DefaultSnapshotEvery = 25_000
+	// DefaultMaxStaleness is cluster.maxStaleness: how long a clustered node serves
+	// connects without confirming the shared log's head.
+	DefaultMaxStaleness = 5 * time.Second
+	// MinMaxStaleness is the least cluster.maxStaleness: the JetStream cluster's
+	// replicas hear from each other about once a second, so a shorter bound flaps.
+	MinMaxStaleness = 2 * time.Second
 )
 
 // Tool-call audit levels (audit.toolCalls).
@@ -80,6 +86,17 @@ type Config struct {
 	Limits      Limits      `json:"limits"`
 	Credentials Credentials `json:"credentials"`
 	OAuth       OAuth       `json:"oauth"`
+	Cluster     Cluster     `json:"cluster"`
+}
+
+// Cluster joins the node to other mcpes nodes sharing one replicated config log.
+type Cluster struct {
+	// URL is "" for a single node, or nats://HOST:PORT[,nats://HOST:PORT...] of the
+	// JetStream cluster holding the log.
+	URL string `json:"url,omitempty"`
+	// MaxStaleness is how long the node may go without confirming the log's head
+	// before it refuses new connects (rule stale_node).
+	MaxStaleness Duration `json:"maxStaleness"`
 }
 
 // HTTP is the request-origin policy of every route (the API, /mcp, /ui). A request
@@ -227,6 +244,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Inspection.Concurrency == 0 {
 		c.Inspection.Concurrency = DefaultInspectionConcurrency
+	}
+	if c.Cluster.MaxStaleness == 0 {
+		c.Cluster.MaxStaleness = Duration(DefaultMaxStaleness)
 	}
 	if c.Connections.MaxConcurrentConnects == 0 {
 		c.Connections.MaxConcurrentConnects = DefaultMaxConcurrentConnects
@@ -386,6 +406,15 @@ func (c *Config) settingProblems() []Problem {
 		if _, err := domain.ParseWitness(w); err != nil {
 			add("audit.witness", "%v", err)
 		}
+	}
+	for u := range strings.SplitSeq(c.Cluster.URL, ",") {
+		if c.Cluster.URL != "" && !validNATSURL(u) {
+			add("cluster.url", "want empty (one node) or nats://HOST:PORT[,...], got %q", c.Cluster.URL)
+			break
+		}
+	}
+	if c.Cluster.MaxStaleness.D() < MinMaxStaleness {
+		add("cluster.maxStaleness", "%s is below the least bound, %s", c.Cluster.MaxStaleness.D(), MinMaxStaleness)
 	}
 	if c.PubSub != "" && !validNATSURL(c.PubSub) {
 		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)

@@ -145,7 +145,7 @@ func yamlProblem(err error) *Problem {
 }
 
 var topKeys = []string{"mcpServers", "mcpSettings", "auth", "dataDir", "listen", "pubsub",
-	"nodeID", "inspection", "connections", "audit", "http", "limits", "credentials", "oauth"}
+	"nodeID", "inspection", "connections", "audit", "http", "limits", "credentials", "oauth", "cluster"}
 
 func (d *decoder) config(top any) *Config {
 	cfg := &Config{MCPServers: map[string]domain.ServerConfig{}, ServerLines: map[string]int{}}
@@ -203,6 +203,11 @@ func (d *decoder) config(top any) *Config {
 	cfg.Listen = d.str([]string{"listen"}, m["listen"])
 	cfg.PubSub = d.str([]string{"pubsub"}, m["pubsub"])
 	cfg.NodeID = d.str([]string{"nodeID"}, m["nodeID"])
+	if c := d.obj([]string{"cluster"}, m["cluster"]); c != nil {
+		d.unknown([]string{"cluster"}, c, "url", "maxStaleness")
+		cfg.Cluster.URL = d.str([]string{"cluster", "url"}, c["url"])
+		cfg.Cluster.MaxStaleness = d.dur([]string{"cluster", "maxStaleness"}, c["maxStaleness"])
+	}
 	if in := d.obj([]string{"inspection"}, m["inspection"]); in != nil {
 		d.unknown([]string{"inspection"}, in, "concurrency")
 		cfg.Inspection.Concurrency = d.int([]string{"inspection", "concurrency"}, in["concurrency"])

@@ -46,7 +46,7 @@ func (e *RefusedError) Unwrap() []error {
 	switch e.Rule {
 	case domain.RuleNoConfig:
 		return []error{ErrRefused, ErrNotFound}
-	case domain.RuleBreakerOpen:
+	case domain.RuleBreakerOpen, domain.RuleStaleNode:
 		return []error{ErrRefused, ErrUnavailable}
 	}
 	return []error{ErrRefused}

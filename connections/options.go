@@ -67,6 +67,9 @@ type Options struct {
 	// Grants are the owners' OAuth grants. Nil: no grants, and OAuth servers are
 	// decided as before grants existed (owners may try, the upstream refuses).
 	Grants GrantSource
+	// StaleNode, when set, says whether this cluster node is past cluster.maxStaleness:
+	// new connects are then refused with rule stale_node (alive connections are reused).
+	StaleNode func() bool
 
 	// MaxConcurrentConnects bounds the connects one GetMany runs at once. Default 3.
 	MaxConcurrentConnects int

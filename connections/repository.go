@@ -209,7 +209,7 @@ func (r *Repository) await(ctx context.Context, call *connectCall) (*Connection,
 func (r *Repository) inputs(ctx context.Context, e *entry, now time.Time) (domain.ServerState, domain.DecisionInputs) {
 	st, view, pos := r.m.servers.Effective(r.owner, e.name)
 	in := domain.DecisionInputs{Owner: r.owner, Server: e.name, Position: pos, Config: view,
-		ExistingState: domain.ConnNone, BreakerOpen: e.br.isOpen(now)}
+		ExistingState: domain.ConnNone, BreakerOpen: e.br.isOpen(now), StaleNode: r.m.opts.StaleNode != nil && r.m.opts.StaleNode()}
 	if c := e.conn.Load(); c != nil {
 		if !c.alive() {
 			r.markLost(ctx, e, c)

@@ -165,6 +165,9 @@ type DecisionInputs struct {
 	ExistingState   ConnState `json:"existingState"`
 	// BreakerOpen is set when the (owner, server) circuit breaker was open.
 	BreakerOpen bool `json:"breakerOpen,omitempty"`
+	// StaleNode is set when the deciding cluster node had not confirmed the shared
+	// log's head within cluster.maxStaleness, so its config view may be behind.
+	StaleNode bool `json:"staleNode,omitempty"`
 	// OAuth are the grant inputs of an owner's decision about an OAuth server.
 	OAuth GrantInputs `json:"oauth,omitzero"`
 }

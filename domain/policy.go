@@ -36,6 +36,7 @@ const (
 	RuleCustomUserVars   Rule = "custom_user_vars"
 	RuleBreakerOpen      Rule = "breaker_open"
 	RuleUserVarsMissing  Rule = "user_vars_missing"
+	RuleStaleNode        Rule = "stale_node"
 )
 
 // EvictReason says why a connection was closed and removed.
@@ -98,7 +99,6 @@ type Decision struct {
 // DecideGet is the pure rule behind a repository's Get: given what the projection says,
 // the existing connection and whether the breaker was open, what to do.
 func DecideGet(in DecisionInputs) Decision {
-	breakerOpen := in.BreakerOpen
 	ok, rule := MayConnect(in.Owner, in.Config)
 	has := in.ExistingState != ConnNone && in.ExistingState != ""
 	noGrant, newGrant := grantRule(in)
@@ -118,23 +118,36 @@ func DecideGet(in DecisionInputs) Decision {
 	if has {
 		switch {
 		case IsStale(in.ExistingVersion, in.Config) || newGrant:
-			if breakerOpen {
-				return Decision{Action: ActionRefuse, Rule: RuleBreakerOpen, Evict: EvictStale}
+			if rule, blocked := connectBlocked(in); blocked {
+				return Decision{Action: ActionRefuse, Rule: rule, Evict: EvictStale}
 			}
 			return Decision{Action: ActionConnect, Rule: rule, Evict: EvictStale}
 		case in.ExistingState == ConnDead:
-			if breakerOpen {
-				return Decision{Action: ActionRefuse, Rule: RuleBreakerOpen, Evict: EvictDead}
+			if rule, blocked := connectBlocked(in); blocked {
+				return Decision{Action: ActionRefuse, Rule: rule, Evict: EvictDead}
 			}
 			return Decision{Action: ActionConnect, Rule: rule, Evict: EvictDead}
 		default:
 			return Decision{Action: ActionReuse, Rule: rule}
 		}
 	}
-	if breakerOpen {
-		return Decision{Action: ActionRefuse, Rule: RuleBreakerOpen}
+	if rule, blocked := connectBlocked(in); blocked {
+		return Decision{Action: ActionRefuse, Rule: rule}
 	}
 	return Decision{Action: ActionConnect, Rule: rule}
+}
+
+// connectBlocked names what stops a new connect the policy allows: a cluster node
+// that may be behind the shared log, then an open circuit breaker. An alive, fresh
+// connection is reused either way.
+func connectBlocked(in DecisionInputs) (Rule, bool) {
+	switch {
+	case in.StaleNode:
+		return RuleStaleNode, true
+	case in.BreakerOpen:
+		return RuleBreakerOpen, true
+	}
+	return "", false
 }
 
 // DecideHas is the pure rule behind Has: whether the server may be connected, and the

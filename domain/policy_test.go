@@ -44,6 +44,7 @@ func TestDecideGet(t *testing.T) {
 	in := func(existing ConnState, version uint64, view ConfigView, breaker bool) DecisionInputs {
 		return DecisionInputs{Owner: "alice", Server: "files", Position: 9, Config: view, ExistingState: existing, ExistingVersion: version, BreakerOpen: breaker}
 	}
+	stale := func(in DecisionInputs) DecisionInputs { in.StaleNode = true; return in }
 	gone := ConfigView{}
 	failed := with(func(v *ConfigView) { v.InspectionFailed = true })
 	for name, tc := range map[string]struct {
@@ -63,6 +64,10 @@ func TestDecideGet(t *testing.T) {
 		"breaker refuses a new connect":      {in(ConnNone, 0, okView, true), Decision{Action: ActionRefuse, Rule: RuleBreakerOpen}},
 		"breaker: stale evicted, no connect": {in(ConnAlive, 3, okView, true), Decision{Action: ActionRefuse, Rule: RuleBreakerOpen, Evict: EvictStale}},
 		"breaker: dead evicted, no connect":  {in(ConnDead, 7, okView, true), Decision{Action: ActionRefuse, Rule: RuleBreakerOpen, Evict: EvictDead}},
+		"stale node refuses a new connect":   {stale(in(ConnNone, 0, okView, true)), Decision{Action: ActionRefuse, Rule: RuleStaleNode}},
+		"stale node: dead evicted":           {stale(in(ConnDead, 7, okView, false)), Decision{Action: ActionRefuse, Rule: RuleStaleNode, Evict: EvictDead}},
+		"stale node reuses an alive one":     {stale(in(ConnAlive, 7, okView, false)), Decision{Action: ActionReuse, Rule: RuleAllowed}},
+		"stale node: policy refusal first":   {stale(in(ConnNone, 0, failed, false)), Decision{Action: ActionRefuse, Rule: RuleInspectionFailed}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := DecideGet(tc.in); got != tc.want {

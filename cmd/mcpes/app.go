@@ -16,7 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/mcpes/mcpes/audit"
+	"github.com/mcpes/mcpes/cluster"
 	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/credentials"
@@ -64,6 +67,10 @@ type Main struct {
 	http     *http.Server
 	ln       net.Listener
 	metrics  *metrics
+
+	// cluster is the shared log when cluster.url is set (nil on a single node).
+	cluster     *cluster.Store
+	clusterConn *nats.Conn
 	// checkpointer signs the log's tree head (nil without a signing key).
 	checkpointer *audit.Checkpointer
 
@@ -154,6 +161,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			ProtocolVersion: upstreamProtocol(cfg.Connections.ProtocolVersion),
 			MaxMessageBytes: cfg.Connections.MaxMessageBytes},
 		Grants:                m.oauth,
+		StaleNode:             m.staleNode,
 		MaxConcurrentConnects: cfg.Connections.MaxConcurrentConnects,
 		IdleTimeout:           cfg.Connections.IdleTimeout.D(),
 		BreakerThreshold:      cfg.Connections.Breaker.Failures,
@@ -307,6 +315,12 @@ func (m *Main) readiness() (bool, any) {
 			ready, detail.Storage = false, p
 		}
 	}
+	if m.cluster != nil {
+		detail.Cluster = "fresh"
+		if m.staleNode() {
+			ready, detail.Cluster = false, "stale_node"
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if lag, err := m.relay.Lag(ctx); err == nil {
@@ -323,6 +337,10 @@ type readyDetail struct {
 	Relay           string  `json:"relay"`
 	RelayLagEvents  uint64  `json:"relayLagEvents"`
 	RelayLagSeconds float64 `json:"relayLagSeconds"`
+
+	// Cluster is "fresh", or "stale_node" past cluster.maxStaleness (absent on a
+	// single node).
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // allowedHosts are http.allowedHosts and the host of oauth.publicURL, where browsers
@@ -387,6 +405,14 @@ func (m *Main) openStore() error {
 	}
 	m.creds = creds
 	m.metered = newMeteredStore(st, creds)
+	if m.Config.Cluster.URL != "" {
+		cl, err := m.joinCluster(context.Background(), creds)
+		if err != nil {
+			return err
+		}
+		m.cluster = cl
+		m.metered = newMeteredStore(st, cl)
+	}
 	m.pidPath = filepath.Join(dir, pidFile)
 	if err := os.WriteFile(m.pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		m.Logger.Warn("cannot write pid file", "path", m.pidPath, "err", err)
@@ -494,6 +520,9 @@ func (m *Main) shutdown(ctx context.Context) error {
 		} else if head, _, err := m.store.Head(ctx); err == nil {
 			log.Info("projections snapshotted", "position", head)
 		}
+	}
+	if err := m.closeCluster(); err != nil {
+		errs = append(errs, fmt.Errorf("close cluster: %w", err))
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {

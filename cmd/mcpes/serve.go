@@ -23,6 +23,7 @@ type serveOpts struct {
 	data       string
 	listen     string
 	pubsub     string
+	cluster    string
 	logFormat  string
 	logLevel   string
 	drain      time.Duration
@@ -64,6 +65,7 @@ MCPES_DATA and MCPES_LISTEN from the environment override the defaults. Without 
 	f.StringVar(&o.data, "data", "", "data directory (default from the config file, else ./mcpes-data)")
 	f.StringVar(&o.listen, "listen", "", "listen address (default from the config file, else 127.0.0.1:7300)")
 	f.StringVar(&o.pubsub, "pubsub", "", "publish events to NATS JetStream at nats://HOST:PORT (default: in-process)")
+	f.StringVar(&o.cluster, "cluster", "", "join the cluster sharing one replicated config log at nats://HOST:PORT[,...] (default: cluster.url)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&o.drain, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight requests")
@@ -95,6 +97,9 @@ func (e *env) serve(cmd *cobra.Command, o serveOpts) error {
 	}
 	if o.pubsub != "" {
 		cfg.PubSub = o.pubsub
+	}
+	if o.cluster != "" {
+		cfg.Cluster.URL = o.cluster
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

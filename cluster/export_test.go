@@ -1,0 +1,17 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// DebugInfo describes the stream head and its cluster for a failing test.
+func DebugInfo(s *Store) string {
+	info, err := s.stream.Info(context.Background())
+	if err != nil {
+		return err.Error()
+	}
+	b, _ := json.Marshal(info.Cluster)
+	return fmt.Sprintf("last %d applied %d cluster %s", info.State.LastSeq, s.Applied(), b)
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpes/mcpes/audit"
+	"github.com/mcpes/mcpes/config"
+	"github.com/mcpes/mcpes/internal/testnats"
+)
+
+func TestServe_ClusterNodesShareTheConfigLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server nats cluster")
+	}
+	// given three nats servers and three mcpes nodes, the third one reaching the
+	// cluster only through its own server
+	dir := t.TempDir()
+	nc := testnats.StartCluster(t, 3, filepath.Join(dir, "nats"))
+	urls := []string{nc.URL(0) + "," + nc.URL(1), nc.URL(1) + "," + nc.URL(0), nc.URL(2)}
+	var mains []*Main
+	var bases []string
+	var dataDirs []string
+	for i, u := range urls {
+		data := filepath.Join(dir, fmt.Sprintf("node%d", i))
+		m, base := runService(t, &config.Config{DataDir: data, Listen: "127.0.0.1:0", NodeID: fmt.Sprintf("node%d", i),
+			Cluster: config.Cluster{URL: u, MaxStaleness: config.Duration(config.MinMaxStaleness)}})
+		mains, bases, dataDirs = append(mains, m), append(bases, base), append(dataDirs, data)
+	}
+
+	// when the admin registers a server on node 0, then every node serves it
+	body := `{"type":"sse","url":"http://127.0.0.1:1/sse","startup":false}`
+	req, _ := http.NewRequest(http.MethodPut, bases[0]+"/v1/servers/shared", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("put: %d", res.StatusCode)
+	}
+	for i, base := range bases {
+		eventually(t, fmt.Sprintf("node %d serves the server", i), func() bool { return get(t, base+"/v1/servers/shared") == 200 })
+		if ready := getBody(t, base+"/readyz"); !strings.Contains(ready, `"cluster":"fresh"`) {
+			t.Errorf("node %d readyz: %s", i, ready)
+		}
+	}
+
+	// when node 2's nats server stops, then past cluster.maxStaleness node 2 is not
+	// ready and says stale_node; when it is back, node 2 is ready again
+	nc.Stop(2)
+	eventually(t, "node 2 stale", func() bool { return strings.Contains(getBody(t, bases[2]+"/readyz"), `"cluster":"stale_node"`) })
+	if code := get(t, bases[2]+"/readyz"); code == 200 {
+		t.Fatalf("stale node 2 answers readyz %d", code)
+	}
+	nc.Start(2)
+	eventually(t, "node 2 fresh again", func() bool { return get(t, bases[2]+"/readyz") == 200 })
+
+	// then, once stopped, every node's log verifies and ends at the same head
+	ctx := context.Background()
+	var heads []string
+	for i, m := range mains {
+		if err := m.Close(ctx); err != nil {
+			t.Fatalf("close node %d: %v", i, err)
+		}
+		st, err := openData(dataDirs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.VerifyAll(ctx, st, nil)
+		if err != nil || !rep.OK {
+			t.Errorf("node %d verify: %+v %v", i, rep, err)
+		}
+		pos, hash, _ := st.Head(ctx)
+		heads = append(heads, fmt.Sprintf("%d:%x", pos, hash))
+		st.Close()
+	}
+	if heads[0] != heads[1] || heads[0] != heads[2] {
+		t.Fatalf("heads differ: %v", heads)
+	}
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
