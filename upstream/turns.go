@@ -3,12 +3,17 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/mcpes/mcpes/domain"
 )
 
 // Which client session a server's request belongs to, where the transport cannot
 // say. On streamable HTTP before 2026-07-28 it is exact (the request arrives on
-// the answer stream of the call that caused it). On stdio, WebSocket and legacy
-// SSE the protocol carries no related-request id, so:
+// the answer stream of the call that caused it); on 2026-07-28 servers ask within
+// results (multi round-trip), and a request of the older kind that arrives while
+// two sessions have calls in flight is refused rather than guessed (see peerFor).
+// On stdio, WebSocket and legacy SSE the protocol carries no related-request id,
+// so:
 //
 //   - a request whose _meta.progressToken is the token mcpes gave a call in flight
 //     goes to that call's client session (exact);
@@ -26,10 +31,10 @@ import (
 
 // turn waits until no call of another peer is in flight on c, then counts one
 // call of peer in. Calls of one peer run together; a peer that waits is not
-// overtaken by new calls of the peer in turn. Only transports that cannot route
-// server requests take turns; a nil peer (nothing to route to) never waits.
+// overtaken by new calls of the peer in turn. Only stdio, WebSocket and SSE
+// connections take turns; a nil peer (nothing to route to) never waits.
 func (c *Conn) turn(ctx context.Context, peer Peer) (func(), error) {
-	if peer == nil || c.rawHTTP() {
+	if peer == nil || c.transport == domain.TransportStreamableHTTP {
 		return func() {}, nil
 	}
 	r := &c.relay
@@ -103,7 +108,7 @@ func (c *Conn) peerFor(params json.RawMessage) Peer {
 		case only == nil:
 			only = call.peer
 		default:
-			return nil // two sessions in flight: cannot happen while calls take turns
+			return nil // two sessions in flight (only on streamable HTTP): refused, not guessed
 		}
 	}
 	if only != nil {

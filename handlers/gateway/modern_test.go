@@ -77,6 +77,11 @@ func TestAggregate_Revision20260728GoesThroughTheRelay(t *testing.T) {
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "-32602") {
 		t.Fatalf("unknown tool: %d %s", res.StatusCode, body)
 	}
+	// and resources/subscribe, replaced by the listen filter, is not relayed
+	res, body = send(t, http.MethodPost, agg, "", `{"jsonrpc":"2.0","id":9,"method":"resources/subscribe","params":{"uri":"mcpes://clock/clock://zones"}}`, modernHdr)
+	if res.StatusCode != http.StatusNotFound || !strings.Contains(body, "-32601") {
+		t.Fatalf("subscribe: %d %s", res.StatusCode, body)
+	}
 	// and a GET without a session is not part of the revision
 	if res, _ := send(t, http.MethodGet, agg, "", "", nil); res.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("GET: %d", res.StatusCode)
