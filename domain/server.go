@@ -246,7 +246,7 @@ func DecideRecordInspection(st ServerState, cmd RecordInspection) ([]any, error)
 		ins.Tools = []Tool{}
 	}
 	out := []any{ins}
-	if st.LastSuccess != nil && st.LastSuccess.Digest != ins.Digest {
+	if st.LastSuccess != nil && catalogueChanged(st.LastSuccess, tools, ins.Digest) {
 		added, removed, changed := ToolDrift(st.LastSuccess.Tools, tools)
 		out = append(out, ServerToolsChanged{Scope: cmd.Scope, Name: cmd.Name,
 			PrevDigest: st.LastSuccess.Digest, Digest: ins.Digest, Added: added, Removed: removed, Changed: changed})
@@ -276,6 +276,27 @@ func CatalogueDigest(tools []Tool) string {
 	b, _ := json.Marshal(sorted)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// catalogueChanged reports whether tools (digest d) differ from the last successful
+// inspection. An inspection recorded before tools carried their raw Entry is compared
+// on the fields it recorded, so the upgrade that adds entries is not itself a change;
+// the next inspection then records the full digest.
+func catalogueChanged(last *ServerInspected, tools []Tool, d string) bool {
+	if last.Digest == d {
+		return false
+	}
+	for _, t := range last.Tools {
+		if t.Entry != nil {
+			return true
+		}
+	}
+	bare := make([]Tool, len(tools))
+	for i, t := range tools {
+		t.Entry = nil
+		bare[i] = t
+	}
+	return last.Digest != CatalogueDigest(bare)
 }
 
 // ToolDrift compares two catalogues by tool name and content.

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -160,6 +161,40 @@ func TestDecideRecordInspection(t *testing.T) {
 		same, _ := DecideRecordInspection(st, cmd(1, ok))
 		if len(same) != 1 {
 			t.Fatalf("no drift expected: %+v", same)
+		}
+	})
+	t.Run("the upgrade that adds raw entries is not drift", func(t *testing.T) {
+		// given a catalogue recorded before tools carried their entries
+		first, _ := DecideRecordInspection(given(reg), cmd(1, ok))
+		st := given(reg, first[0])
+		// when the same tools are inspected again, now with their raw entries
+		withEntries := ok
+		withEntries.Tools = nil
+		for _, tl := range ok.Tools {
+			tl.Entry = RawJSON(`{"name":"` + tl.Name + `","annotations":{"readOnlyHint":true}}`)
+			withEntries.Tools = append(withEntries.Tools, tl)
+		}
+		got, _ := DecideRecordInspection(st, cmd(1, withEntries))
+		// then no tools_changed is recorded
+		if len(got) != 1 {
+			t.Fatalf("upgrade recorded as drift: %+v", got)
+		}
+		// and a later change of an entry alone is drift
+		st = given(reg, first[0], got[0])
+		changed := withEntries
+		changed.Tools = slices.Clone(withEntries.Tools)
+		changed.Tools[0].Entry = RawJSON(`{"name":"` + changed.Tools[0].Name + `"}`)
+		again, _ := DecideRecordInspection(st, cmd(1, changed))
+		if len(again) != 2 || !reflect.DeepEqual(again[1].(ServerToolsChanged).Changed, []string{changed.Tools[0].Name}) {
+			t.Fatalf("entry change not drift: %+v", again)
+		}
+		// and a real change on the upgrade is still drift
+		drifted := withEntries
+		drifted.Tools = slices.Clone(withEntries.Tools)
+		drifted.Tools[0].Description = "something else"
+		moved, _ := DecideRecordInspection(given(reg, first[0]), cmd(1, drifted))
+		if len(moved) != 2 {
+			t.Fatalf("real change on upgrade lost: %+v", moved)
 		}
 	})
 	t.Run("inspection of a stale version is dropped", func(t *testing.T) {

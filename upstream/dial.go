@@ -200,7 +200,9 @@ func Dial(ctx context.Context, name string, cfg domain.ServerConfig, opts Option
 				tr = transport.NewIO(ws, ws, nil)
 			}
 		case domain.TransportSSE:
-			tr, err = transport.NewSSE(res.url, transport.WithHTTPClient(hc), transport.WithHeaders(res.headers),
+			sc := &http.Client{CheckRedirect: hc.CheckRedirect,
+				Transport: sseRequests{base: hc.Transport, max: int(opts.MaxMessageBytes) + 1<<10, answer: func(b []byte) { go c.answerSSE(b) }}}
+			tr, err = transport.NewSSE(res.url, transport.WithHTTPClient(sc), transport.WithHeaders(res.headers),
 				transport.WithSSELogger(c.logger))
 		default:
 			tr, err = transport.NewStreamableHTTP(res.url, transport.WithHTTPBasicClient(hc),

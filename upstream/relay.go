@@ -26,9 +26,8 @@ import (
 // reads the answer's event stream, so whatever arrives on it belongs to that
 // request (a stream the server closes early is resumed with Last-Event-ID). On
 // the other transports, progress is routed by its token (mcpes gives every
-// relayed request its own), and a message or request the server sends on its own
-// goes to the one request in flight, else to the most recent one, else to the
-// Peer that last spoke to the connection. Notifications of no request (list
+// relayed request its own), and a request or log message the server sends on its
+// own goes to the client session turns.go says. Notifications of no request (list
 // changes, resource updates) go to every OnMessage listener.
 
 // RPCError is a JSON-RPC error object as the server sent it.
@@ -74,6 +73,13 @@ type relayState struct {
 	order     []*relayCall // in start order
 	lastPeer  Peer
 	listeners []func(method string, params json.RawMessage)
+
+	// turns (turns.go): the peer whose calls are in flight, how many, how many
+	// calls of other peers wait, and a channel closed when the turn ends.
+	turnPeer    Peer
+	turnCalls   int
+	turnWaiting int
+	turnFree    chan struct{}
 }
 
 // Relay sends one request as it is and returns the server's answer. Cancelling
@@ -85,6 +91,11 @@ func (c *Conn) Relay(ctx context.Context, method string, params json.RawMessage,
 	if err := c.check(); err != nil {
 		return nil, err
 	}
+	done, err := c.turn(ctx, peer)
+	if err != nil {
+		return nil, c.wrap(method+" on", err)
+	}
+	defer done()
 	call := &relayCall{id: "mcpes-r" + strconv.FormatUint(c.progressSeq.Add(1), 10), peer: peer}
 	params, call.token = swapProgressToken(params, json.RawMessage(strconv.Quote(call.id)))
 	c.relay.mu.Lock()
@@ -101,7 +112,6 @@ func (c *Conn) Relay(ctx context.Context, method string, params json.RawMessage,
 
 	ctx = context.WithValue(ctx, callKey{}, call)
 	var resp *Response
-	var err error
 	if c.rawHTTP() {
 		resp, err = c.postRelay(ctx, call, method, params)
 	} else {
@@ -296,14 +306,7 @@ func (c *Conn) serverRequest(ctx context.Context, method string, params json.Raw
 	if related != nil {
 		peer = related.peer
 	} else {
-		c.relay.mu.Lock()
-		for i := len(c.relay.order) - 1; i >= 0 && peer == nil; i-- {
-			peer = c.relay.order[i].peer
-		}
-		if peer == nil {
-			peer = c.relay.lastPeer
-		}
-		c.relay.mu.Unlock()
+		peer = c.peerFor(params)
 	}
 	if peer == nil {
 		return &Response{Error: &RPCError{Code: mcp.METHOD_NOT_FOUND, Message: "no client session to answer " + method}}
@@ -368,15 +371,15 @@ func (c *Conn) notification(method string, params json.RawMessage, related *rela
 			go h()
 		}
 	case "notifications/message":
-		if related == nil {
-			c.relay.mu.Lock()
-			if len(c.relay.order) == 1 {
-				related = c.relay.order[0]
-			}
-			c.relay.mu.Unlock()
-		}
 		if related != nil && related.peer != nil {
 			related.peer.Notify(method, params)
+			return
+		}
+		c.relay.mu.Lock()
+		busy := len(c.relay.order) > 0
+		c.relay.mu.Unlock()
+		if peer := c.peerFor(params); busy && peer != nil {
+			peer.Notify(method, params) // a log message during a call: that call's session's
 			return
 		}
 	}

@@ -9,7 +9,7 @@ import (
 // The aggregate /mcp on the relay. Clients that start with initialize (every
 // revision up to 2025-11-25: the TypeScript SDK, mcp-go pinned to 2025-11-25)
 // get sessions of the same relay as /mcp/{server}; clients of 2026-07-28 (no
-// initialize, no session) are served by mcp-go's server as before. Lists are
+// initialize, no session) get a session per request (modern.go). Lists are
 // answered from the owner's offer (the inspected catalogue, never waiting on an
 // upstream), each entry as the upstream sent it with only its name or URI
 // rewritten; calls, prompts, reads, subscriptions and completions go to the
@@ -42,7 +42,12 @@ func (o *ownerServer) aggregateInit(proto string) []byte {
 func (g *Gateway) offerChanged(owner, method string) {
 	msg := notificationMsg(method, nil)
 	for _, s := range g.sessionsOf(owner, "") {
-		s.send(nil, msg, false)
+		switch {
+		case s.listen == nil:
+			s.send(nil, msg, false)
+		case s.listen[method]:
+			s.send(nil, s.listenMsg(method), false)
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
@@ -92,126 +90,6 @@ func explain(ctx context.Context, srv string, timeout time.Duration, err error) 
 	return err
 }
 
-// callTool routes tool of srv: the owner's repository Get, then tools/call upstream
-// under srv's timeout with the client's cancellation, forwarding progress when the
-// client sent a progress token. A tool-level error comes back as a result with
-// IsError; a failure to connect or a protocol error as an error (a JSON-RPC error to
-// the client).
-func (o *ownerServer) callTool(srv, tool string) server.ToolHandlerFunc {
-	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		start := o.g.d.Clock()
-		timeout := o.timeoutOf(srv)
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		res, err := o.call(cctx, ctx, srv, tool, req)
-		if err != nil {
-			err = explain(cctx, srv, timeout, err)
-		}
-		if o.g.d.AuditToolCalls == AuditMetadata || o.g.d.AuditToolCalls == AuditFull {
-			outcome := OutcomeOK
-			switch {
-			case err != nil:
-				outcome = OutcomeError
-			case res != nil && res.IsError:
-				outcome = OutcomeToolError
-			}
-			o.g.audit(ctx, o, srv, tool, req.Params.Arguments, outcome, o.g.d.Clock().Sub(start), "")
-		}
-		return res, err
-	}
-}
-
-func (o *ownerServer) call(ctx, reqCtx context.Context, srv, tool string, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	up, err := o.upstreamOf(ctx, srv)
-	if err != nil {
-		return o.authorizationNeeded(reqCtx, srv, err)
-	}
-	var progress func(upstream.Progress)
-	if req.Params.Meta != nil && req.Params.Meta.ProgressToken != nil {
-		if s := server.ServerFromContext(reqCtx); s != nil {
-			token := req.Params.Meta.ProgressToken
-			progress = func(p upstream.Progress) {
-				params := map[string]any{"progressToken": token, "progress": p.Progress}
-				if p.Total != 0 {
-					params["total"] = p.Total
-				}
-				if p.Message != "" {
-					params["message"] = p.Message
-				}
-				_ = s.SendNotificationToClient(reqCtx, string(mcp.MethodNotificationProgress), params)
-			}
-		}
-	}
-	res, err := up.CallTool(ctx, tool, req.Params.Arguments, progress)
-	if err != nil {
-		return o.authorizationNeeded(reqCtx, srv, err)
-	}
-	o.g.callSucceeded(o.owner, srv)
-	cleanResult(&res.Result)
-	return res, nil
-}
-
-// cleanResult drops what belongs to the upstream hop rather than to the answer: the
-// result type of the upstream's protocol era (mcp-go sets the client's own) and the
-// upstream's server info in _meta. Other _meta fields pass through.
-func cleanResult(r *mcp.Result) {
-	r.ResultType = ""
-	if r.Meta == nil {
-		return
-	}
-	delete(r.Meta.AdditionalFields, mcp.MetaKeyServerInfo)
-	if r.Meta.ProgressToken == nil && len(r.Meta.AdditionalFields) == 0 {
-		r.Meta = nil
-	}
-}
-
-func (o *ownerServer) getPrompt(srv, prompt string) server.PromptHandlerFunc {
-	return func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-		timeout := o.timeoutOf(srv)
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		up, err := o.upstreamOf(cctx, srv)
-		if err != nil {
-			return nil, explain(cctx, srv, timeout, err)
-		}
-		res, err := up.GetPrompt(cctx, prompt, req.Params.Arguments)
-		if err != nil {
-			return nil, explain(cctx, srv, timeout, err)
-		}
-		cleanResult(&res.Result)
-		return res, nil
-	}
-}
-
-func (o *ownerServer) readResource(srv, uri string) server.ResourceHandlerFunc {
-	return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-		timeout := o.timeoutOf(srv)
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		up, err := o.upstreamOf(cctx, srv)
-		if err != nil {
-			return nil, explain(cctx, srv, timeout, err)
-		}
-		res, err := up.ReadResource(cctx, uri)
-		if err != nil {
-			return nil, explain(cctx, srv, timeout, err)
-		}
-		out := make([]mcp.ResourceContents, 0, len(res.Contents))
-		for _, c := range res.Contents {
-			switch t := c.(type) {
-			case mcp.TextResourceContents:
-				t.URI = ResourceURI(srv, t.URI)
-				c = t
-			case mcp.BlobResourceContents:
-				t.URI = ResourceURI(srv, t.URI)
-				c = t
-			}
-			out = append(out, c)
-		}
-		return out, nil
-	}
-}
-
 // hookToolsChanged asks, once per connection, for a re-inspection when the upstream
 // announces notifications/tools/list_changed, so the offer follows its catalogue.
 func (g *Gateway) hookToolsChanged(c *connections.Connection, up *upstream.Conn) {
@@ -289,32 +167,16 @@ func authorizationNeededMsg(srv, link string) string {
 	return "mcpes needs your authorization to use " + srv + "; open this link, then call again: " + link
 }
 
-// authorizationNeeded turns a refusal for want of an OAuth grant into the link the
-// owner must open: a URL elicitation (-32042) for clients that declared URL
-// elicitation, else a tool error result carrying the link. Other errors pass.
-func (o *ownerServer) authorizationNeeded(ctx context.Context, srv string, err error) (*mcp.CallToolResult, error) {
-	u, ok, aerr := o.authorizationLink(ctx, srv, err)
-	if aerr != nil || !ok {
-		return nil, cmp.Or(aerr, err)
-	}
-	if s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
-		// -32042 is the 2025-11-25 answer; 2026-07-28 reserves the code, so its
-		// clients get the link in the result like clients without URL elicitation.
-		if c := s.GetClientCapabilities().Elicitation; c != nil && c.URL != nil && !mcp.IsModernProtocol(server.RequestProtocolVersion(ctx)) {
-			return nil, urlElicitation(o, srv, u)
-		}
-	}
-	return mcp.NewToolResultError(authorizationNeededMsg(srv, u)), nil
-}
-
 // urlElicitation is the -32042 error asking the client to open the link.
 func urlElicitation(o *ownerServer, srv, link string) mcp.URLElicitationRequiredError {
 	return mcp.URLElicitationRequiredError{Elicitations: []mcp.ElicitationParams{{Mode: mcp.ElicitationModeURL,
 		Message: "mcpes needs your authorization to use " + srv, URL: link, ElicitationID: o.g.d.NewID()}}}
 }
 
-// authorizationAnswer is authorizationNeeded for a tools/call relayed on a session:
-// the raw answer, or nil when err is not a refusal for want of a grant.
+// authorizationAnswer turns a refusal of a relayed tools/call for want of an OAuth
+// grant into the link the owner must open: a URL elicitation (-32042) for clients
+// that declared URL elicitation, else a tool error result carrying the link. It is
+// nil when err is not such a refusal.
 func (g *Gateway) authorizationAnswer(ctx context.Context, s *session, id json.RawMessage, srv string, err error) []byte {
 	u, ok, aerr := s.o.authorizationLink(ctx, srv, err)
 	if aerr != nil || !ok {

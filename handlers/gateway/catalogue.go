@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
@@ -51,14 +50,13 @@ func SplitResourceURI(u string) (server, uri string, ok bool) {
 	return server, uri, ok && server != "" && uri != "" && domain.ToolPrefix(server) == server
 }
 
-// ownerServer is one owner's MCP server and the offer it was last given.
+// ownerServer is one owner's side of the gateway: its repository and the offer it
+// was last given.
 type ownerServer struct {
 	g     *Gateway
 	owner string
 	actor string
 	repo  *connections.Repository
-	mcp   *server.MCPServer
-	http  *server.StreamableHTTPServer
 
 	mu           sync.Mutex // serialises sync
 	tools        map[string]offered
@@ -86,20 +84,16 @@ func newOwnerServer(g *Gateway, owner string) *ownerServer {
 	if owner != "" {
 		o.actor = "owner:" + owner
 	}
-	o.mcp, o.http = g.newMCPServer()
 	return o
 }
 
 // catalogue is what an owner may be offered now.
 type catalogue struct {
-	tools     map[string]server.ServerTool
-	toolFP    map[string]offered
-	prompts   map[string]server.ServerPrompt
-	promptFP  map[string]offered
-	resources map[string]server.ServerResource
-	resFP     map[string]offered
-	tmplFP    map[string]offered
-	instr     strings.Builder
+	toolFP   map[string]offered
+	promptFP map[string]offered
+	resFP    map[string]offered
+	tmplFP   map[string]offered
+	instr    strings.Builder
 }
 
 // serverOf maps a tool prefix (SplitName, SplitResourceURI) back to the name of the
@@ -119,9 +113,8 @@ func (o *ownerServer) serverOf(prefix string) string {
 // may connect (domain.MayConnect on the owner's view), with the catalogue of its last
 // successful inspection.
 func (o *ownerServer) build() catalogue {
-	c := catalogue{tools: map[string]server.ServerTool{}, toolFP: map[string]offered{},
-		prompts: map[string]server.ServerPrompt{}, promptFP: map[string]offered{},
-		resources: map[string]server.ServerResource{}, resFP: map[string]offered{}, tmplFP: map[string]offered{}}
+	c := catalogue{toolFP: map[string]offered{}, promptFP: map[string]offered{},
+		resFP: map[string]offered{}, tmplFP: map[string]offered{}}
 	sv := o.g.d.Servers
 	for _, e := range sv.List(o.owner) {
 		if e.Shadowed {
@@ -151,7 +144,6 @@ func (o *ownerServer) build() catalogue {
 				o.g.d.Logger.Warn("gateway: tool left out", "owner", o.owner, "tool", name, "err", err)
 				continue
 			}
-			c.tools[name] = server.ServerTool{Tool: tool, Handler: o.callTool(e.Name, t.Name)}
 			entry := rewriteEntry(t.Entry, "name", name)
 			if entry == "" {
 				b, _ := json.Marshal(tool)
@@ -162,9 +154,6 @@ func (o *ownerServer) build() catalogue {
 		}
 		for i, p := range ins.Prompts {
 			name := ToolName(e.Name, p.Name)
-			c.prompts[name] = server.ServerPrompt{
-				Prompt:  mcp.Prompt{Name: name, Description: p.Description},
-				Handler: o.getPrompt(e.Name, p.Name)}
 			entry := rewriteEntry(p.Entry, "name", name)
 			if entry == "" {
 				b, _ := json.Marshal(mcp.Prompt{Name: name, Description: p.Description})
@@ -174,9 +163,6 @@ func (o *ownerServer) build() catalogue {
 		}
 		for i, r := range ins.Resources {
 			uri := ResourceURI(e.Name, r.URI)
-			c.resources[uri] = server.ServerResource{
-				Resource: mcp.Resource{URI: uri, Name: r.Name, MIMEType: r.MIMEType},
-				Handler:  o.readResource(e.Name, r.URI)}
 			entry := rewriteEntry(r.Entry, "uri", uri)
 			if entry == "" {
 				b, _ := json.Marshal(mcp.Resource{URI: uri, Name: r.Name, MIMEType: r.MIMEType})
@@ -242,56 +228,22 @@ func diff(old, now map[string]offered) (del, add []string) {
 	return del, add
 }
 
-// sync brings the owner's MCP server in line with the projection. Each kind that
-// changed is deleted and added in at most two calls, each of which notifies the
-// connected clients (list_changed).
+// sync brings the owner's offer in line with the projection and tells the owner's
+// clients which lists changed.
 func (o *ownerServer) sync() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	c := o.build()
 	var changed []string
-
-	del, add := diff(o.tools, c.toolFP)
-	if len(del)+len(add) > 0 {
+	if del, add := diff(o.tools, c.toolFP); len(del)+len(add) > 0 {
 		changed = append(changed, "notifications/tools/list_changed")
 	}
-	if len(del) > 0 {
-		o.mcp.DeleteTools(del...)
-	}
-	if len(add) > 0 {
-		ts := make([]server.ServerTool, len(add))
-		for i, n := range add {
-			ts[i] = c.tools[n]
-		}
-		o.mcp.AddTools(ts...)
-	}
-	del, add = diff(o.prompts, c.promptFP)
-	if len(del)+len(add) > 0 {
+	if del, add := diff(o.prompts, c.promptFP); len(del)+len(add) > 0 {
 		changed = append(changed, "notifications/prompts/list_changed")
 	}
-	if len(del) > 0 {
-		o.mcp.DeletePrompts(del...)
-	}
-	if len(add) > 0 {
-		ps := make([]server.ServerPrompt, len(add))
-		for i, n := range add {
-			ps[i] = c.prompts[n]
-		}
-		o.mcp.AddPrompts(ps...)
-	}
-	del, add = diff(o.resources, c.resFP)
+	del, add := diff(o.resources, c.resFP)
 	if tdel, tadd := diff(o.templates, c.tmplFP); len(del)+len(add)+len(tdel)+len(tadd) > 0 {
 		changed = append(changed, "notifications/resources/list_changed")
-	}
-	if len(del) > 0 {
-		o.mcp.DeleteResources(del...)
-	}
-	if len(add) > 0 {
-		rs := make([]server.ServerResource, len(add))
-		for i, n := range add {
-			rs[i] = c.resources[n]
-		}
-		o.mcp.AddResources(rs...)
 	}
 	o.offerMu.Lock()
 	o.tools, o.prompts, o.resources, o.templates = c.toolFP, c.promptFP, c.resFP, c.tmplFP

@@ -5,13 +5,13 @@
 // refusal behind a call is recorded, with the MCP session and request id as its
 // correlation id.
 //
-// Two engines serve them. Clients that start with initialize (every revision up
-// to 2025-11-25) get sessions of a message-level relay (direct.go, session.go,
-// relay.go, aggregate.go): requests go upstream as sent and results, errors,
-// progress, log messages and the server's own requests (sampling, elicitation,
-// roots) come back as the upstream sent them. Clients of 2026-07-28 (no
-// initialize, no session) are served on /mcp by one mcp-go server per owner, built
-// from the same offer.
+// One engine serves them: a message-level relay (direct.go, session.go, relay.go,
+// aggregate.go). Clients that start with initialize (every revision up to
+// 2025-11-25) get sessions of it; clients of 2026-07-28 (no initialize, no
+// session) get a session per request on /mcp (modern.go). Requests go upstream as
+// sent and results, errors, progress, log messages and the server's own requests
+// (sampling, elicitation, roots; not to 2026-07-28 clients) come back as the
+// upstream sent them.
 //
 // Naming on /mcp. A tool or prompt `t` of server `s` is offered as `s__t` (server
 // names may not contain "__", so the first "__" splits the two). A resource `u`
@@ -47,7 +47,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
@@ -272,17 +271,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveDirect(w, r, owner, "")
 		return
 	}
-	o := g.ownerServer(owner)
-	if o == nil {
-		http.Error(w, ErrClosed.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	o.http.ServeHTTP(w, r)
+	g.serveModern(w, r, owner)
 }
 
-// relayed reports whether a request of /mcp belongs to the relay (one naming a
-// session, or an initialize: a client of a revision with sessions) rather than to
-// mcp-go's server (2026-07-28 clients, which send neither).
+// relayed reports whether a request of /mcp belongs to a session of the relay (one
+// naming a session, or an initialize: a client of a revision with sessions) rather
+// than standing alone (2026-07-28 clients, which send neither).
 func (g *Gateway) relayed(r *http.Request) bool {
 	if r.Header.Get("Mcp-Session-Id") != "" {
 		return true // 2026-07-28 has no sessions: an unknown one gets the relay's 404
@@ -393,13 +387,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	if already {
 		return nil
 	}
-	g.cancel()
-	g.mu.Lock()
-	owners := g.owners
-	g.mu.Unlock()
-	for _, o := range owners {
-		_ = o.http.Shutdown(ctx) // ends the sessions and the idle sweeper
-	}
+	g.cancel() // ends the listen streams and the requests without a session
 	g.sessMu.Lock()
 	sessions := g.sessions
 	g.sessions, g.byOwner = map[string]*session{}, map[string]map[*session]struct{}{}
@@ -426,18 +414,4 @@ func (g *Gateway) begin() bool {
 	}
 	g.wg.Add(1)
 	return true
-}
-
-// newMCPServer builds one owner's mcp-go server and its streamable-HTTP handler.
-func (g *Gateway) newMCPServer() (*server.MCPServer, *server.StreamableHTTPServer) {
-	s := server.NewMCPServer("mcpes", "1",
-		server.WithToolCapabilities(true),
-		server.WithPromptCapabilities(true),
-		server.WithResourceCapabilities(false, true),
-		server.WithRecovery(),
-		server.WithInstructions("mcpes gateway: the tools of every MCP server you may use, named <server>__<tool>."))
-	h := server.NewStreamableHTTPServer(s,
-		server.WithSessionIdleTTL(g.d.SessionIdleTTL),
-		server.WithStreamableHTTPLogger(g.d.Logger))
-	return s, h
 }

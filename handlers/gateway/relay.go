@@ -320,6 +320,8 @@ func (g *Gateway) hookMessages(owner, server string, up *upstream.Conn) {
 		}
 		for _, s := range g.sessionsFor(owner, server) {
 			switch {
+			case s.listen != nil:
+				continue // a listen stream hears only the list changes it asked for
 			case uri != "":
 				s.mu.Lock()
 				sub := s.subs[server+"\x00"+uri]

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -55,6 +56,29 @@ func FuzzPrefixContents(f *testing.F) {
 		out := prefixContents("srv", res)
 		if json.Valid(res) && !json.Valid(out) {
 			t.Fatalf("valid %q became invalid %q", res, out)
+		}
+	})
+}
+
+func FuzzHopless(f *testing.F) {
+	f.Add([]byte(`{"name":"x","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":1}}`))
+	f.Add([]byte(`{"_meta":{"io.modelcontextprotocol/clientInfo":{}}}`))
+	f.Add([]byte(`[1,"io.modelcontextprotocol/"]`))
+	f.Fuzz(func(t *testing.T, params []byte) {
+		out := hopless(params)
+		// the hop's keys are gone from a params object, everything else stays
+		var p struct {
+			Meta map[string]json.RawMessage `json:"_meta"`
+		}
+		if json.Unmarshal(out, &p) == nil {
+			for _, k := range hopKeys {
+				if _, ok := p.Meta[k]; ok && !bytes.Equal(out, params) {
+					t.Fatalf("%s kept in %s", k, out)
+				}
+			}
+		}
+		if !bytes.Contains(params, []byte("io.modelcontextprotocol/")) && !bytes.Equal(out, params) {
+			t.Fatalf("changed %s -> %s", params, out)
 		}
 	})
 }

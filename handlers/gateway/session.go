@@ -56,6 +56,12 @@ type session struct {
 	get      *stream // the standalone GET stream
 	inflight map[string]context.CancelFunc
 	pending  map[string]chan json.RawMessage
+
+	// A subscriptions/listen stream of revision 2026-07-28 (modern.go): the
+	// notifications it asked for, and its request id that tags them; nil listen
+	// for every other session.
+	listen   map[string]bool
+	listenID json.RawMessage
 }
 
 // clientCaps are the server-to-client requests the client said it answers.
