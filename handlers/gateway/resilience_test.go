@@ -205,7 +205,7 @@ func TestUpstreamListChanged_OfferFollowsCatalogue(t *testing.T) {
 			changed.Add(1)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	if res, err := callTool(ctx, c, "grow__one", nil); err != nil || text(res) != "1" {
 		t.Fatalf("one: %+v %v", res, err)
@@ -213,12 +213,22 @@ func TestUpstreamListChanged_OfferFollowsCatalogue(t *testing.T) {
 	if has(toolNames(t, c), "grow__two") {
 		t.Fatal("two before it exists")
 	}
-	// when the upstream adds a tool (and announces tools/list_changed)
-	s.AddTool(mcp.NewTool("two"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		return mcp.NewToolResultText("2"), nil
-	})
+	// when the upstream adds a tool (and announces tools/list_changed; announced
+	// again now and then, as the gateway's listening stream may open after the first)
+	addTwo := func() {
+		s.AddTool(mcp.NewTool("two"), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("2"), nil
+		})
+	}
+	addTwo()
 	// then the gateway re-inspects it, offers the new tool and tells its client
-	waitFor(t, 10*time.Second, "grow__two in the offer", func() bool { return has(toolNames(t, c), "grow__two") })
+	polls := 0
+	waitFor(t, 20*time.Second, "grow__two in the offer", func() bool {
+		if polls++; polls%50 == 0 {
+			addTwo()
+		}
+		return has(toolNames(t, c), "grow__two")
+	})
 	waitFor(t, 5*time.Second, "list_changed", func() bool { return changed.Load() > 0 })
 	if res, err := callTool(ctx, c, "grow__two", nil); err != nil || text(res) != "2" {
 		t.Fatalf("two: %+v %v", res, err)
