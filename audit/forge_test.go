@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -94,7 +95,11 @@ func reseal(tb testing.TB, src store.Store, f *forgery) (store.Store, uint64) {
 				}
 				if f.match(e, fact) {
 					forged = uint64(e.Sequence)
+					before := e
 					out := f.forge(&e, fact)
+					if reflect.DeepEqual(out, fact) && reflect.DeepEqual(e, before) {
+						tb.Fatalf("the forgery changed nothing at position %d: the case proves nothing", forged)
+					}
 					typ, err := events.TypeName(out)
 					if err != nil {
 						tb.Fatal(err)
@@ -222,8 +227,14 @@ func TestVerifyAll_ForgedDecisionFieldInResealedChain(t *testing.T) {
 		"existing connection of a refusal": {
 			match: is(1, func(f domain.ConnectionRefused) bool { return f.Rule == domain.RuleInspectionFailed }),
 			forge: func(_ *events.Envelope, fact any) any {
+				// the world's timing decides whether a connection was open then: flip
+				// what the refusal saw either way, so the forgery is never a no-op
 				f := fact.(domain.ConnectionRefused)
-				f.Inputs.ExistingState, f.Inputs.ExistingVersion = domain.ConnNone, 0
+				if f.Inputs.ExistingState == domain.ConnNone {
+					f.Inputs.ExistingState, f.Inputs.ExistingVersion = domain.ConnAlive, 1
+				} else {
+					f.Inputs.ExistingState, f.Inputs.ExistingVersion = domain.ConnNone, 0
+				}
 				return f
 			},
 		},

@@ -160,23 +160,35 @@ func rpcResult(id, result json.RawMessage) []byte {
 	return b
 }
 
-// directPost handles one POST: an initialize, or messages of a session.
-func (g *Gateway) directPost(w http.ResponseWriter, r *http.Request, owner, server string) {
+// readPost checks a POST's Accept (406) and Content-Type (415) headers and reads its
+// body (bounded by the route's MaxBytesReader: 413), answering the client itself
+// when it returns false.
+func readPost(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if !accepts(r.Header.Get("Accept"), "application/json", "text/event-stream") {
 		http.Error(w, "Accept must admit application/json and text/event-stream", http.StatusNotAcceptable)
-		return
+		return nil, false
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		http.Error(w, "Content-Type must be application/json", http.StatusUnsupportedMediaType)
-		return
+		return nil, false
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "request body: "+err.Error(), http.StatusRequestEntityTooLarge)
+		return nil, false
+	}
+	return body, true
+}
+
+// directPost handles one POST: an initialize, or messages of a session.
+func (g *Gateway) directPost(w http.ResponseWriter, r *http.Request, owner, server string) {
+	body, ok := readPost(w, r)
+	if !ok {
 		return
 	}
 	body = bytes.TrimSpace(body)
 	var msgs []wire
+	var err error
 	batch := len(body) > 0 && body[0] == '['
 	if batch {
 		err = json.Unmarshal(body, &msgs)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"mime"
 	"net/http"
 
 	"github.com/mcpes/mcpes/handlers"
@@ -44,17 +42,8 @@ func (g *Gateway) serveModern(w http.ResponseWriter, r *http.Request, owner stri
 		http.Error(w, "revision "+modernRevision+" has no "+r.Method+" on /mcp: POST a request, or initialize", http.StatusMethodNotAllowed)
 		return
 	}
-	if !accepts(r.Header.Get("Accept"), "application/json", "text/event-stream") {
-		http.Error(w, "Accept must admit application/json and text/event-stream", http.StatusNotAcceptable)
-		return
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		http.Error(w, "Content-Type must be application/json", http.StatusUnsupportedMediaType)
-		return
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, "request body: "+err.Error(), http.StatusRequestEntityTooLarge)
+	body, ok := readPost(w, r)
+	if !ok {
 		return
 	}
 	var m wire
