@@ -59,18 +59,20 @@ func (s *Store) consume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	done := make(chan struct{})
-	defer close(done)
+	// The iterator is stopped on this goroutine only: nats.go's ordered iterator
+	// races when Stop runs beside Next. A kick cancels the wait in Next instead.
+	defer it.Stop()
+	next, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
 		select {
-		case <-ctx.Done():
 		case <-s.kick:
-		case <-done:
+			cancel()
+		case <-next.Done():
 		}
-		it.Stop()
 	}()
 	for {
-		msg, err := it.Next()
+		msg, err := it.Next(jetstream.NextContext(next))
 		if err != nil {
 			return fmt.Errorf("consume: %w", err)
 		}
