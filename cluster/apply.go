@@ -102,13 +102,16 @@ func (s *Store) apply(ctx context.Context, msg jetstream.Msg) error {
 	if _, err := s.Store.Append(ctx, stream, store.AnyVersion, evs...); err != nil {
 		return fmt.Errorf("sequence %d: replica append: %w", seq, err)
 	}
-	// The applied sequence is saved when the consumer has caught up or every
-	// checkpointEvery messages, not per message (that would double the fsyncs of a
-	// catch-up): a restart replays the messages after it, which the replica dedupes by
-	// event id.
+	s.mu.Lock()
+	s.track.add(seq, msg.Subject(), msg.Data())
+	s.mu.Unlock()
+	// The head is saved when the consumer has caught up or every checkpointEvery
+	// messages, not per message (that would double the fsyncs of a catch-up): a restart
+	// replays the messages after it, which the replica dedupes by event id. Only this
+	// goroutine changes the tracker, so it reads it without the lock.
 	if meta.NumPending == 0 || seq%checkpointEvery == 0 {
-		if err := s.Store.SetCheckpoint(ctx, appliedCheckpoint, seq); err != nil {
-			return fmt.Errorf("sequence %d: replica checkpoint: %w", seq, err)
+		if err := s.track.save(ctx, s.Store); err != nil {
+			return fmt.Errorf("sequence %d: replica head: %w", seq, err)
 		}
 	}
 	s.mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/store"
 )
@@ -31,8 +32,6 @@ const (
 	DefaultMaxStaleness = 5 * time.Second
 	// subjectPrefix is the prefix of every aggregate subject of the log stream.
 	subjectPrefix = "mcpes.log."
-	// appliedCheckpoint is the replica checkpoint holding the last applied stream sequence.
-	appliedCheckpoint = "cluster/applied"
 	// maxMessage bounds one published Append (the JetStream default max payload is 1 MiB).
 	maxMessage = 1 << 20
 )
@@ -59,6 +58,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives apply and lease failures (default: discarded).
 	Logger *slog.Logger
+	// Node is this node's id (nodeID): the subject of its decisions stream and of its
+	// head reports (default "local").
+	Node string
 }
 
 func (o *Options) setDefaults() {
@@ -77,6 +79,9 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Node == "" {
+		o.Node = "local"
+	}
 }
 
 // Store is a node's view of the shared log: reads are served by the local replica,
@@ -90,7 +95,14 @@ type Store struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	nc       *nats.Conn
+	heads    *nats.Subscription // other nodes' head reports
+	shipDone chan struct{}
+
 	mu        sync.Mutex
+	track     *tracker      // the shared log's head; written by the apply loop
+	forked    error         // set when another node reported a different chain
+	checks    uint64        // head reports cross-checked
 	applied   uint64        // last stream sequence applied to the replica
 	notify    chan struct{} // closed and replaced when applied moves
 	confirmed time.Time     // last time the stream head was confirmed applied
@@ -119,17 +131,40 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: stream %s: %w", opts.Stream, err)
 	}
-	applied, err := replica.Checkpoint(ctx, appliedCheckpoint)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("cluster: replica checkpoint: %w", err)
+	err = retry(ctx, func() error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: opts.Stream + decisionsSuffix, Subjects: []string{decisionsPrefix + ">"},
+			Storage: jetstream.FileStorage, Replicas: opts.Replicas,
+			Duplicates: 2 * time.Minute, MaxMsgSize: maxMessage,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: stream %s: %w", opts.Stream+decisionsSuffix, err)
 	}
-	s := &Store{Store: replica, opts: opts, js: js, stream: stream, done: make(chan struct{}),
-		applied: applied, notify: make(chan struct{}), kick: make(chan struct{}, 1)}
+	track, err := loadTracker(ctx, replica)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: replica head: %w", err)
+	}
+	s := &Store{Store: replica, opts: opts, js: js, stream: stream, nc: nc,
+		done: make(chan struct{}), shipDone: make(chan struct{}), track: track,
+		applied: track.seq, notify: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if s.heads, err = nc.Subscribe(headsPrefix+">", s.crossCheck); err != nil {
+		return nil, fmt.Errorf("cluster: head reports: %w", err)
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go s.applyLoop(runCtx)
 	go s.leaseLoop(runCtx)
+	go s.shipLoop(runCtx)
 	return s, nil
+}
+
+// SharedHead returns the shared log's head as this node has applied it.
+func (s *Store) SharedHead() Head {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.track.head()
 }
 
 // Subject returns the stream subject of an aggregate: its name in unpadded base64url,
@@ -146,13 +181,19 @@ func (s *Store) Applied() uint64 {
 }
 
 // Append publishes evs as one stream message on stream's subject and returns once the
-// local replica has applied it. expected is checked by the stream (compare-and-set on
+// local replica has applied it; a node-local stream (domain.NodeLocal: connection
+// decisions) is appended to the replica alone. expected is checked by the stream (compare-and-set on
 // the subject's last sequence), not by the replica, so that two nodes racing on one
 // aggregate see exactly one win. A retried Append with the same first event id is
 // deduplicated by the stream.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, evs ...events.Envelope) (store.AppendResult, error) {
 	if err := store.ValidateAppend(stream, evs); err != nil {
 		return store.AppendResult{}, err
+	}
+	if domain.NodeLocal(stream) {
+		// A decision is the deciding node's: its own log has it at once and the ship
+		// loop copies it to the node's decisions stream.
+		return s.Store.Append(ctx, stream, expected, evs...)
 	}
 	body, err := json.Marshal(evs)
 	if err != nil {
@@ -288,10 +329,14 @@ func (s *Store) waitApplied(ctx context.Context, seq uint64) error {
 func (s *Store) Close() error {
 	s.cancel()
 	<-s.done
+	<-s.shipDone
+	unsubErr := s.heads.Unsubscribe()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := s.Store.SetCheckpoint(ctx, appliedCheckpoint, s.Applied())
-	return errors.Join(err, s.Store.Close())
+	s.mu.Lock()
+	err := s.track.save(ctx, s.Store)
+	s.mu.Unlock()
+	return errors.Join(err, unsubErr, s.Store.Close())
 }
 
 // Leader returns the name of the stream's current leader server ("" when none).

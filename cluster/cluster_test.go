@@ -52,7 +52,7 @@ func openNode(t *testing.T, path, urls string, clk *clock) *node {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	st, err := cluster.Open(ctx, nc, replica, cluster.Options{MaxStaleness: time.Second, Now: clk.now})
+	st, err := cluster.Open(ctx, nc, replica, cluster.Options{MaxStaleness: time.Second, Now: clk.now, Node: filepath.Base(path)})
 	if err != nil {
 		t.Fatalf("cluster open: %v", err)
 	}

@@ -15,3 +15,6 @@ func DebugInfo(s *Store) string {
 	b, _ := json.Marshal(info.Cluster)
 	return fmt.Sprintf("last %d applied %d cluster %s", info.State.LastSeq, s.Applied(), b)
 }
+
+// HeadSubject is the subject of node's head reports.
+func HeadSubject(node string) string { return headsPrefix + nodeToken(node) }

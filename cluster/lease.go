@@ -32,6 +32,7 @@ func (s *Store) leaseLoop(ctx context.Context) {
 	every := s.opts.MaxStaleness / 5
 	for {
 		s.renew(ctx)
+		s.reportHead()
 		select {
 		case <-ctx.Done():
 			return

@@ -97,5 +97,11 @@ func ConnStream(owner, server string) string {
 	return "conn/" + owner + "/" + server
 }
 
+// NodeLocal reports whether stream holds connection decisions, which stay
+// authoritative on the node that made them: on a cluster they are appended to that
+// node's own log (never waiting for a quorum) and shipped to its decisions stream,
+// while every other stream is a config fact shared through the replicated log.
+func NodeLocal(stream string) bool { return strings.HasPrefix(stream, "conn/") }
+
 // SharedOwner names the shared app-level repository in stream names and output.
 const SharedOwner = "_"

@@ -316,8 +316,12 @@ func (m *Main) readiness() (bool, any) {
 		}
 	}
 	if m.cluster != nil {
-		detail.Cluster = "fresh"
-		if m.staleNode() {
+		head := m.cluster.SharedHead()
+		detail.Cluster, detail.ClusterHead = "fresh", &head
+		switch {
+		case m.cluster.Forked() != nil:
+			ready, detail.Cluster = false, "forked"
+		case m.staleNode():
 			ready, detail.Cluster = false, "stale_node"
 		}
 	}
@@ -338,9 +342,12 @@ type readyDetail struct {
 	RelayLagEvents  uint64  `json:"relayLagEvents"`
 	RelayLagSeconds float64 `json:"relayLagSeconds"`
 
-	// Cluster is "fresh", or "stale_node" past cluster.maxStaleness (absent on a
-	// single node).
+	// Cluster is "fresh", "stale_node" past cluster.maxStaleness, or "forked" when
+	// another node reported a different shared log (absent on a single node).
 	Cluster string `json:"cluster,omitempty"`
+	// ClusterHead is the shared log's head this node has applied: the same on every
+	// node that has applied as much.
+	ClusterHead *cluster.Head `json:"clusterHead,omitempty"`
 }
 
 // allowedHosts are http.allowedHosts and the host of oauth.publicURL, where browsers

@@ -22,7 +22,7 @@ func (m *Main) joinCluster(ctx context.Context, replica store.Store) (*cluster.S
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
 	}
-	cl, err := cluster.Open(ctx, nc, replica, cluster.Options{MaxStaleness: cfg.MaxStaleness.D(), Logger: m.Logger})
+	cl, err := cluster.Open(ctx, nc, replica, cluster.Options{MaxStaleness: cfg.MaxStaleness.D(), Logger: m.Logger, Node: m.Config.NodeID})
 	if err != nil {
 		nc.Close()
 		return nil, err

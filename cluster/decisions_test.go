@@ -1,0 +1,164 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/mcpes/mcpes/cluster"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/internal/testnats"
+	"github.com/mcpes/mcpes/store"
+)
+
+// lost returns a decision envelope of node: a connection of owner to server lost.
+func lost(t *testing.T, node, owner, server string) events.Envelope {
+	t.Helper()
+	env, err := events.New(domain.ConnectionLost{Owner: owner, Server: server, ConnID: uuid.NewString(), Error: "gone"},
+		events.Meta{ID: uuid.Must(uuid.NewV7()).String(), Source: "mcpes://" + node, Time: time.Now(), Actor: "system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func has(t *testing.T, st store.Store, id string) bool {
+	t.Helper()
+	found := false
+	err := st.ReadRecords(context.Background(), 1, func(_ uint64, rec []byte) error {
+		env, err := events.DecodeRecord(rec)
+		found = found || env.ID == id
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func TestDecisionsStayOnTheirNodeAndTheSharedHeadAgrees(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server nats cluster")
+	}
+	dir := t.TempDir()
+	nc := testnats.StartCluster(t, 3, filepath.Join(dir, "nats"))
+	clk := newClock()
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		nodes[i] = openNode(t, filepath.Join(dir, fmt.Sprintf("node%d", i)), nc.URL(i), clk)
+	}
+	ctx := context.Background()
+
+	// given config facts written by every node and decisions made by each
+	var decisions [3][]string
+	for r := range 5 {
+		for i, n := range nodes {
+			appendRetry(t, n.st, registered(t, fmt.Sprintf("s%d-%d", r, i)))
+			d := lost(t, filepath.Base(n.path), "alice", fmt.Sprintf("s%d-%d", r, i))
+			start := time.Now()
+			if _, err := n.st.Append(ctx, d.Subject, store.AnyVersion, d); err != nil {
+				t.Fatalf("node %d decision: %v", i, err)
+			}
+			if el := time.Since(start); el > time.Second {
+				t.Logf("node %d decision took %v", i, el)
+			}
+			decisions[i] = append(decisions[i], d.ID)
+		}
+	}
+	last := nodes[2].st.Applied()
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("node %d to apply %d", i, last), func() bool { return n.st.Applied() >= last })
+	}
+
+	// then each decision is in the log of the node that made it and in no other
+	for i, n := range nodes {
+		for j, ids := range decisions {
+			for _, id := range ids {
+				if got := has(t, n.st, id); got != (i == j) {
+					t.Fatalf("node %d has node %d's decision %s: %v", i, j, id, got)
+				}
+			}
+		}
+	}
+
+	// and every node computes the same shared head over stream order, while their own
+	// logs (holding different decisions) differ
+	h0 := nodes[0].st.SharedHead()
+	if h0.Seq != last || h0.Size != last {
+		t.Fatalf("shared head %+v, want sequence and size %d", h0, last)
+	}
+	own := map[[32]byte]bool{}
+	for i, n := range nodes {
+		if h := n.st.SharedHead(); h != h0 {
+			t.Fatalf("node %d shared head %+v, node 0 %+v", i, h, h0)
+		}
+		_, hash, err := n.st.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own[hash] = true
+		rep, err := store.Verify(ctx, n.st)
+		if err != nil || !rep.OK {
+			t.Fatalf("node %d verify: %+v %v", i, rep, err)
+		}
+	}
+	if len(own) != 3 {
+		t.Fatalf("%d distinct own chain heads, want 3", len(own))
+	}
+
+	// and every node's decisions reach the decisions stream, each node's in its order
+	reader, err := nats.Connect(nc.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	waitFor(t, "every decision shipped", func() bool {
+		var got [3][]string
+		err := cluster.ReadDecisions(ctx, reader, "", func(d cluster.Decision) error {
+			var i int
+			if _, err := fmt.Sscanf(d.Node, "node%d", &i); err != nil || i < 0 || i > 2 {
+				return fmt.Errorf("decision of unknown node %q", d.Node)
+			}
+			got[i] = append(got[i], d.Event.ID)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("read decisions: %v", err)
+		}
+		return fmt.Sprint(got) == fmt.Sprint(decisions)
+	})
+
+	// and the nodes cross-check each other's heads without finding a fork
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("node %d to cross-check", i), func() bool { return n.st.CrossChecks() > 0 })
+		if err := n.st.Forked(); err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+
+	// when a node is closed and opened again, then it resumes the same shared head
+	nodes[1].close()
+	appendRetry(t, nodes[0].st, registered(t, "after-restart"))
+	nodes[1] = openNode(t, nodes[1].path, nc.URL(1), clk)
+	last = nodes[0].st.Applied()
+	waitFor(t, "node 1 to catch up", func() bool { return nodes[1].st.Applied() >= last })
+	if a, b := nodes[0].st.SharedHead(), nodes[1].st.SharedHead(); a != b {
+		t.Fatalf("after restart node 1 shared head %+v, node 0 %+v", b, a)
+	}
+
+	// when a report names another chain at a sequence this node applied, then the
+	// node says its shared log forked
+	forged, _ := json.Marshal(map[string]any{"node": "intruder", "seq": last, "chain": fmt.Sprintf("%064x", 1)})
+	if err := reader.Publish(cluster.HeadSubject("intruder"), forged); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fork to be seen", func() bool { return errors.Is(nodes[0].st.Forked(), cluster.ErrForked) })
+}

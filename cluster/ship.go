@@ -1,0 +1,236 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/store"
+)
+
+const (
+	// decisionsSuffix names the decisions stream after the log stream
+	// (MCPES_LOG_DECISIONS by default).
+	decisionsSuffix = "_DECISIONS"
+	// decisionsPrefix starts the subject of each node's decisions.
+	decisionsPrefix = "mcpes.decisions."
+	// headsPrefix starts the subject of each node's head reports (core NATS).
+	headsPrefix = "mcpes.heads."
+	// shippedCheckpoint is the replica position up to which decisions are shipped.
+	shippedCheckpoint = "cluster/shipped"
+	// shipBatch bounds the events read and published per round.
+	shipBatch = 256
+)
+
+// ErrForked is the cause of Forked when another node reported a different chain hash
+// for a stream sequence this node applied: the replicas no longer hold the same log.
+var ErrForked = errors.New("another node holds a different shared log")
+
+// nodeToken is a node id as one subject token.
+func nodeToken(node string) string { return base64.RawURLEncoding.EncodeToString([]byte(node)) }
+
+// shipLoop copies this node's decisions (domain.NodeLocal streams) from its own log to
+// its subject of the decisions stream, in log order, each once (the event id is the
+// message id, and the shipped position is checkpointed after each acknowledged batch).
+// Shipping runs beside the connection path: a decision never waits for it.
+func (s *Store) shipLoop(ctx context.Context) {
+	defer close(s.shipDone)
+	for ctx.Err() == nil {
+		err := s.ship(ctx)
+		if ctx.Err() == nil {
+			s.opts.Logger.Warn("cluster: shipping decisions", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// ship ships from the checkpoint on until ctx ends or a publish fails.
+func (s *Store) ship(ctx context.Context) error {
+	from, err := s.Store.Checkpoint(ctx, shippedCheckpoint)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	subject := decisionsPrefix + nodeToken(s.opts.Node)
+	for {
+		if _, err := s.Store.Wait(ctx, from); err != nil {
+			return err
+		}
+		evs, err := s.Store.ReadAll(ctx, from+1, shipBatch)
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		var acks []jetstream.PubAckFuture
+		for _, e := range evs {
+			if !domain.NodeLocal(e.Subject) {
+				continue
+			}
+			body, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			ack, err := s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: body}, jetstream.WithMsgID(e.ID))
+			if err != nil {
+				return err
+			}
+			acks = append(acks, ack)
+		}
+		for _, ack := range acks {
+			select {
+			case <-ack.Ok():
+			case err := <-ack.Err():
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		last := uint64(evs[len(evs)-1].Sequence)
+		if len(acks) > 0 {
+			if err := s.Store.SetCheckpoint(ctx, shippedCheckpoint, last); err != nil {
+				return err
+			}
+		}
+		from = last
+	}
+}
+
+// Decision is one decision read back from the decisions stream.
+type Decision struct {
+	// Node is the id of the node that made it.
+	Node string
+	// Event is the decision as sealed in that node's own log.
+	Event events.Envelope
+}
+
+// ReadDecisions calls fn with every decision shipped to the decisions stream of the
+// log stream named stream (DefaultStream when ""), by every node, in the order they
+// reached the stream (each node's own in its log order), up to the stream's head as
+// it was when called. A message that is not a shipped decision stops the read with
+// ErrBadMessage.
+func ReadDecisions(ctx context.Context, nc *nats.Conn, stream string, fn func(Decision) error) error {
+	if stream == "" {
+		stream = DefaultStream
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	st, err := js.Stream(ctx, stream+decisionsSuffix)
+	if err != nil {
+		return fmt.Errorf("cluster: decisions stream: %w", err)
+	}
+	if st.CachedInfo().State.Msgs == 0 {
+		return nil
+	}
+	cons, err := js.OrderedConsumer(ctx, stream+decisionsSuffix, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return err
+		}
+		d, err := decodeDecision(msg.Subject(), msg.Data())
+		if err != nil {
+			return err
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		if meta.NumPending == 0 {
+			return nil
+		}
+	}
+}
+
+// decodeDecision parses one decisions stream message.
+func decodeDecision(subject string, body []byte) (Decision, error) {
+	tok, ok := strings.CutPrefix(subject, decisionsPrefix)
+	if !ok || len(body) > maxMessage {
+		return Decision{}, ErrBadMessage
+	}
+	node, err := base64.RawURLEncoding.Strict().DecodeString(tok)
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: subject: %v", ErrBadMessage, err)
+	}
+	var e events.Envelope
+	if err := json.Unmarshal(body, &e); err != nil {
+		return Decision{}, fmt.Errorf("%w: body: %v", ErrBadMessage, err)
+	}
+	if !domain.NodeLocal(e.Subject) {
+		return Decision{}, fmt.Errorf("%w: %s is not a decision stream", ErrBadMessage, e.Subject)
+	}
+	return Decision{Node: string(node), Event: e}, nil
+}
+
+// reportHead publishes this node's head for the others to cross-check.
+func (s *Store) reportHead() {
+	h := s.SharedHead()
+	if h.Seq == 0 {
+		return
+	}
+	b, err := json.Marshal(headReport{Node: s.opts.Node, Seq: h.Seq, Chain: h.Chain})
+	if err == nil {
+		err = s.nc.Publish(headsPrefix+nodeToken(s.opts.Node), b)
+	}
+	if err != nil {
+		s.opts.Logger.Debug("cluster: head report", "err", err)
+	}
+}
+
+// crossCheck compares another node's head report with this node's chain at the same
+// sequence (when it is still remembered); a difference is a fork, kept for Forked.
+func (s *Store) crossCheck(m *nats.Msg) {
+	r, err := decodeReport(m.Data)
+	if err != nil || r.Node == s.opts.Node {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	chain, ok := s.track.chainAt(r.Seq)
+	if !ok {
+		return
+	}
+	s.checks++
+	if chain != r.Chain && s.forked == nil {
+		s.forked = fmt.Errorf("%w: node %q has chain %x at sequence %d, this node %x",
+			ErrForked, r.Node, r.Chain[:], r.Seq, chain[:])
+		s.opts.Logger.Error("cluster: shared log forked", "err", s.forked)
+	}
+}
+
+// Forked returns why this node's shared log differs from another node's (nil when no
+// report disagreed).
+func (s *Store) Forked() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forked
+}
+
+// CrossChecks returns how many other nodes' head reports this node has compared.
+func (s *Store) CrossChecks() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checks
+}
