@@ -96,6 +96,7 @@ type Store struct {
 	done   chan struct{}
 
 	nc       *nats.Conn
+	claims   jetstream.KeyValue // inspection claims (see Claim)
 	heads    *nats.Subscription // other nodes' head reports
 	shipDone chan struct{}
 
@@ -120,7 +121,7 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
 	var stream jetstream.Stream
-	err = retry(ctx, func() (err error) {
+	err = retry(ctx, func(ctx context.Context) (err error) {
 		stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name: opts.Stream, Subjects: []string{subjectPrefix + ">"},
 			Storage: jetstream.FileStorage, Replicas: opts.Replicas,
@@ -131,7 +132,7 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: stream %s: %w", opts.Stream, err)
 	}
-	err = retry(ctx, func() error {
+	err = retry(ctx, func(ctx context.Context) error {
 		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name: opts.Stream + decisionsSuffix, Subjects: []string{decisionsPrefix + ">"},
 			Storage: jetstream.FileStorage, Replicas: opts.Replicas,
@@ -142,11 +143,15 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: stream %s: %w", opts.Stream+decisionsSuffix, err)
 	}
+	claims, err := openClaims(ctx, js, opts)
+	if err != nil {
+		return nil, err
+	}
 	track, err := loadTracker(ctx, replica)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: replica head: %w", err)
 	}
-	s := &Store{Store: replica, opts: opts, js: js, stream: stream, nc: nc,
+	s := &Store{Store: replica, opts: opts, js: js, stream: stream, nc: nc, claims: claims,
 		done: make(chan struct{}), shipDone: make(chan struct{}), track: track,
 		applied: track.seq, notify: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if s.heads, err = nc.Subscribe(headsPrefix+">", s.crossCheck); err != nil {
@@ -236,7 +241,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 // publish retries while the stream reports the same message id still in flight (10158).
 func (s *Store) publish(ctx context.Context, subject string, body []byte, popts []jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	var ack *jetstream.PubAck
-	err := retry(ctx, func() (err error) {
+	err := retry(ctx, func(ctx context.Context) (err error) {
 		ack, err = s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body}, popts...)
 		return err
 	})
@@ -244,13 +249,18 @@ func (s *Store) publish(ctx context.Context, subject string, body []byte, popts 
 }
 
 // retry calls fn again, while ctx lasts, as long as it fails with a message id still in
-// flight (10158) or JetStream briefly unavailable (503: no leader while one is
-// elected). A retried publish is safe: the message id dedupes one that did land.
-func retry(ctx context.Context, fn func() error) error {
+// flight (10158), JetStream briefly unavailable (503: no leader while one is
+// elected) or a request that timed out on its own (a new cluster answers slowly while
+// several nodes create the same stream). A retried publish is safe: the message id
+// dedupes one that did land; every other call retried here is idempotent.
+func retry(ctx context.Context, fn func(context.Context) error) error {
 	for {
-		err := fn()
-		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || (apiErr.ErrorCode != errCodeDuplicateInFlight && apiErr.Code != 503) {
+		// Each attempt has its own bound: a request whose answer was lost (a server
+		// busy forming the cluster) would otherwise wait out the caller's whole context.
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := fn(actx)
+		cancel()
+		if err == nil || !transient(ctx, err) {
 			return err
 		}
 		select {
@@ -259,6 +269,19 @@ func retry(ctx context.Context, fn func() error) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// attemptTimeout bounds one JetStream request retried by retry.
+const attemptTimeout = 5 * time.Second
+
+// transient reports an error worth retrying while ctx lasts.
+func transient(ctx context.Context, err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == errCodeDuplicateInFlight || apiErr.Code == 503
+	}
+	return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse))
 }
 
 // errCodeDuplicateInFlight is the JetStream error for a message id whose first publish
@@ -281,7 +304,7 @@ func isConflict(err error) bool {
 func (s *Store) subjectSeq(ctx context.Context, stream string, expected int64) (uint64, error) {
 	var seq uint64
 	var msg *jetstream.RawStreamMsg
-	err := retry(ctx, func() (err error) {
+	err := retry(ctx, func(ctx context.Context) (err error) {
 		msg, err = s.stream.GetLastMsgForSubject(ctx, Subject(stream))
 		return err
 	})

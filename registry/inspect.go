@@ -121,8 +121,7 @@ func (s *Service) inspectState(ctx context.Context, st domain.ServerState, actor
 			return flightResult{err: ErrClosed}, nil
 		}
 		defer done()
-		out := s.runInspector(st)
-		err := s.record(s.bgCtx, st.Scope, st.Name, st.Version, out, actor, causation)
+		out, err := s.inspectClaimed(st, actor, causation)
 		return flightResult{outcome: out, err: err}, nil
 	})
 	select {

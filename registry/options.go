@@ -53,6 +53,9 @@ type Options struct {
 	// MaxMessageBytes bounds one message an inspection reads from a server (0: the
 	// upstream default); passed on in InspectRequest.
 	MaxMessageBytes int64
+	// Claims, on a cluster, lets one node at a time inspect a server config (nil: this
+	// node inspects whatever it is asked to).
+	Claims Claimer
 }
 
 func (o *Options) setDefaults() {

@@ -132,8 +132,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// Every event this process writes names the node and the version that wrote it.
 	source := "mcpes://" + nodeID + "?version=" + url.QueryEscape(version())
 	guard := &upstream.Guard{AllowedDomains: cfg.MCPSettings.AllowedDomains}
-	m.registry, err = registry.New(m.metered, m.servers, guard, registry.Options{NodeID: nodeID, Source: source, Logger: log,
-		StartupConcurrency: cfg.Inspection.Concurrency, MaxMessageBytes: cfg.Connections.MaxMessageBytes})
+	ropts := registry.Options{NodeID: nodeID, Source: source, Logger: log,
+		StartupConcurrency: cfg.Inspection.Concurrency, MaxMessageBytes: cfg.Connections.MaxMessageBytes}
+	if m.cluster != nil {
+		ropts.Claims = m.cluster
+	}
+	m.registry, err = registry.New(m.metered, m.servers, guard, ropts)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ func (m *Main) joinCluster(ctx context.Context, replica store.Store) (*cluster.S
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
 	cl, err := cluster.Open(ctx, nc, replica, cluster.Options{MaxStaleness: cfg.MaxStaleness.D(), Logger: m.Logger, Node: m.Config.NodeID})
 	if err != nil {
 		nc.Close()
@@ -34,6 +36,9 @@ func (m *Main) joinCluster(ctx context.Context, replica store.Store) (*cluster.S
 	m.Logger.Info("joined cluster", "url", cfg.URL, "applied", cl.Applied())
 	return cl, nil
 }
+
+// joinTimeout bounds joining the cluster and catching up at start.
+const joinTimeout = 2 * time.Minute
 
 // staleNode reports whether this node is past cluster.maxStaleness (never when it is
 // not clustered).

@@ -5,13 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/server"
+
 	"github.com/mcpes/mcpes/audit"
 	"github.com/mcpes/mcpes/config"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
+	"github.com/mcpes/mcpes/examples/servers/clock/clockserver"
 	"github.com/mcpes/mcpes/internal/testnats"
 )
 
@@ -109,5 +116,67 @@ func eventually(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestServe_ClusterNodesStartingTogetherApplyTheFileAndInspectOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server nats cluster")
+	}
+	// given three nodes starting at the same moment with the same config file of two
+	// live app servers
+	mcp := httptest.NewServer(server.NewStreamableHTTPServer(clockserver.New()))
+	defer mcp.Close()
+	dir := t.TempDir()
+	nc := testnats.StartCluster(t, 3, filepath.Join(dir, "nats"))
+	mains := make([]*Main, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range mains {
+		cfg := &config.Config{DataDir: filepath.Join(dir, fmt.Sprintf("node%d", i)), Listen: "127.0.0.1:0",
+			NodeID: fmt.Sprintf("node%d", i), Cluster: config.Cluster{URL: nc.URL(i)},
+			MCPServers: map[string]domain.ServerConfig{
+				"clock": {Type: "streamable-http", URL: mcp.URL, InitTimeoutMS: 10000},
+				"time":  {Type: "streamable-http", URL: mcp.URL, InitTimeoutMS: 10000},
+			}}
+		cfg.SetDefaults()
+		mains[i] = &Main{Config: cfg, Logger: discardLogger()}
+		// when they start together
+		wg.Go(func() { errs[i] = mains[i].Run(context.Background()) })
+	}
+	wg.Wait()
+	for i, m := range mains {
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i, errs[i])
+		}
+		t.Cleanup(func() { _ = m.Close(context.Background()) })
+		eventually(t, fmt.Sprintf("node %d ready", i), func() bool { return get(t, "http://"+m.Addr()+"/readyz") == 200 })
+	}
+
+	// then the shared log registers each server once and records one startup
+	// inspection of each: one node inspected it, the others took its outcome
+	count := map[string]int{}
+	err := mains[0].store.ReadRecords(context.Background(), 1, func(_ uint64, rec []byte) error {
+		env, err := events.DecodeRecord(rec)
+		count[env.Type+" "+env.Subject]++
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"clock", "time"} {
+		stream := domain.ServerStream(domain.AppScope, name)
+		if n := count[events.TypeServerRegistered+" "+stream]; n != 1 {
+			t.Errorf("%s registered %d times, want once: %v", name, n, count)
+		}
+		if n := count[events.TypeServerInspected+" "+stream]; n != 1 {
+			t.Errorf("%s inspected %d times, want once: %v", name, n, count)
+		}
+	}
+	// and every node serves the servers as inspected
+	for i, m := range mains {
+		if body := getBody(t, "http://"+m.Addr()+"/v1/servers/clock"); !strings.Contains(body, `"inspected":true`) {
+			t.Errorf("node %d: %s", i, body)
+		}
 	}
 }
