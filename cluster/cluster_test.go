@@ -70,7 +70,7 @@ func (n *node) close() {
 }
 
 // registered returns an envelope registering server name.
-func registered(t *testing.T, name string) events.Envelope {
+func registered(t testing.TB, name string) events.Envelope {
 	t.Helper()
 	env, err := events.New(domain.ServerRegistered{Scope: domain.AppScope, Name: name,
 		Config: domain.ServerConfig{URL: "https://" + name + ".example.com/mcp"}},

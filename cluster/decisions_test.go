@@ -20,7 +20,7 @@ import (
 )
 
 // lost returns a decision envelope of node: a connection of owner to server lost.
-func lost(t *testing.T, node, owner, server string) events.Envelope {
+func lost(t testing.TB, node, owner, server string) events.Envelope {
 	t.Helper()
 	env, err := events.New(domain.ConnectionLost{Owner: owner, Server: server, ConnID: uuid.NewString(), Error: "gone"},
 		events.Meta{ID: uuid.Must(uuid.NewV7()).String(), Source: "mcpes://" + node, Time: time.Now(), Actor: "system"})

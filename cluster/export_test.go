@@ -18,3 +18,9 @@ func DebugInfo(s *Store) string {
 
 // HeadSubject is the subject of node's head reports.
 func HeadSubject(node string) string { return headsPrefix + nodeToken(node) }
+
+// DecodeDecision parses one decisions stream message.
+var DecodeDecision = decodeDecision
+
+// DecisionSubject is the subject of node's decisions.
+func DecisionSubject(node string) string { return decisionsPrefix + nodeToken(node) }

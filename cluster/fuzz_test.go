@@ -31,3 +31,23 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeDecision: any subject and body either decode to a decision whose record
+// checks against its hash, or fail with ErrBadMessage; never a panic.
+func FuzzDecodeDecision(f *testing.F) {
+	f.Add(cluster.DecisionSubject("node1"), shippedRecord(f))
+	f.Add("mcpes.decisions.!!", []byte{1})
+	f.Add("other", []byte(`{}`))
+	f.Fuzz(func(t *testing.T, subject string, body []byte) {
+		d, err := cluster.DecodeDecision(subject, body)
+		if err != nil {
+			if !errors.Is(err, cluster.ErrBadMessage) {
+				t.Fatalf("error %v is not ErrBadMessage", err)
+			}
+			return
+		}
+		if cluster.DecisionSubject(d.Node) != subject {
+			t.Fatalf("node %q does not round-trip to subject %q", d.Node, subject)
+		}
+	})
+}

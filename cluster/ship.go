@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,7 +58,12 @@ func (s *Store) shipLoop(ctx context.Context) {
 	}
 }
 
-// ship ships from the checkpoint on until ctx ends or a publish fails.
+// errBatchFull stops a ReadRecords scan once a batch is full.
+var errBatchFull = errors.New("batch full")
+
+// ship ships from the checkpoint on until ctx ends or a publish fails. Each message is
+// the decision's stored record (hash and canonical bytes), so a reader can check it
+// against the hash without this node.
 func (s *Store) ship(ctx context.Context) error {
 	from, err := s.Store.Checkpoint(ctx, shippedCheckpoint)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -67,24 +74,29 @@ func (s *Store) ship(ctx context.Context) error {
 		if _, err := s.Store.Wait(ctx, from); err != nil {
 			return err
 		}
-		evs, err := s.Store.ReadAll(ctx, from+1, shipBatch)
-		if err != nil || len(evs) == 0 {
-			return err
-		}
 		var acks []jetstream.PubAckFuture
-		for _, e := range evs {
-			if !domain.NodeLocal(e.Subject) {
-				continue
-			}
-			body, err := json.Marshal(e)
+		last := from
+		err := s.Store.ReadRecords(ctx, from+1, func(pos uint64, rec []byte) error {
+			last = pos
+			_, canon, err := events.SplitRecord(rec)
 			if err != nil {
 				return err
 			}
-			ack, err := s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: body}, jetstream.WithMsgID(e.ID))
-			if err != nil {
-				return err
+			if domain.NodeLocal(string(events.Unquote(events.Field(canon, "subject")))) {
+				id := string(events.Unquote(events.Field(canon, "id")))
+				ack, err := s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: bytes.Clone(rec)}, jetstream.WithMsgID(id))
+				if err != nil {
+					return err
+				}
+				acks = append(acks, ack)
 			}
-			acks = append(acks, ack)
+			if pos-from >= shipBatch {
+				return errBatchFull
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errBatchFull) {
+			return err
 		}
 		for _, ack := range acks {
 			select {
@@ -95,7 +107,6 @@ func (s *Store) ship(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		last := uint64(evs[len(evs)-1].Sequence)
 		if len(acks) > 0 {
 			if err := s.Store.SetCheckpoint(ctx, shippedCheckpoint, last); err != nil {
 				return err
@@ -109,7 +120,8 @@ func (s *Store) ship(ctx context.Context) error {
 type Decision struct {
 	// Node is the id of the node that made it.
 	Node string
-	// Event is the decision as sealed in that node's own log.
+	// Event is the decision as sealed in that node's own log; its hash was checked
+	// against its bytes and previous hash.
 	Event events.Envelope
 }
 
@@ -174,9 +186,16 @@ func decodeDecision(subject string, body []byte) (Decision, error) {
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: subject: %v", ErrBadMessage, err)
 	}
-	var e events.Envelope
-	if err := json.Unmarshal(body, &e); err != nil {
+	e, err := events.DecodeRecord(body)
+	if err != nil {
 		return Decision{}, fmt.Errorf("%w: body: %v", ErrBadMessage, err)
+	}
+	prev, err := hex.DecodeString(e.PrevHash)
+	if err != nil || len(prev) != 32 {
+		return Decision{}, fmt.Errorf("%w: prevhash %q", ErrBadMessage, e.PrevHash)
+	}
+	if _, err := events.CheckRecord([32]byte(prev), body); err != nil {
+		return Decision{}, fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
 	if !domain.NodeLocal(e.Subject) {
 		return Decision{}, fmt.Errorf("%w: %s is not a decision stream", ErrBadMessage, e.Subject)
