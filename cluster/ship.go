@@ -27,8 +27,9 @@ const (
 	decisionsPrefix = "mcpes.decisions."
 	// headsPrefix starts the subject of each node's head reports (core NATS).
 	headsPrefix = "mcpes.heads."
-	// shippedCheckpoint is the replica position up to which decisions are shipped.
-	shippedCheckpoint = "cluster/shipped"
+	// ShippedCheckpoint is the replica checkpoint: the position up to which this
+	// node's decisions are in the decisions stream.
+	ShippedCheckpoint = "cluster/shipped"
 	// shipBatch bounds the events read and published per round.
 	shipBatch = 256
 )
@@ -65,7 +66,7 @@ var errBatchFull = errors.New("batch full")
 // the decision's stored record (hash and canonical bytes), so a reader can check it
 // against the hash without this node.
 func (s *Store) ship(ctx context.Context) error {
-	from, err := s.Store.Checkpoint(ctx, shippedCheckpoint)
+	from, err := s.Store.Checkpoint(ctx, ShippedCheckpoint)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -108,7 +109,7 @@ func (s *Store) ship(ctx context.Context) error {
 			}
 		}
 		if len(acks) > 0 {
-			if err := s.Store.SetCheckpoint(ctx, shippedCheckpoint, last); err != nil {
+			if err := s.Store.SetCheckpoint(ctx, ShippedCheckpoint, last); err != nil {
 				return err
 			}
 		}
@@ -142,6 +143,7 @@ func ReadDecisions(ctx context.Context, nc *nats.Conn, stream string, fn func(De
 	if err != nil {
 		return fmt.Errorf("cluster: decisions stream: %w", err)
 	}
+	head := st.CachedInfo().State.LastSeq
 	if st.CachedInfo().State.Msgs == 0 {
 		return nil
 	}
@@ -170,7 +172,7 @@ func ReadDecisions(ctx context.Context, nc *nats.Conn, stream string, fn func(De
 		if err != nil {
 			return err
 		}
-		if meta.NumPending == 0 {
+		if meta.Sequence.Stream >= head {
 			return nil
 		}
 	}

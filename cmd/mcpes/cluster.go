@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/mcpes/mcpes/cluster"
+	"github.com/mcpes/mcpes/domain"
+	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/store"
 )
 
@@ -53,4 +59,91 @@ func (m *Main) closeCluster() error {
 	m.clusterConn.Close()
 	m.cluster = nil
 	return err
+}
+
+// decisionsCheck is what verify --cluster found in the decisions stream.
+type decisionsCheck struct {
+	perNode  map[string]int
+	thisNode string
+	problems []string
+}
+
+// checkDecisions reads every node's decisions from the cluster at url (each record
+// checked against its hash as it is read) and checks them against st, this node's
+// log: each node's decisions come in log order, this node's shipped copies equal its
+// records, and every decision of st up to the shipped checkpoint was shipped.
+func checkDecisions(ctx context.Context, url string, st store.Store) (decisionsCheck, error) {
+	res := decisionsCheck{perNode: map[string]int{}}
+	nc, err := nats.Connect(url, nats.Name("mcpes verify"))
+	if err != nil {
+		return res, fmt.Errorf("cluster %s: %w", url, err)
+	}
+	defer nc.Close()
+	last := map[string]uint64{}
+	shipped := map[string]bool{}
+	err = cluster.ReadDecisions(ctx, nc, "", func(d cluster.Decision) error {
+		pos := uint64(d.Event.Sequence)
+		res.perNode[d.Node]++
+		if pos <= last[d.Node] {
+			res.problems = append(res.problems, fmt.Sprintf("node %q: decision %s at position %d after position %d", d.Node, d.Event.ID, pos, last[d.Node]))
+		}
+		last[d.Node] = pos
+		local, err := st.ReadAll(ctx, pos, 1)
+		if err != nil {
+			return err
+		}
+		if len(local) == 1 && local[0].ID == d.Event.ID {
+			res.thisNode = d.Node
+			shipped[d.Event.ID] = true
+			if local[0].Hash != d.Event.Hash {
+				res.problems = append(res.problems, fmt.Sprintf("position %d: the decisions stream's copy of %s has hash %s, the log %s", pos, d.Event.ID, d.Event.Hash, local[0].Hash))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("cluster %s: decisions: %w", url, err)
+	}
+	upTo, err := st.Checkpoint(ctx, cluster.ShippedCheckpoint)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return res, err
+	}
+	err = st.ReadRecords(ctx, 1, func(pos uint64, rec []byte) error {
+		if pos > upTo {
+			return errStopScan
+		}
+		_, canon, err := events.SplitRecord(rec)
+		if err != nil {
+			return err
+		}
+		if domain.NodeLocal(string(events.Unquote(events.Field(canon, "subject")))) {
+			if id := string(events.Unquote(events.Field(canon, "id"))); !shipped[id] {
+				res.problems = append(res.problems, fmt.Sprintf("position %d: decision %s is not in the decisions stream", pos, id))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return res, err
+	}
+	return res, nil
+}
+
+var errStopScan = errors.New("stop")
+
+// summary is one line naming how many decisions each node shipped.
+func (c decisionsCheck) summary() string {
+	nodes := slices.Sorted(maps.Keys(c.perNode))
+	parts := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		p := fmt.Sprintf("%s %d", n, c.perNode[n])
+		if n == c.thisNode {
+			p += " (this log's)"
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return "cluster decisions: none shipped"
+	}
+	return "cluster decisions: " + strings.Join(parts, ", ")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -67,8 +68,17 @@ func TestServe_ClusterNodesShareTheConfigLog(t *testing.T) {
 	if code := get(t, bases[2]+"/readyz"); code == 200 {
 		t.Fatalf("stale node 2 answers readyz %d", code)
 	}
+	// and refuses a connect (unavailable, so a balancer tries another node), recording
+	// the refusal in its own log at once
+	if code, body := post(t, bases[2]+"/v1/connections/shared?owner=alice"); code != http.StatusBadGateway || !strings.Contains(body, `"rule":"stale_node"`) {
+		t.Fatalf("connect on stale node 2: %d %s", code, body)
+	}
 	nc.Start(2)
 	eventually(t, "node 2 fresh again", func() bool { return get(t, bases[2]+"/readyz") == 200 })
+	// when node 0 tries the (dead) server, then that failure is node 0's decision
+	if code, body := post(t, bases[0]+"/v1/connections/shared?owner=alice"); code != http.StatusBadGateway {
+		t.Fatalf("connect on node 0: %d %s", code, body)
+	}
 
 	// then every node reports the same shared log head (their own logs may differ by
 	// the decisions each made) and, once stopped, every node's log verifies
@@ -106,6 +116,31 @@ func TestServe_ClusterNodesShareTheConfigLog(t *testing.T) {
 		}
 		st.Close()
 	}
+	// and verify --cluster reads every node's decisions and finds each node's own
+	// shipped as its log holds them
+	wantOwn := []string{"", "", "node2 1 (this log's)"}
+	wantOwn[0] = "node0 1 (this log's)"
+	for i, data := range dataDirs {
+		out, errOut, code := runArgs(t, "", "verify", "--data", data, "--cluster", nc.URL(0))
+		if code != 0 || !strings.Contains(errOut, "node0 1") || !strings.Contains(errOut, "node2 1") {
+			t.Fatalf("node %d verify --cluster: exit %d\n%s%s", i, code, out, errOut)
+		}
+		if wantOwn[i] != "" && !strings.Contains(errOut, wantOwn[i]) {
+			t.Fatalf("node %d verify --cluster does not name its own decisions %q:\n%s", i, wantOwn[i], errOut)
+		}
+	}
+}
+
+// post sends an empty POST and returns the status and body.
+func post(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Post(url, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
 
 func eventually(t *testing.T, what string, ok func() bool) {

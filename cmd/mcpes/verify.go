@@ -13,9 +13,9 @@ import (
 )
 
 func newVerifyCmd(e *env) *cobra.Command {
-	var witness, key, since string
+	var witness, key, since, clusterURL string
 	c := &cobra.Command{
-		Use:   "verify [--witness PATH|nats://HOST:PORT/SUBJECT] [--key PUB] [--since CHECKPOINT]",
+		Use:   "verify [--witness PATH|nats://HOST:PORT/SUBJECT] [--key PUB] [--since CHECKPOINT] [--cluster URL]",
 		Short: "Check the hash chain and replay every decision; exit 1 on any problem",
 		Long: `verify walks the whole log: every stored byte must chain (SHA-256 over the previous
 hash and the event), positions must be gap-free, and every recorded connection decision
@@ -27,6 +27,9 @@ witness; signatures checked with --key, or the key derived from
 MCPES_SIGNING_KEY): a cut tail, a rewritten event or a fork names the checkpoint.
 --since CHECKPOINT (a file with a signed note, or a witness line) checks only the log
 after that trusted checkpoint (chain and tree; decisions are not replayed).
+--cluster nats://HOST:PORT (with --data) also reads every node's decisions from the
+cluster's decisions stream, each checked against its hash, and checks this node's:
+every decision shipped, each copy equal to the log's record.
 Exit 0 when all is well, 1 otherwise.`,
 		Example: `  mcpes verify
   mcpes verify --data ./mcpes-data --witness /var/lib/witness/mcpes.jsonl --key 'mcpes.example/log+1b2c3d4e+A...'
@@ -84,7 +87,19 @@ Exit 0 when all is well, 1 otherwise.`,
 				if err != nil {
 					return err
 				}
+				if clusterURL != "" {
+					dc, err := checkDecisions(cmd.Context(), clusterURL, st)
+					if err != nil {
+						return err
+					}
+					rep.Problems = append(rep.Problems, dc.problems...)
+					rep.OK = rep.OK && len(dc.problems) == 0
+					fmt.Fprintln(e.stderr, dc.summary())
+				}
 			} else {
+				if clusterURL != "" {
+					return usagef("verify --cluster needs --data DIR (this node's data directory)")
+				}
 				// The signatures were checked here; the service checks its log against
 				// the tree heads.
 				body, _ := json.Marshal(map[string][]string{"checkpoints": notes})
@@ -104,6 +119,7 @@ Exit 0 when all is well, 1 otherwise.`,
 	}
 	c.Flags().StringVar(&since, "since", "", "check only the log after this trusted checkpoint (a note file or witness line)")
 	c.Flags().StringVar(&witness, "witness", "", "a witness to check the log against: a file (JSON Lines of signed checkpoints) or nats://HOST:PORT/SUBJECT")
+	c.Flags().StringVar(&clusterURL, "cluster", "", "also check every node's decisions in the cluster at nats://HOST:PORT[,...] (with --data)")
 	c.Flags().StringVar(&key, "key", "", "the checkpoint signer's verifier key, or a file holding it (default: from MCPES_SIGNING_KEY)")
 	dataFlag(c, e)
 	return c
