@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -68,15 +69,16 @@ type decisionsCheck struct {
 	problems []string
 }
 
-// checkDecisions reads every node's decisions from the cluster at url (each record
+// checkDecisions reads every node's decisions from the cluster at natsURL (each record
 // checked against its hash as it is read) and checks them against st, this node's
-// log: each node's decisions come in log order, this node's shipped copies equal its
-// records, and every decision of st up to the shipped checkpoint was shipped.
-func checkDecisions(ctx context.Context, url string, st store.Store) (decisionsCheck, error) {
+// log: each node's decisions come in log order and name that node as their source,
+// this node's shipped copies equal its records, and every decision of st up to the
+// shipped checkpoint was shipped.
+func checkDecisions(ctx context.Context, natsURL string, st store.Store) (decisionsCheck, error) {
 	res := decisionsCheck{perNode: map[string]int{}}
-	nc, err := nats.Connect(url, nats.Name("mcpes verify"))
+	nc, err := nats.Connect(natsURL, nats.Name("mcpes verify"))
 	if err != nil {
-		return res, fmt.Errorf("cluster %s: %w", url, err)
+		return res, fmt.Errorf("cluster %s: %w", natsURL, err)
 	}
 	defer nc.Close()
 	last := map[string]uint64{}
@@ -88,6 +90,9 @@ func checkDecisions(ctx context.Context, url string, st store.Store) (decisionsC
 			res.problems = append(res.problems, fmt.Sprintf("node %q: decision %s at position %d after position %d", d.Node, d.Event.ID, pos, last[d.Node]))
 		}
 		last[d.Node] = pos
+		if u, err := url.Parse(d.Event.Source); err != nil || u.Host != d.Node {
+			res.problems = append(res.problems, fmt.Sprintf("node %q: decision %s names source %q", d.Node, d.Event.ID, d.Event.Source))
+		}
 		local, err := st.ReadAll(ctx, pos, 1)
 		if err != nil {
 			return err
@@ -102,7 +107,7 @@ func checkDecisions(ctx context.Context, url string, st store.Store) (decisionsC
 		return nil
 	})
 	if err != nil {
-		return res, fmt.Errorf("cluster %s: decisions: %w", url, err)
+		return res, fmt.Errorf("cluster %s: decisions: %w", natsURL, err)
 	}
 	upTo, err := st.Checkpoint(ctx, cluster.ShippedCheckpoint)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
