@@ -96,7 +96,21 @@ func (a *api) verify(w http.ResponseWriter, r *http.Request, id Identity) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rep)
+	out := struct {
+		audit.VerifyReport
+		// ClusterDecisions counts the decisions each cluster node shipped.
+		ClusterDecisions map[string]int `json:"clusterDecisions,omitempty"`
+	}{VerifyReport: rep}
+	if a.ClusterDecisions != nil {
+		perNode, problems, err := a.ClusterDecisions(r.Context())
+		if err != nil {
+			return err
+		}
+		out.ClusterDecisions = perNode
+		out.Problems = append(out.Problems, problems...)
+		out.OK = out.OK && len(problems) == 0
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -90,6 +90,10 @@ type Deps struct {
 	Limiter *Limiter
 	// Metrics serves GET /metrics; default the Prometheus default registry.
 	Metrics http.Handler
+	// ClusterDecisions, on a cluster node, reads every node's shipped decisions for
+	// POST /v1/audit/verify: how many each node shipped, and the problems found with
+	// this node's (nil on a single node).
+	ClusterDecisions func(ctx context.Context) (perNode map[string]int, problems []string, err error)
 	// Ready reports readiness and a detail object for GET /readyz; nil means ready.
 	Ready func() (bool, any)
 	// Gateway, when set, is mounted at /mcp behind the same token check.

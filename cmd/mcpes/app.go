@@ -207,8 +207,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Inspector: m.registry, AuditToolCalls: cfg.Audit.ToolCalls, Source: source, Logger: log,
 		MaxTimeout: time.Duration(cfg.Connections.MaxRequestTimeout)})
 	listenHost, _, _ := net.SplitHostPort(cfg.Listen)
+	var clusterDecisions func(context.Context) (map[string]int, []string, error)
+	if m.cluster != nil {
+		clusterDecisions = m.verifyDecisions
+	}
 	api := handlers.New(handlers.Deps{
-		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
+		ClusterDecisions: clusterDecisions,
+		Store:            m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
 		Ready:   m.readiness,
 		Gateway: m.gateway,

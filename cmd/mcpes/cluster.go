@@ -69,21 +69,16 @@ type decisionsCheck struct {
 	problems []string
 }
 
-// checkDecisions reads every node's decisions from the cluster at natsURL (each record
+// checkDecisions reads every node's decisions from the cluster through nc (each record
 // checked against its hash as it is read) and checks them against st, this node's
 // log: each node's decisions come in log order and name that node as their source,
 // this node's shipped copies equal its records, and every decision of st up to the
 // shipped checkpoint was shipped.
-func checkDecisions(ctx context.Context, natsURL string, st store.Store) (decisionsCheck, error) {
+func checkDecisions(ctx context.Context, nc *nats.Conn, st store.Store) (decisionsCheck, error) {
 	res := decisionsCheck{perNode: map[string]int{}}
-	nc, err := nats.Connect(natsURL, nats.Name("mcpes verify"))
-	if err != nil {
-		return res, fmt.Errorf("cluster %s: %w", natsURL, err)
-	}
-	defer nc.Close()
 	last := map[string]uint64{}
 	shipped := map[string]bool{}
-	err = cluster.ReadDecisions(ctx, nc, "", func(d cluster.Decision) error {
+	err := cluster.ReadDecisions(ctx, nc, "", func(d cluster.Decision) error {
 		pos := uint64(d.Event.Sequence)
 		res.perNode[d.Node]++
 		if pos <= last[d.Node] {
@@ -107,7 +102,7 @@ func checkDecisions(ctx context.Context, natsURL string, st store.Store) (decisi
 		return nil
 	})
 	if err != nil {
-		return res, fmt.Errorf("cluster %s: decisions: %w", natsURL, err)
+		return res, fmt.Errorf("cluster decisions: %w", err)
 	}
 	upTo, err := st.Checkpoint(ctx, cluster.ShippedCheckpoint)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -151,4 +146,10 @@ func (c decisionsCheck) summary() string {
 		return "cluster decisions: none shipped"
 	}
 	return "cluster decisions: " + strings.Join(parts, ", ")
+}
+
+// verifyDecisions is checkDecisions for the running node (POST /v1/audit/verify).
+func (m *Main) verifyDecisions(ctx context.Context) (map[string]int, []string, error) {
+	dc, err := checkDecisions(ctx, m.clusterConn, m.metered)
+	return dc.perNode, dc.problems, err
 }

@@ -101,6 +101,19 @@ func TestServe_ClusterNodesShareTheConfigLog(t *testing.T) {
 		h := clusterHead(0)
 		return !strings.HasPrefix(h, "{0 ") && h == clusterHead(1) && h == clusterHead(2)
 	})
+	// and the service's verify (the console's integrity view) reads every node's
+	// decisions
+	eventually(t, "verify on node 1 to count both nodes' decisions", func() bool {
+		code, body := post(t, bases[1]+"/v1/audit/verify")
+		var rep struct {
+			OK               bool           `json:"ok"`
+			ClusterDecisions map[string]int `json:"clusterDecisions"`
+		}
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &rep) != nil || !rep.OK {
+			t.Fatalf("verify on node 1: %d %s", code, body)
+		}
+		return rep.ClusterDecisions["node0"] == 1 && rep.ClusterDecisions["node2"] == 1
+	})
 	ctx := context.Background()
 	for i, m := range mains {
 		if err := m.Close(ctx); err != nil {

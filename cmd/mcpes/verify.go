@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/mcpes/mcpes/audit"
@@ -88,7 +89,12 @@ Exit 0 when all is well, 1 otherwise.`,
 					return err
 				}
 				if clusterURL != "" {
-					dc, err := checkDecisions(cmd.Context(), clusterURL, st)
+					nc, err := nats.Connect(clusterURL, nats.Name("mcpes verify"))
+					if err != nil {
+						return fmt.Errorf("cluster %s: %w", clusterURL, err)
+					}
+					dc, err := checkDecisions(cmd.Context(), nc, st)
+					nc.Close()
 					if err != nil {
 						return err
 					}
