@@ -97,6 +97,7 @@ type Store struct {
 
 	nc       *nats.Conn
 	claims   jetstream.KeyValue // inspection claims (see Claim)
+	secrets  jetstream.KeyValue // write-once secrets (see PutSecret)
 	heads    *nats.Subscription // other nodes' head reports
 	shipDone chan struct{}
 
@@ -147,11 +148,15 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := openSecrets(ctx, js, opts)
+	if err != nil {
+		return nil, err
+	}
 	track, err := loadTracker(ctx, replica)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: replica head: %w", err)
 	}
-	s := &Store{Store: replica, opts: opts, js: js, stream: stream, nc: nc, claims: claims,
+	s := &Store{Store: replica, opts: opts, js: js, stream: stream, nc: nc, claims: claims, secrets: secrets,
 		done: make(chan struct{}), shipDone: make(chan struct{}), track: track,
 		applied: track.seq, notify: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if s.heads, err = nc.Subscribe(headsPrefix+">", s.crossCheck); err != nil {

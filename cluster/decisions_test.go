@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,4 +162,58 @@ func TestDecisionsStayOnTheirNodeAndTheSharedHeadAgrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the fork to be seen", func() bool { return errors.Is(nodes[0].st.Forked(), cluster.ErrForked) })
+}
+
+func TestSecretsAreSharedAndWrittenOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server nats cluster")
+	}
+	dir := t.TempDir()
+	nc := testnats.StartCluster(t, 3, filepath.Join(dir, "nats"))
+	clk := newClock()
+	a := openNode(t, filepath.Join(dir, "a"), nc.URL(0), clk)
+	b := openNode(t, filepath.Join(dir, "b"), nc.URL(1), clk)
+	ctx := context.Background()
+
+	// given a secret stored on node a
+	if err := a.st.PutSecret(ctx, "ref-1", []byte("sealed-by-a")); err != nil {
+		t.Fatal(err)
+	}
+	// when node b reads it, then it gets a's value
+	if v, err := b.st.Secret(ctx, "ref-1"); err != nil || string(v) != "sealed-by-a" {
+		t.Fatalf("node b reads %q, %v", v, err)
+	}
+	// when node b stores another value under the same ref, then the first stays,
+	// on both nodes
+	if err := b.st.PutSecret(ctx, "ref-1", []byte("sealed-by-b")); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]*node{"a": a, "b": b} {
+		if v, err := n.st.Secret(ctx, "ref-1"); err != nil || string(v) != "sealed-by-a" {
+			t.Fatalf("node %s reads %q, %v", name, v, err)
+		}
+	}
+	// and two nodes creating one ref at once agree on its value
+	c := openNode(t, filepath.Join(dir, "c"), nc.URL(2), clk)
+	for i := range 5 {
+		ref := fmt.Sprintf("key-%d", i)
+		var wg sync.WaitGroup
+		for j, n := range []*node{b, c} {
+			wg.Go(func() {
+				if err := n.st.PutSecret(ctx, ref, []byte{byte(j)}); err != nil {
+					t.Errorf("put %s: %v", ref, err)
+				}
+			})
+		}
+		wg.Wait()
+		vb, err1 := b.st.Secret(ctx, ref)
+		vc, err2 := c.st.Secret(ctx, ref)
+		if err1 != nil || err2 != nil || string(vb) != string(vc) {
+			t.Fatalf("%s: node b %v %v, node c %v %v", ref, vb, err1, vc, err2)
+		}
+	}
+	// and a ref nobody stored is not found
+	if _, err := a.st.Secret(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown ref: %v", err)
+	}
 }

@@ -412,7 +412,17 @@ func (m *Main) openStore() error {
 		return err
 	}
 	m.store = st
-	creds, rep, err := openCredentials(context.Background(), st, m.Config)
+	// On a cluster the credential store seals secrets above the shared log, so that
+	// only sealed values leave the node.
+	var backend credentials.Backend = st
+	if m.Config.Cluster.URL != "" {
+		cl, err := m.joinCluster(context.Background(), st)
+		if err != nil {
+			return err
+		}
+		m.cluster, backend = cl, cl
+	}
+	creds, rep, err := openCredentials(context.Background(), backend, dir, m.Config)
 	if err != nil {
 		return err
 	}
@@ -421,14 +431,6 @@ func (m *Main) openStore() error {
 	}
 	m.creds = creds
 	m.metered = newMeteredStore(st, creds)
-	if m.Config.Cluster.URL != "" {
-		cl, err := m.joinCluster(context.Background(), creds)
-		if err != nil {
-			return err
-		}
-		m.cluster = cl
-		m.metered = newMeteredStore(st, cl)
-	}
 	m.pidPath = filepath.Join(dir, pidFile)
 	if err := os.WriteFile(m.pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		m.Logger.Warn("cannot write pid file", "path", m.pidPath, "err", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpes/mcpes/audit"
 	"github.com/mcpes/mcpes/config"
+	"github.com/mcpes/mcpes/credentials"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/examples/servers/clock/clockserver"
@@ -171,10 +172,22 @@ func TestServe_ClusterNodesStartingTogetherApplyTheFileAndInspectOnce(t *testing
 	if testing.Short() {
 		t.Skip("starts a three-server nats cluster")
 	}
-	// given three nodes starting at the same moment with the same config file of two
-	// live app servers
-	mcp := httptest.NewServer(server.NewStreamableHTTPServer(clockserver.New()))
-	defer mcp.Close()
+	// given three nodes sharing one encryption key, starting at the same moment with
+	// the same config file of two live app servers, one behind a secret header
+	key, err := credentials.GenerateKey("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(credentials.EnvKeys, key)
+	clock := server.NewStreamableHTTPServer(clockserver.New())
+	mcp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/guarded") && r.Header.Get("X-Key") != "s3cret" {
+			http.Error(w, "no key", http.StatusUnauthorized)
+			return
+		}
+		clock.ServeHTTP(w, r)
+	}))
+	t.Cleanup(mcp.Close) // after the nodes, which hold streams open to it
 	dir := t.TempDir()
 	nc := testnats.StartCluster(t, 3, filepath.Join(dir, "nats"))
 	mains := make([]*Main, 3)
@@ -185,7 +198,8 @@ func TestServe_ClusterNodesStartingTogetherApplyTheFileAndInspectOnce(t *testing
 			NodeID: fmt.Sprintf("node%d", i), Cluster: config.Cluster{URL: nc.URL(i)},
 			MCPServers: map[string]domain.ServerConfig{
 				"clock": {Type: "streamable-http", URL: mcp.URL, InitTimeoutMS: 10000},
-				"time":  {Type: "streamable-http", URL: mcp.URL, InitTimeoutMS: 10000},
+				"time": {Type: "streamable-http", URL: mcp.URL + "/guarded", InitTimeoutMS: 10000,
+					Headers: map[string]string{"X-Key": "s3cret"}},
 			}}
 		cfg.SetDefaults()
 		mains[i] = &Main{Config: cfg, Logger: discardLogger()}
@@ -204,7 +218,7 @@ func TestServe_ClusterNodesStartingTogetherApplyTheFileAndInspectOnce(t *testing
 	// then the shared log registers each server once and records one startup
 	// inspection of each: one node inspected it, the others took its outcome
 	count := map[string]int{}
-	err := mains[0].store.ReadRecords(context.Background(), 1, func(_ uint64, rec []byte) error {
+	err = mains[0].store.ReadRecords(context.Background(), 1, func(_ uint64, rec []byte) error {
 		env, err := events.DecodeRecord(rec)
 		count[env.Type+" "+env.Subject]++
 		return err
@@ -220,6 +234,28 @@ func TestServe_ClusterNodesStartingTogetherApplyTheFileAndInspectOnce(t *testing
 		if n := count[events.TypeServerInspected+" "+stream]; n != 1 {
 			t.Errorf("%s inspected %d times, want once: %v", name, n, count)
 		}
+		// (the nodes seal the secret header to the same reference: no node sees a change)
+		if n := count[events.TypeServerConfigChanged+" "+stream]; n != 0 {
+			t.Errorf("%s changed %d times, want never: %v", name, n, count)
+		}
+	}
+	// when an admin registers another server with a secret header on node 0, then an
+	// owner connects to it through node 2, which reads the secret node 0 stored
+	body := fmt.Sprintf(`{"type":"streamable-http","url":%q,"headers":{"X-Key":"s3cret"},"startup":false}`, mcp.URL+"/guarded/api")
+	req, _ := http.NewRequest(http.MethodPut, "http://"+mains[0].Addr()+"/v1/servers/api-guarded", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("put: %d", res.StatusCode)
+	}
+	base2 := "http://" + mains[2].Addr()
+	eventually(t, "node 2 knows the server", func() bool { return get(t, base2+"/v1/servers/api-guarded") == 200 })
+	if code, body := post(t, base2+"/v1/connections/api-guarded?owner=alice"); code != http.StatusOK {
+		t.Fatalf("connect through node 2: %d %s", code, body)
 	}
 	// and every node serves the servers as inspected
 	for i, m := range mains {

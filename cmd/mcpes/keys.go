@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -131,7 +130,7 @@ func rotateSummary(r credentials.RotateReport) string {
 // openCredentials builds the credential store of a serving data directory: with keys
 // it seals whatever an older mcpes left in clear or under an older key; without keys
 // it refuses a data directory that holds secrets.
-func openCredentials(ctx context.Context, st *bolt.Store, cfg *config.Config) (*credentials.Store, credentials.RotateReport, error) {
+func openCredentials(ctx context.Context, st credentials.Backend, dir string, cfg *config.Config) (*credentials.Store, credentials.RotateReport, error) {
 	keys, err := credentials.LoadKeys(os.Getenv(credentials.EnvKeys), cfg.Credentials.KeyFile)
 	if err != nil && !errors.Is(err, credentials.ErrNoKey) {
 		return nil, credentials.RotateReport{}, err
@@ -146,7 +145,7 @@ func openCredentials(ctx context.Context, st *bolt.Store, cfg *config.Config) (*
 			return nil, credentials.RotateReport{}, fmt.Errorf("data directory %s holds %d secrets and no encryption key is configured: "+
 				"set %s to the key they were stored under (or, for a data directory from before encryption, a new one: "+
 				"export %s=\"$(mcpes keys gen)\"), or name a 0600 key file in credentials.keyFile",
-				filepath.Dir(st.Path()), n, credentials.EnvKeys, credentials.EnvKeys)
+				dir, n, credentials.EnvKeys, credentials.EnvKeys)
 		}
 		return cs, credentials.RotateReport{}, nil
 	}
