@@ -409,7 +409,7 @@ func (c *Config) settingProblems() []Problem {
 	}
 	for u := range strings.SplitSeq(c.Cluster.URL, ",") {
 		if c.Cluster.URL != "" && !validNATSURL(u) {
-			add("cluster.url", "want empty (one node) or nats://HOST:PORT[,...], got %q", c.Cluster.URL)
+			add("cluster.url", "want empty (one node) or nats://[USER:PASSWORD@]HOST:PORT[,...], got %q", RedactURLs(c.Cluster.URL))
 			break
 		}
 	}
@@ -417,7 +417,7 @@ func (c *Config) settingProblems() []Problem {
 		add("cluster.maxStaleness", "%s is below the least bound, %s", c.Cluster.MaxStaleness.D(), MinMaxStaleness)
 	}
 	if c.PubSub != "" && !validNATSURL(c.PubSub) {
-		add("pubsub", "want empty (in-process) or nats://HOST:PORT, got %q", c.PubSub)
+		add("pubsub", "want empty (in-process) or nats://[USER:PASSWORD@]HOST:PORT, got %q", RedactURLs(c.PubSub))
 	}
 	return out
 }

@@ -527,6 +527,29 @@ func jsonKind(goType string) string {
 	return goType
 }
 
+// RedactURLs returns a comma-separated list of URLs (cluster.url, pubsub) fit for
+// logs and messages: any password or token in them is replaced by "xxxxx", and an
+// entry that does not parse is replaced whole.
+func RedactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(p)
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)"
+		case u.User == nil:
+		default:
+			if _, ok := u.User.Password(); ok {
+				parts[i] = u.Redacted()
+			} else {
+				u.User = url.User("xxxxx") // a token alone
+				parts[i] = u.String()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 func validNATSURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "nats" || u.Scheme == "tls") && u.Host != ""

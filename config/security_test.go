@@ -56,3 +56,32 @@ func TestParse_SecurityDefaults(t *testing.T) {
 		t.Fatalf("limits %+v", cfg.Limits)
 	}
 }
+
+func TestRedactURLs_HidesPasswordsAndTokens(t *testing.T) {
+	// given cluster URLs carrying a password, a token and nothing
+	in := "nats://mcpes:hunter2@10.0.0.1:4222,nats://s3cr3t-token@10.0.0.2:4222,nats://10.0.0.3:4222"
+	// when they are redacted for a log line
+	got := config.RedactURLs(in)
+	// then no secret is left and the hosts still are
+	for _, secret := range []string{"hunter2", "s3cr3t-token"} {
+		if strings.Contains(got, secret) {
+			t.Fatalf("redacted %q still holds %q", got, secret)
+		}
+	}
+	for _, host := range []string{"10.0.0.1:4222", "10.0.0.2:4222", "10.0.0.3:4222", "mcpes:"} {
+		if !strings.Contains(got, host) {
+			t.Fatalf("redacted %q lost %q", got, host)
+		}
+	}
+}
+
+func TestValidate_BadClusterURLDoesNotEchoItsPassword(t *testing.T) {
+	// given a cluster URL with a password and a bad scheme
+	c := &config.Config{Cluster: config.Cluster{URL: "http://mcpes:hunter2@10.0.0.1:4222"}}
+	c.SetDefaults()
+	// when the config is validated, then the error names the field, not the password
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "cluster.url") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("validate: %v", err)
+	}
+}

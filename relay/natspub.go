@@ -110,7 +110,7 @@ func NewNATSPublisher(ctx context.Context, cfg NATSConfig) (*NATSPublisher, erro
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.PublishTimeout))
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("jetstream %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	if err := EnsureStreams(ctx, js, cfg); err != nil {
 		nc.Close()
@@ -140,7 +140,7 @@ func connectNATS(url, name string, extra []nats.Option) (*nats.Conn, error) {
 	}, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", url, err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	return nc, nil
 }

@@ -382,7 +382,7 @@ func pubsubName(u string) string {
 	if u == "" {
 		return "in-process"
 	}
-	return u
+	return config.RedactURLs(u)
 }
 
 func authTokens(in []config.Token) []handlers.TokenConfig {
@@ -444,7 +444,7 @@ func (m *Main) startRelay(ctx, bg context.Context) error {
 	if u := m.Config.PubSub; u != "" {
 		pub, err := relay.NewNATSPublisher(ctx, relay.NATSConfig{URL: u})
 		if err != nil {
-			return fmt.Errorf("pubsub %s: %w", u, err)
+			return fmt.Errorf("pubsub %s: %w", config.RedactURLs(u), err)
 		}
 		m.natsPub = pub
 		cfg.Publisher, cfg.Name = pub, "relay:nats"

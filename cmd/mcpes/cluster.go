@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mcpes/mcpes/cluster"
+	"github.com/mcpes/mcpes/config"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
 	"github.com/mcpes/mcpes/store"
@@ -27,7 +28,7 @@ func (m *Main) joinCluster(ctx context.Context, replica store.Store) (*cluster.S
 	nc, err := nats.Connect(cfg.URL, nats.Name("mcpes "+m.Config.NodeID), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("cluster %s: %w", config.RedactURLs(cfg.URL), err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
@@ -38,9 +39,9 @@ func (m *Main) joinCluster(ctx context.Context, replica store.Store) (*cluster.S
 	}
 	m.clusterConn = nc
 	if err := cl.CatchUp(ctx); err != nil {
-		return nil, fmt.Errorf("cluster %s: catching up: %w", cfg.URL, err)
+		return nil, fmt.Errorf("cluster %s: catching up: %w", config.RedactURLs(cfg.URL), err)
 	}
-	m.Logger.Info("joined cluster", "url", cfg.URL, "applied", cl.Applied())
+	m.Logger.Info("joined cluster", "url", config.RedactURLs(cfg.URL), "applied", cl.Applied())
 	return cl, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcpes/mcpes/audit"
+	"github.com/mcpes/mcpes/config"
 )
 
 func newVerifyCmd(e *env) *cobra.Command {
@@ -91,7 +92,7 @@ Exit 0 when all is well, 1 otherwise.`,
 				if clusterURL != "" {
 					nc, err := nats.Connect(clusterURL, nats.Name("mcpes verify"))
 					if err != nil {
-						return fmt.Errorf("cluster %s: %w", clusterURL, err)
+						return fmt.Errorf("cluster %s: %w", config.RedactURLs(clusterURL), err)
 					}
 					dc, err := checkDecisions(cmd.Context(), nc, st)
 					nc.Close()
