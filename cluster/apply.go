@@ -71,54 +71,105 @@ func (s *Store) consume(ctx context.Context) error {
 		case <-next.Done():
 		}
 	}()
+	// Messages already waiting (NumPending > 0: a catch-up) are applied together, in
+	// one replica commit per batch; a message with nothing behind it is applied at once.
+	var batch []jetstream.Msg
 	for {
 		msg, err := it.Next(jetstream.NextContext(next))
 		if err != nil {
-			return fmt.Errorf("consume: %w", err)
+			return fmt.Errorf("consume: %w", err) // a held batch is delivered again
 		}
-		if err := s.apply(ctx, msg); err != nil {
+		batch = append(batch, msg)
+		if meta, err := msg.Metadata(); err == nil && meta.NumPending > 0 && len(batch) < applyBatch {
+			continue
+		}
+		if err := s.apply(ctx, batch); err != nil {
 			return &applyError{err}
 		}
+		batch = batch[:0]
 	}
 }
 
-// checkpointEvery bounds the messages a restart replays.
-const checkpointEvery = 1024
+const (
+	// applyBatch bounds the messages applied in one replica commit.
+	applyBatch = 256
+	// checkpointEvery bounds the messages a restart replays.
+	checkpointEvery = 1024
+)
 
-// apply stores one stream message in the replica and advances applied.
-func (s *Store) apply(ctx context.Context, msg jetstream.Msg) error {
-	meta, err := msg.Metadata()
-	if err != nil {
-		return fmt.Errorf("%w: metadata: %v", ErrBadMessage, err)
+// message is one decoded stream message.
+type message struct {
+	seq, pending uint64
+	subject      string
+	data         []byte
+	stream       string
+	evs          []events.Envelope
+}
+
+// apply stores stream messages in the replica, in their order and in one batch when
+// the replica can (store.BatchAppender), and advances applied.
+func (s *Store) apply(ctx context.Context, msgs []jetstream.Msg) error {
+	applied := s.Applied()
+	var todo []message
+	for _, msg := range msgs {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("%w: metadata: %v", ErrBadMessage, err)
+		}
+		m := message{seq: meta.Sequence.Stream, pending: meta.NumPending, subject: msg.Subject(), data: msg.Data()}
+		if m.seq <= applied {
+			continue // redelivered after the replica had it
+		}
+		if m.stream, m.evs, err = DecodeMessage(m.subject, m.data); err != nil {
+			return fmt.Errorf("sequence %d: %w", m.seq, err)
+		}
+		todo = append(todo, m)
+		applied = m.seq
 	}
-	seq := meta.Sequence.Stream
-	if seq <= s.Applied() {
-		return nil // redelivered after the replica had it
+	if len(todo) == 0 {
+		return nil
 	}
-	stream, evs, err := DecodeMessage(msg.Subject(), msg.Data())
-	if err != nil {
-		return fmt.Errorf("sequence %d: %w", seq, err)
-	}
-	if _, err := s.Store.Append(ctx, stream, store.AnyVersion, evs...); err != nil {
-		return fmt.Errorf("sequence %d: replica append: %w", seq, err)
+	first, last := todo[0], todo[len(todo)-1]
+	if err := s.appendReplica(ctx, todo); err != nil {
+		return fmt.Errorf("sequences %d-%d: replica append: %w", first.seq, last.seq, err)
 	}
 	s.mu.Lock()
-	s.track.add(seq, msg.Subject(), msg.Data())
+	for _, m := range todo {
+		s.track.add(m.seq, m.subject, m.data)
+	}
 	s.mu.Unlock()
 	// The head is saved when the consumer has caught up or every checkpointEvery
 	// messages, not per message (that would double the fsyncs of a catch-up): a restart
 	// replays the messages after it, which the replica dedupes by event id. Only this
 	// goroutine changes the tracker, so it reads it without the lock.
-	if meta.NumPending == 0 || seq%checkpointEvery == 0 {
+	if last.pending == 0 || first.seq/checkpointEvery != last.seq/checkpointEvery || last.seq%checkpointEvery == 0 {
 		if err := s.track.save(ctx, s.Store); err != nil {
-			return fmt.Errorf("sequence %d: replica head: %w", seq, err)
+			return fmt.Errorf("sequence %d: replica head: %w", last.seq, err)
 		}
 	}
 	s.mu.Lock()
-	s.applied = seq
+	s.applied = last.seq
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.mu.Unlock()
+	return nil
+}
+
+// appendReplica appends the messages' events to the replica in order.
+func (s *Store) appendReplica(ctx context.Context, todo []message) error {
+	if ba, ok := s.Store.(store.BatchAppender); ok && len(todo) > 1 {
+		batch := make([]store.Append, len(todo))
+		for i, m := range todo {
+			batch[i] = store.Append{Stream: m.stream, Expected: store.AnyVersion, Events: m.evs}
+		}
+		_, err := ba.AppendBatch(ctx, batch)
+		return err
+	}
+	for _, m := range todo {
+		if _, err := s.Store.Append(ctx, m.stream, store.AnyVersion, m.evs...); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -40,7 +40,7 @@ type node struct {
 	st   *cluster.Store
 }
 
-func openNode(t *testing.T, path, urls string, clk *clock) *node {
+func openNode(t testing.TB, path, urls string, clk *clock) *node {
 	t.Helper()
 	nc, err := nats.Connect(urls, nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {

@@ -75,6 +75,20 @@ type AppendResult struct {
 	Duplicates int
 }
 
+// Append is one append of a BatchAppender's batch: the arguments of Store.Append.
+type Append struct {
+	Stream   string
+	Expected int64
+	Events   []events.Envelope
+}
+
+// BatchAppender is a Store that commits several appends, in their order, together
+// (store/bolt): one durable commit for the lot rather than one each. When one fails,
+// the ones after it are not stored.
+type BatchAppender interface {
+	AppendBatch(ctx context.Context, batch []Append) ([]AppendResult, error)
+}
+
 // Observer receives committed events: every position once, in order. It runs on its
 // own goroutine (see Observers), while the store commits later appends, and an Append
 // returns only after each observer has seen its events, so a projection fed by one

@@ -107,6 +107,9 @@ type request struct {
 	res      store.AppendResult
 	err      error
 	done     chan struct{}
+	// after is the request of the same AppendBatch before this one: when it failed,
+	// this one fails too, so a batch never stores a later append without an earlier.
+	after *request
 }
 
 // Append implements store.Store. The envelopes are encoded in the caller's goroutine,
@@ -354,6 +357,10 @@ func buckets(tx *bolt.Tx) bucketSet {
 // conflicts, writes its events. A conflict is the request's own outcome (r.err), not
 // an error of the transaction; the returned error aborts the whole batch.
 func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]byte, error) {
+	if r.after != nil && r.after.err != nil {
+		r.err = r.after.err
+		return arena, nil
+	}
 	const (
 		fresh  = iota // appended by this request
 		stored        // already in the file or earlier in the batch
