@@ -50,8 +50,10 @@ func (e *applyError) Unwrap() error { return e.err }
 // consume runs one ordered consumer from the replica's next sequence until it fails,
 // ctx ends or the lease loop kicks it.
 func (s *Store) consume(ctx context.Context) error {
+	// One reset attempt: a consumer that nats.go cannot recreate comes back here as
+	// an error (ours retries while ctx lasts) instead of retrying inside Next forever.
 	cons, err := s.js.OrderedConsumer(ctx, s.opts.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: s.Applied() + 1})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: s.Applied() + 1, MaxResetAttempts: 1})
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}

@@ -353,19 +353,32 @@ func (s *Store) waitApplied(ctx context.Context, seq uint64) error {
 	}
 }
 
-// Close stops applying and closes the replica.
+// Close stops applying and shipping and closes the replica.
 func (s *Store) Close() error {
 	s.cancel()
-	<-s.done
-	<-s.shipDone
 	unsubErr := s.heads.Unsubscribe()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// With every nats server gone, nats.go can sit in one consumer reset for a while
+	// whatever the context says: Close waits a bounded time, and then leaves the head
+	// as last saved (at the last caught-up message) rather than hang a shutdown.
+	timeout := time.After(closeWait)
+	for _, done := range []chan struct{}{s.done, s.shipDone} {
+		select {
+		case <-done:
+		case <-timeout:
+			s.opts.Logger.Warn("cluster: stopping without the apply loop (nats unreachable); the replica resumes from its last saved head")
+			return errors.Join(unsubErr, s.Store.Close())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 	defer cancel()
 	s.mu.Lock()
 	err := s.track.save(ctx, s.Store)
 	s.mu.Unlock()
 	return errors.Join(err, unsubErr, s.Store.Close())
 }
+
+// closeWait bounds how long Close waits for the apply and ship loops.
+const closeWait = 5 * time.Second
 
 // Leader returns the name of the stream's current leader server ("" when none).
 func (s *Store) Leader(ctx context.Context) (string, error) {
