@@ -223,6 +223,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	ack, err := s.publish(ctx, Subject(stream), body, popts)
 	if err != nil {
 		if isConflict(err) {
+			// Another node's write won: return once this node has applied it, so that a
+			// caller deciding again reads it (as a single node's conflict does).
+			if last, gerr := s.stream.GetLastMsgForSubject(ctx, Subject(stream)); gerr == nil {
+				_ = s.waitApplied(ctx, last.Sequence)
+			}
 			actual, _ := s.Store.StreamVersion(ctx, stream)
 			return store.AppendResult{}, &store.ConflictError{Stream: stream, Expected: expected, Actual: actual}
 		}

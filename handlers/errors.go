@@ -62,6 +62,7 @@ const (
 	CodeInsufficientStorage = "insufficient_storage"
 	CodeInternal            = "internal"
 	CodeTooManyRequests     = "too_many_requests"
+	CodePreconditionFailed  = "precondition_failed"
 )
 
 // ErrorBody is the JSON of every error response: {"error": {...}}.
@@ -125,6 +126,8 @@ func errorStatus(err error) (int, APIError) {
 		return http.StatusNotFound, APIError{Code: CodeNotFound, Message: err.Error(), Rule: extra.Rule}
 	case errors.Is(err, registry.ErrFileSourced):
 		return http.StatusConflict, APIError{Code: CodeFileSourced, Message: err.Error()}
+	case errors.Is(err, domain.ErrPreconditionFailed):
+		return http.StatusPreconditionFailed, APIError{Code: CodePreconditionFailed, Message: err.Error()}
 	case errors.Is(err, domain.ErrNotFailed):
 		return http.StatusConflict, APIError{Code: CodeNotFailed, Message: err.Error()}
 	case errors.Is(err, domain.ErrServerExists), errors.Is(err, registry.ErrConflict), errors.Is(err, store.ErrVersionConflict):

@@ -59,7 +59,8 @@ type ConnReader interface {
 
 // Registry is the server command service (*registry.Service implements it).
 type Registry interface {
-	Put(ctx context.Context, actor string, scope domain.Scope, name string, cfg domain.ServerConfig) (registry.PutResult, error)
+	PutIf(ctx context.Context, actor string, scope domain.Scope, name string, cfg domain.ServerConfig,
+		cond domain.Precondition) (registry.PutResult, error)
 	Remove(ctx context.Context, actor string, scope domain.Scope, name string) error
 	Reinspect(ctx context.Context, actor string, scope domain.Scope, name string) (registry.ReinspectResult, error)
 }

@@ -121,6 +121,12 @@ func (r resp) errCode() string {
 // do sends a request with token (none when empty) and body (a string or JSON value).
 func (s *svc) do(method, path, token string, body any) resp {
 	s.tb.Helper()
+	return s.doWith(method, path, token, body, nil)
+}
+
+// doWith is do with extra request headers.
+func (s *svc) doWith(method, path, token string, body any, header http.Header) resp {
+	s.tb.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -144,6 +150,9 @@ func (s *svc) do(method, path, token string, body any) resp {
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	res, err := s.ts.Client().Do(req)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
@@ -124,6 +126,9 @@ func (a *api) getServer(w http.ResponseWriter, r *http.Request, id Identity) err
 	if !view.Found {
 		return notFound(name)
 	}
+	if own, ok := a.Servers.State(scopeOf(owner), name); ok && own.Exists {
+		w.Header().Set("ETag", etag(own.ConfigVersion)) // for If-Match on PUT
+	}
 	writeJSON(w, http.StatusOK, serverJSON(owner, st, view, true))
 	return nil
 }
@@ -150,8 +155,12 @@ func (a *api) putServer(w http.ResponseWriter, r *http.Request, id Identity) err
 	if err != nil {
 		return err
 	}
+	cond, err := precondition(r)
+	if err != nil {
+		return err
+	}
 	scope := scopeOf(owner)
-	res, err := a.Registry.Put(r.Context(), id.Actor(), scope, name, cfg)
+	res, err := a.Registry.PutIf(r.Context(), id.Actor(), scope, name, cfg, cond)
 	if err != nil {
 		return err
 	}
@@ -169,8 +178,35 @@ func (a *api) putServer(w http.ResponseWriter, r *http.Request, id Identity) err
 	if res.Created {
 		status = http.StatusCreated
 	}
+	w.Header().Set("ETag", etag(res.Version))
 	writeJSON(w, status, out)
 	return nil
+}
+
+// etag is the entity tag of a server's config version.
+func etag(configVersion uint64) string { return `"` + strconv.FormatUint(configVersion, 10) + `"` }
+
+// precondition reads PUT's If-None-Match: * (create only) or If-Match: "<config
+// version>" (replace only that version, the ETag of GET).
+func precondition(r *http.Request) (domain.Precondition, error) {
+	var p domain.Precondition
+	match, noneMatch := r.Header.Get("If-Match"), r.Header.Get("If-None-Match")
+	switch {
+	case match != "" && noneMatch != "":
+		return p, fmt.Errorf("%w: give If-Match or If-None-Match, not both", ErrInvalidRequest)
+	case noneMatch != "":
+		if noneMatch != "*" {
+			return p, fmt.Errorf("%w: If-None-Match: only * (create only) is supported", ErrInvalidRequest)
+		}
+		p.Absent = true
+	case match != "":
+		v, err := strconv.ParseUint(strings.Trim(match, `"`), 10, 64)
+		if err != nil || v == 0 || len(match) > 22 {
+			return p, fmt.Errorf("%w: If-Match: want the ETag of GET /v1/servers/{name}, a config version such as \"3\"", ErrInvalidRequest)
+		}
+		p.ConfigVersion = v
+	}
+	return p, nil
 }
 
 // decodeServerBody reads one server config from the request body (at most

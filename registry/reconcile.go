@@ -69,7 +69,7 @@ func (s *Service) Reconcile(ctx context.Context, file ConfigFile) (ReconcileRepo
 	s.fileMu.Unlock()
 	m := meta{actor: "system", reason: "config file"}
 	for _, name := range names {
-		out, err := s.putSealed(ctx, m, domain.AppScope, name, sealed[name], domain.SourceFile)
+		out, err := s.putSealed(ctx, m, domain.AppScope, name, sealed[name], domain.SourceFile, domain.Precondition{})
 		if err != nil {
 			return rep, err
 		}
@@ -110,11 +110,14 @@ type putOutcome struct {
 }
 
 // putSealed decides and appends one already validated and sealed config from
-// source. An API put (source api, or a user scope) of an app server that comes from
+// source, when the server meets cond. An API put (source api, or a user scope) of an app server that comes from
 // the config file is refused with a *FileSourcedError.
 func (s *Service) putSealed(ctx context.Context, m meta, scope domain.Scope, name string,
-	sealed domain.ServerConfig, source domain.Source) (putOutcome, error) {
+	sealed domain.ServerConfig, source domain.Source, cond domain.Precondition) (putOutcome, error) {
 	up, err := s.update(ctx, scope, name, m, func(st domain.ServerState) ([]any, error) {
+		if err := cond.Check(name, st); err != nil {
+			return nil, err
+		}
 		if source != domain.SourceFile {
 			if err := s.checkAPISource(st); err != nil {
 				return nil, err

@@ -145,6 +145,14 @@ type PutResult struct {
 // the server is inspected as Options.InspectOnPut says; the inspection's outcome is
 // recorded, never returned as an error.
 func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, name string, cfg domain.ServerConfig) (PutResult, error) {
+	return s.PutIf(ctx, actor, scope, name, cfg, domain.Precondition{})
+}
+
+// PutIf is Put when the server meets cond, checked against the state each attempt
+// decides on: of two writers racing with the same precondition exactly one wins and
+// the other gets an error wrapping domain.ErrPreconditionFailed.
+func (s *Service) PutIf(ctx context.Context, actor string, scope domain.Scope, name string, cfg domain.ServerConfig,
+	cond domain.Precondition) (PutResult, error) {
 	if err := s.checkOpen(); err != nil {
 		return PutResult{}, err
 	}
@@ -181,7 +189,7 @@ func (s *Service) Put(ctx context.Context, actor string, scope domain.Scope, nam
 	if scope.IsApp() {
 		source = domain.SourceAPI
 	}
-	out, err := s.putSealed(ctx, meta{actor: actor}, scope, name, sealed, source)
+	out, err := s.putSealed(ctx, meta{actor: actor}, scope, name, sealed, source, cond)
 	if err != nil {
 		return PutResult{}, err
 	}

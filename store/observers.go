@@ -137,6 +137,14 @@ func (o *Observers) Publish(first, last uint64, committed func() []events.Envelo
 	c.release()
 }
 
+// Barrier runs done once every observer has seen every commit published before it,
+// up to position at (the head): a store releases there the callers of a batch that
+// committed nothing (conflicts, retries), so that one who reads after a conflict sees
+// the write it conflicted with. It never blocks.
+func (o *Observers) Barrier(at uint64, done func()) {
+	o.Publish(at+1, at, func() []events.Envelope { return nil }, done)
+}
+
 // Close stops every observer and releases the commits they hold. Later Publish calls
 // run done at once.
 func (o *Observers) Close() {

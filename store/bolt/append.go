@@ -313,9 +313,14 @@ func (s *Store) commit(batch []*request) {
 		return
 	}
 	if len(st.sealed) == 0 {
-		for _, r := range batch {
-			close(r.done)
-		}
+		// Nothing new, but a conflict's caller will read the projections next: release
+		// it once the observers have seen the commits before, which it conflicted with.
+		reqs := slices.Clone(batch)
+		s.observers.Barrier(st.pos, func() {
+			for _, r := range reqs {
+				close(r.done)
+			}
+		})
 		return
 	}
 	var wake chan struct{}

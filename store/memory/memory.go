@@ -93,7 +93,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 		fresh = append(fresh, i)
 	}
 	if len(fresh) > 0 && expected != store.AnyVersion && uint64(expected) != version {
-		s.mu.Unlock()
+		s.barrierUnlock()
 		return store.AppendResult{}, &store.ConflictError{Stream: stream, Expected: expected, Actual: version}
 	}
 
@@ -140,7 +140,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	s.head = prev
 	res.StreamVersion = uint64(len(s.streams[stream]))
 	if len(sealed) == 0 {
-		s.mu.Unlock()
+		s.barrierUnlock()
 		return res, nil
 	}
 	wake, done := s.notify, make(chan struct{})
@@ -152,6 +152,16 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	s.mu.Unlock()
 	<-done
 	return res, nil
+}
+
+// barrierUnlock releases s.mu and returns once the observers have seen every commit
+// so far: a caller that conflicted (or only retried) reads projections next, and must
+// find there the write it conflicted with.
+func (s *Store) barrierUnlock() {
+	done := make(chan struct{})
+	s.observers.Barrier(uint64(len(s.records)), func() { close(done) })
+	s.mu.Unlock()
+	<-done
 }
 
 func clone(e events.Envelope) events.Envelope {

@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,5 +110,42 @@ func testBlockedObserverDoesNotStallAppends(t *testing.T, open Opener, f Feature
 				t.Fatalf("observer %d: event %d has position %d", k, i, p)
 			}
 		}
+	}
+}
+
+func testConflictReturnsAfterObserversSawTheWinner(t *testing.T, open Opener, _ Features) {
+	// given an observer that takes its time over each commit, noting when it has seen
+	// one, and a first writer whose append it is still seeing
+	s := open(t)
+	ctx := ctxT(t)
+	arrived := make(chan struct{}, 1)
+	var seen atomic.Bool
+	stop := s.Observe(func(committed []events.Envelope) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		time.Sleep(100 * time.Millisecond)
+		seen.Store(true)
+	})
+	defer stop()
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "race", store.NoStream, Event(t, "race", 1))
+		first <- err
+	}()
+	<-arrived
+	// when a second writer appends at the version the first one moved past
+	_, err := s.Append(ctx, "race", store.NoStream, Event(t, "race", 2))
+	// then it conflicts, and only once the observer has seen the first write, so a
+	// projection it reads next holds the write it lost to
+	if !errors.Is(err, store.ErrVersionConflict) {
+		t.Fatalf("second append: %v, want a version conflict", err)
+	}
+	if !seen.Load() {
+		t.Fatal("the conflict returned before the observer had seen the write it conflicted with")
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
 	}
 }

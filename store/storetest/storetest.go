@@ -104,6 +104,7 @@ func Run(t *testing.T, open Opener, f Features) {
 		{"ObserversInOrder", testObserversInOrder},
 		{"ObserverStops", testObserverStops},
 		{"BlockedObserverDoesNotStallAppends", testBlockedObserverDoesNotStallAppends},
+		{"ConflictReturnsAfterObserversSawTheWinner", testConflictReturnsAfterObserversSawTheWinner},
 		{"CommitOrderIsPositionOrder", testCommitOrder},
 		{"WaitWakesOnCommit", testWaitWakes},
 		{"WaitHonoursContext", testWaitContext},
