@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mcpes/mcpes/events"
@@ -47,42 +48,73 @@ type applyError struct{ err error }
 func (e *applyError) Error() string { return e.err.Error() }
 func (e *applyError) Unwrap() error { return e.err }
 
-// consume runs one ordered consumer from the replica's next sequence until it fails,
-// ctx ends or the lease loop kicks it.
+// errKicked ends a consume the lease loop found behind the stream head.
+var errKicked = errors.New("consumer restarted: the replica is behind a live quorum's head")
+
+// consume creates an ephemeral pull consumer from the replica's next sequence and
+// applies what it delivers until it fails, a delivery is missing (lost in a
+// partition), ctx ends or the lease loop kicks it. Every call into nats is bounded (a
+// wait for the next message lasts at most fetchWait), so a healed partition or a kick
+// is acted on within about that long. (nats.go's ordered consumer was used before: it
+// retries a lost consumer inside Next for up to ten seconds a try, and a healed node
+// then sat idle for eight seconds before applying anything.)
 func (s *Store) consume(ctx context.Context) error {
-	// One reset attempt: a consumer that nats.go cannot recreate comes back here as
-	// an error (ours retries while ctx lasts) instead of retrying inside Next forever.
-	cons, err := s.js.OrderedConsumer(ctx, s.opts.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: s.Applied() + 1, MaxResetAttempts: 1})
+	// A short bound: a request lost while partitioned is asked again soon after the
+	// partition heals.
+	cctx, cancel := context.WithTimeout(ctx, 2*fetchWait)
+	cons, err := s.stream.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: s.Applied() + 1,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, MemoryStorage: true, Replicas: 1})
+	cancel()
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
-	it, err := cons.Messages()
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.stream.DeleteConsumer(dctx, cons.CachedInfo().Name) // else it expires
+	}()
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * applyBatch))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	// The iterator is stopped on this goroutine only: nats.go's ordered iterator
-	// races when Stop runs beside Next. A kick cancels the wait in Next instead.
 	defer it.Stop()
-	next, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.kick:
-			cancel()
-		case <-next.Done():
-		}
-	}()
 	// Messages already waiting (NumPending > 0: a catch-up) are applied together, in
 	// one replica commit per batch; a message with nothing behind it is applied at once.
 	var batch []jetstream.Msg
+	var delivered uint64 // the consumer's last delivery sequence
 	for {
-		msg, err := it.Next(jetstream.NextContext(next))
-		if err != nil {
-			return fmt.Errorf("consume: %w", err) // a held batch is delivered again
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.kick:
+			return errKicked
+		default:
 		}
+		msg, err := it.Next(jetstream.NextMaxWait(fetchWait))
+		if errors.Is(err, nats.ErrTimeout) {
+			if err := s.apply(ctx, batch); err != nil { // what a stalled catch-up holds
+				return &applyError{err}
+			}
+			batch = batch[:0]
+			continue // nothing new: look at ctx and the kick again
+		}
+		if err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return &applyError{fmt.Errorf("%w: metadata: %v", ErrBadMessage, err)}
+		}
+		if meta.Sequence.Consumer != delivered+1 {
+			if err := s.apply(ctx, batch); err != nil {
+				return &applyError{err}
+			}
+			return fmt.Errorf("delivery %d after %d: a delivery was lost", meta.Sequence.Consumer, delivered)
+		}
+		delivered = meta.Sequence.Consumer
 		batch = append(batch, msg)
-		if meta, err := msg.Metadata(); err == nil && meta.NumPending > 0 && len(batch) < applyBatch {
+		if meta.NumPending > 0 && len(batch) < applyBatch {
 			continue
 		}
 		if err := s.apply(ctx, batch); err != nil {
@@ -91,6 +123,10 @@ func (s *Store) consume(ctx context.Context) error {
 		batch = batch[:0]
 	}
 }
+
+// fetchWait bounds one wait for a message: how long a caught-up node waits before it
+// looks at ctx and the lease's kick again.
+const fetchWait = time.Second
 
 const (
 	// applyBatch bounds the messages applied in one replica commit.

@@ -99,15 +99,23 @@ func (s *Store) ship(ctx context.Context) error {
 		if err != nil && !errors.Is(err, errBatchFull) {
 			return err
 		}
+		// An ack lost in a partition never arrives: give up on the round after
+		// attemptTimeout and ship it again (the message ids dedupe what did land).
+		timeout := time.NewTimer(attemptTimeout)
 		for _, ack := range acks {
 			select {
 			case <-ack.Ok():
 			case err := <-ack.Err():
+				timeout.Stop()
 				return err
+			case <-timeout.C:
+				return errors.New("decisions not acknowledged in time")
 			case <-ctx.Done():
+				timeout.Stop()
 				return ctx.Err()
 			}
 		}
+		timeout.Stop()
 		if len(acks) > 0 {
 			if err := s.Store.SetCheckpoint(ctx, ShippedCheckpoint, last); err != nil {
 				return err
