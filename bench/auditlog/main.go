@@ -51,6 +51,7 @@ func main() {
 	calls := flag.Int("calls", 16, "most tool calls a client makes on a connection, recorded in one append")
 	gcPercent := flag.Int("gcpercent", 400, "GOGC for the generator")
 	seed := flag.Uint64("seed", 1, "random seed")
+	indexEvery := flag.Int("indexevery", bulkIndexEvery, "bolt.Options.IndexEvery: stream index entries kept in memory between bulk writes")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if *dir == "" {
@@ -70,7 +71,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	debug.SetGCPercent(*gcPercent)
-	if err := run(uint64(*n), *dir, *owners, *apps, *workers, *appChanges, *calls, *seed); err != nil {
+	if err := run(uint64(*n), *dir, *owners, *apps, *workers, *appChanges, *calls, *seed, *indexEvery); err != nil {
 		fmt.Fprintln(os.Stderr, "auditlog:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -158,7 +159,7 @@ func serverURL(scope domain.Scope, name string, gen int) string {
 	return fmt.Sprintf("https://%s.example/%s/mcp?v=%d", name, scope, gen)
 }
 
-func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCalls int, seed uint64) error {
+func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCalls int, seed uint64, indexEvery int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func run(target uint64, dir string, nOwners, nApps, nWorkers, appChanges, maxCal
 	// A bulk load: no fsync, and the stream index written to the file in large steps
 	// (each step rewrites a page per stream it touches, so few large ones cost far
 	// less than the service's frequent small ones). The file is the same.
-	st, err := bolt.Open(path, bolt.Options{NoSync: true, IndexEvery: bulkIndexEvery})
+	st, err := bolt.Open(path, bolt.Options{NoSync: true, IndexEvery: indexEvery})
 	if err != nil {
 		return err
 	}

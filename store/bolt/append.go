@@ -35,6 +35,9 @@ var (
 	seqPlaceholder  = []byte(`"sequence":"00000000000000000000","streamversion":0,`)
 	prevPlaceholder = []byte(`"prevhash":"` + zeroHex + `",`)
 	dataPrefix      = []byte(`"data":`)
+	// The placeholders as prepare looks for them, after the preceding field's comma.
+	seqField  = append([]byte{','}, seqPlaceholder...)
+	prevField = append([]byte{','}, prevPlaceholder...)
 )
 
 // prepare encodes e with placeholder seal fields and splits the JSON around them.
@@ -48,13 +51,13 @@ func prepare(e events.Envelope) (prepared, error) {
 	if err != nil {
 		return prepared{}, fmt.Errorf("%w: %v", store.ErrInvalid, err)
 	}
-	i := bytes.Index(canon, append([]byte{','}, seqPlaceholder...))
+	i := bytes.Index(canon, seqField)
 	if i < 0 {
 		return prepared{}, fmt.Errorf("encode %s: sequence field not found", e.ID)
 	}
 	p := prepared{prefix: canon[:i+1]}
 	rest := canon[i+1+len(seqPlaceholder):]
-	j := bytes.Index(rest, append([]byte{','}, prevPlaceholder...))
+	j := bytes.Index(rest, prevField)
 	if j < 0 {
 		return prepared{}, fmt.Errorf("encode %s: prevhash field not found", e.ID)
 	}
@@ -258,9 +261,15 @@ func (st *batchState) hexHashes() {
 // the others commit. After the commit the batch goes to the observers; once they have
 // seen it, waiters wake and callers return.
 func (s *Store) commit(batch []*request) {
+	n := 0
+	for _, r := range batch {
+		n += len(r.evs)
+	}
 	s.mu.RLock()
+	// Sized for the batch, so that the writer does not grow them event by event.
 	st := batchState{pos: s.head, prev: s.headHash, start: s.headHash, tmax: s.timeMax, tree: s.tree.Clone(),
-		versions: map[string]uint64{}, ids: map[string]uint64{}}
+		versions: make(map[string]uint64, len(batch)), ids: make(map[string]uint64, n),
+		sealed: make([]events.Envelope, 0, n), sums: make([][32]byte, 0, n), entries: make([]stagedEntry, 0, n)}
 	s.mu.RUnlock()
 	arena := s.arena[:0]
 	// A damaged page fails the batch rather than the process (see guarded).
