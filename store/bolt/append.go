@@ -383,9 +383,12 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 			r.res.Positions[i], kind[i] = pos, stored
 			continue
 		}
-		if v := b.ids.Get([]byte(id)); v != nil {
-			r.res.Positions[i], kind[i] = u64(v), stored
-			continue
+		// An id after every key of the ids bucket (a new UUIDv7 is) is not in it.
+		if id <= s.idsMax {
+			if v := b.ids.Get([]byte(id)); v != nil {
+				r.res.Positions[i], kind[i] = u64(v), stored
+				continue
+			}
 		}
 		if n > 1 {
 			if first == nil {

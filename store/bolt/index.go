@@ -83,6 +83,9 @@ func (s *Store) loadRecent(tx *bolt.Tx) error {
 		}
 		s.indexed = u64(v)
 	}
+	if k, _ := tx.Bucket(bktIDs).Cursor().Last(); k != nil {
+		s.idsMax = string(k)
+	}
 	var tmax int64
 	if k, _ := tx.Bucket(bktTime).Cursor().Last(); len(k) == 16 {
 		tmax = int64(u64(k) ^ (1 << 63))
@@ -148,6 +151,11 @@ func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, e
 	all := [2][]stagedEntry{s.recent.times, st.entries}
 	ids := append(append(make([]stagedEntry, 0, len(all[0])+len(all[1])), all[0]...), all[1]...)
 	slices.SortFunc(ids, func(a, b stagedEntry) int { return strings.Compare(a.id, b.id) })
+	if len(ids) > 0 {
+		// Raised before the commit: a flush that fails leaves it too high, which only
+		// spares apply fewer lookups.
+		s.idsMax = max(s.idsMax, ids[len(ids)-1].id)
+	}
 	for _, e := range ids {
 		v := len(arena)
 		arena = binary.BigEndian.AppendUint64(arena, e.pos)
