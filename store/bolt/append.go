@@ -246,6 +246,7 @@ type batchState struct {
 	tree     *store.Tree       // the head's tree with the batch's leaves
 	entries  []stagedEntry     // stream index entries of the batch
 	flushed  bool              // the batch wrote the stream index up to pos
+	idsTop   string            // the greatest id the batch stored
 }
 
 // hexHashes sets PrevHash and Hash of the sealed envelopes.
@@ -327,6 +328,7 @@ func (s *Store) commit(batch []*request) {
 	var wake chan struct{}
 	s.mu.Lock()
 	s.head, s.headHash, s.timeMax, s.tree = st.pos, st.prev, st.tmax, st.tree
+	s.idsTop = max(s.idsTop, st.idsTop)
 	s.publishIndex(&st)
 	wake, s.notify = s.notify, make(chan struct{})
 	s.commits++
@@ -379,15 +381,18 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 			r.res.Positions[i], kind[i] = pos, stored
 			continue
 		}
-		if pos, ok := s.recent.ids[id]; ok {
-			r.res.Positions[i], kind[i] = pos, stored
-			continue
-		}
-		// An id after every key of the ids bucket (a new UUIDv7 is) is not in it.
-		if id <= s.idsMax {
-			if v := b.ids.Get([]byte(id)); v != nil {
-				r.res.Positions[i], kind[i] = u64(v), stored
+		// An id after every stored id (a new UUIDv7 mostly is) is not stored; one
+		// after every key of the ids bucket is not in the bucket.
+		if id <= s.idsTop {
+			if pos, ok := s.recent.ids[id]; ok {
+				r.res.Positions[i], kind[i] = pos, stored
 				continue
+			}
+			if id <= s.idsMax {
+				if v := b.ids.Get([]byte(id)); v != nil {
+					r.res.Positions[i], kind[i] = u64(v), stored
+					continue
+				}
 			}
 		}
 		if n > 1 {
@@ -445,6 +450,7 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		st.sealed = append(st.sealed, env)
 		st.sums = append(st.sums, sum)
 		st.ids[env.ID] = st.pos
+		st.idsTop = max(st.idsTop, env.ID)
 		st.entries = append(st.entries, stagedEntry{stream: r.stream, id: env.ID, tmax: st.tmax, streamEntry: streamEntry{version, st.pos}})
 		st.prev = sum
 		st.tree.Append(sum)

@@ -119,6 +119,7 @@ type Store struct {
 
 	arena     []byte // writer-only scratch for keys and records of one batch
 	idsMax    string // writer-only: no key of the ids bucket sorts after it
+	idsTop    string // writer-only: no stored id (bucket or recent index) sorts after it
 	treeStale bool   // Open rebuilt the tree from the records
 }
 

@@ -83,9 +83,11 @@ func (s *Store) loadRecent(tx *bolt.Tx) error {
 		}
 		s.indexed = u64(v)
 	}
+	s.idsMax = ""
 	if k, _ := tx.Bucket(bktIDs).Cursor().Last(); k != nil {
 		s.idsMax = string(k)
 	}
+	s.idsTop = s.idsMax
 	var tmax int64
 	if k, _ := tx.Bucket(bktTime).Cursor().Last(); len(k) == 16 {
 		tmax = int64(u64(k) ^ (1 << 63))
@@ -103,6 +105,7 @@ func (s *Store) loadRecent(tx *bolt.Tx) error {
 			tmax = t
 		}
 		s.recent.add(stagedEntry{stream: e.Subject, id: e.ID, tmax: tmax, streamEntry: streamEntry{e.StreamVersion, pos}})
+		s.idsTop = max(s.idsTop, e.ID)
 	}
 	return nil
 }
