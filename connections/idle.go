@@ -41,11 +41,15 @@ func (r *Repository) evictIdle(ctx context.Context) {
 	}
 	var cands []cand
 	now := r.m.opts.Clock()
-	for _, e := range r.snapshot() {
+	// Range, not snapshot: every tick of every repository walks its entries, and most
+	// ticks find nothing to evict.
+	r.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
 		if c := e.conn.Load(); c != nil && now.Sub(time.Unix(0, c.lastUsed.Load())) > limit {
 			cands = append(cands, cand{e, c.lastUsed.Load()})
 		}
-	}
+		return true
+	})
 	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.used, b.used) })
 	for _, cd := range cands {
 		if r.m.closed.Load() {
@@ -69,9 +73,11 @@ func (r *Repository) evictIdle(ctx context.Context) {
 // a closed breaker.
 func (r *Repository) prune() {
 	now := r.m.opts.Clock()
-	for _, e := range r.snapshot() {
+	// Deleting while ranging is allowed by sync.Map.
+	r.entries.Range(func(_, v any) bool {
+		e := v.(*entry)
 		if e.conn.Load() != nil || e.connecting.Load() {
-			continue
+			return true
 		}
 		e.mu.Lock()
 		if e.conn.Load() == nil && e.call == nil && !e.ref.open && e.br.failures == 0 && !e.br.isOpen(now) {
@@ -79,5 +85,6 @@ func (r *Repository) prune() {
 			r.entries.CompareAndDelete(e.name, e)
 		}
 		e.mu.Unlock()
-	}
+		return true
+	})
 }

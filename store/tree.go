@@ -22,12 +22,28 @@ var Hasher = rfc6962.DefaultHasher
 // the previous hash, so a leaf commits to the event and, through the tree, to its
 // place in the log.
 func LeafHash(eventHash [32]byte) [32]byte {
-	var out [32]byte
-	copy(out[:], Hasher.HashLeaf(eventHash[:]))
-	return out
+	// Hasher.HashLeaf, hashed on the stack: SHA-256 of the leaf prefix and the hash.
+	var in [1 + sha256.Size]byte
+	in[0] = rfc6962.RFC6962LeafHashPrefix
+	copy(in[1:], eventHash[:])
+	return sha256.Sum256(in[:])
 }
 
-var rangeFactory = compact.RangeFactory{Hash: Hasher.HashChildren}
+// hashChildren is Hasher.HashChildren (SHA-256 of the node prefix, l and r) with one
+// allocation, for the writer's path; it defers to Hasher for other sizes.
+func hashChildren(l, r []byte) []byte {
+	if len(l) != sha256.Size || len(r) != sha256.Size {
+		return Hasher.HashChildren(l, r)
+	}
+	var in [1 + 2*sha256.Size]byte
+	in[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(in[1:], l)
+	copy(in[1+sha256.Size:], r)
+	sum := sha256.Sum256(in[:])
+	return sum[:]
+}
+
+var rangeFactory = compact.RangeFactory{Hash: hashChildren}
 
 // Tree is the RFC 6962 Merkle tree over the log, kept as its compact range (the
 // roots of the perfect subtrees covering [0, size): at most 64 hashes), which is

@@ -15,7 +15,7 @@ func TestRun_WritesALogThatVerifies(t *testing.T) {
 	dir := t.TempDir()
 
 	// when the generator runs until the log holds 3,000 events
-	if err := run(3000, dir, 20, 5, 16, 50, 4, 7); err != nil {
+	if err := run(3000, dir, 20, 5, 16, 50, 4, 7, bulkIndexEvery); err != nil {
 		t.Fatal(err)
 	}
 

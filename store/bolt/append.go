@@ -35,6 +35,9 @@ var (
 	seqPlaceholder  = []byte(`"sequence":"00000000000000000000","streamversion":0,`)
 	prevPlaceholder = []byte(`"prevhash":"` + zeroHex + `",`)
 	dataPrefix      = []byte(`"data":`)
+	// The placeholders as prepare looks for them, after the preceding field's comma.
+	seqField  = append([]byte{','}, seqPlaceholder...)
+	prevField = append([]byte{','}, prevPlaceholder...)
 )
 
 // prepare encodes e with placeholder seal fields and splits the JSON around them.
@@ -48,13 +51,13 @@ func prepare(e events.Envelope) (prepared, error) {
 	if err != nil {
 		return prepared{}, fmt.Errorf("%w: %v", store.ErrInvalid, err)
 	}
-	i := bytes.Index(canon, append([]byte{','}, seqPlaceholder...))
+	i := bytes.Index(canon, seqField)
 	if i < 0 {
 		return prepared{}, fmt.Errorf("encode %s: sequence field not found", e.ID)
 	}
 	p := prepared{prefix: canon[:i+1]}
 	rest := canon[i+1+len(seqPlaceholder):]
-	j := bytes.Index(rest, append([]byte{','}, prevPlaceholder...))
+	j := bytes.Index(rest, prevField)
 	if j < 0 {
 		return prepared{}, fmt.Errorf("encode %s: prevhash field not found", e.ID)
 	}
@@ -246,6 +249,7 @@ type batchState struct {
 	tree     *store.Tree       // the head's tree with the batch's leaves
 	entries  []stagedEntry     // stream index entries of the batch
 	flushed  bool              // the batch wrote the stream index up to pos
+	idsTop   string            // the greatest id the batch stored
 }
 
 // hexHashes sets PrevHash and Hash of the sealed envelopes.
@@ -261,9 +265,15 @@ func (st *batchState) hexHashes() {
 // the others commit. After the commit the batch goes to the observers; once they have
 // seen it, waiters wake and callers return.
 func (s *Store) commit(batch []*request) {
+	n := 0
+	for _, r := range batch {
+		n += len(r.evs)
+	}
 	s.mu.RLock()
+	// Sized for the batch, so that the writer does not grow them event by event.
 	st := batchState{pos: s.head, prev: s.headHash, start: s.headHash, tmax: s.timeMax, tree: s.tree.Clone(),
-		versions: map[string]uint64{}, ids: map[string]uint64{}}
+		versions: make(map[string]uint64, len(batch)), ids: make(map[string]uint64, n),
+		sealed: make([]events.Envelope, 0, n), sums: make([][32]byte, 0, n), entries: make([]stagedEntry, 0, n)}
 	s.mu.RUnlock()
 	arena := s.arena[:0]
 	// A damaged page fails the batch rather than the process (see guarded).
@@ -326,6 +336,7 @@ func (s *Store) commit(batch []*request) {
 	var wake chan struct{}
 	s.mu.Lock()
 	s.head, s.headHash, s.timeMax, s.tree = st.pos, st.prev, st.tmax, st.tree
+	s.idsTop = max(s.idsTop, st.idsTop)
 	s.publishIndex(&st)
 	wake, s.notify = s.notify, make(chan struct{})
 	s.commits++
@@ -382,13 +393,19 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 			r.res.Positions[i], kind[i] = pos, stored
 			continue
 		}
-		if pos, ok := s.recent.ids[id]; ok {
-			r.res.Positions[i], kind[i] = pos, stored
-			continue
-		}
-		if v := b.ids.Get([]byte(id)); v != nil {
-			r.res.Positions[i], kind[i] = u64(v), stored
-			continue
+		// An id after every stored id (a new UUIDv7 mostly is) is not stored; one
+		// after every key of the ids bucket is not in the bucket.
+		if id <= s.idsTop {
+			if pos, ok := s.recent.ids[id]; ok {
+				r.res.Positions[i], kind[i] = pos, stored
+				continue
+			}
+			if id <= s.idsMax {
+				if v := b.ids.Get([]byte(id)); v != nil {
+					r.res.Positions[i], kind[i] = u64(v), stored
+					continue
+				}
+			}
 		}
 		if n > 1 {
 			if first == nil {
@@ -445,6 +462,7 @@ func (s *Store) apply(b bucketSet, st *batchState, r *request, arena []byte) ([]
 		st.sealed = append(st.sealed, env)
 		st.sums = append(st.sums, sum)
 		st.ids[env.ID] = st.pos
+		st.idsTop = max(st.idsTop, env.ID)
 		st.entries = append(st.entries, stagedEntry{stream: r.stream, id: env.ID, tmax: st.tmax, streamEntry: streamEntry{version, st.pos}})
 		st.prev = sum
 		st.tree.Append(sum)

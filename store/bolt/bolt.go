@@ -118,6 +118,8 @@ type Store struct {
 	appended  uint64
 
 	arena     []byte // writer-only scratch for keys and records of one batch
+	idsMax    string // writer-only: no key of the ids bucket sorts after it
+	idsTop    string // writer-only: no stored id (bucket or recent index) sorts after it
 	treeStale bool   // Open rebuilt the tree from the records
 }
 

@@ -44,7 +44,7 @@ type stagedEntry struct {
 type recentIndex struct {
 	streams map[string][]streamEntry
 	ids     map[string]uint64
-	times   []stagedEntry // in position order; stream and id unused
+	times   []stagedEntry // in position order
 }
 
 // newRecent returns an empty index sized for n entries, so that it does not grow
@@ -56,7 +56,7 @@ func newRecent(n int) recentIndex {
 func (r *recentIndex) add(e stagedEntry) {
 	r.streams[e.stream] = append(r.streams[e.stream], e.streamEntry)
 	r.ids[e.id] = e.pos
-	r.times = append(r.times, stagedEntry{tmax: e.tmax, streamEntry: e.streamEntry})
+	r.times = append(r.times, e)
 }
 
 // version returns the stream's version from the recent entries, if it has any.
@@ -83,6 +83,11 @@ func (s *Store) loadRecent(tx *bolt.Tx) error {
 		}
 		s.indexed = u64(v)
 	}
+	s.idsMax = ""
+	if k, _ := tx.Bucket(bktIDs).Cursor().Last(); k != nil {
+		s.idsMax = string(k)
+	}
+	s.idsTop = s.idsMax
 	var tmax int64
 	if k, _ := tx.Bucket(bktTime).Cursor().Last(); len(k) == 16 {
 		tmax = int64(u64(k) ^ (1 << 63))
@@ -100,6 +105,7 @@ func (s *Store) loadRecent(tx *bolt.Tx) error {
 			tmax = t
 		}
 		s.recent.add(stagedEntry{stream: e.Subject, id: e.ID, tmax: tmax, streamEntry: streamEntry{e.StreamVersion, pos}})
+		s.idsTop = max(s.idsTop, e.ID)
 	}
 	return nil
 }
@@ -108,43 +114,51 @@ func (s *Store) loadRecent(tx *bolt.Tx) error {
 // buckets and moves meta "indexed" to the batch's last position. It runs on the
 // writer goroutine, the only one that changes s.recent.
 func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, error) {
-	all := newRecent(0)
-	for _, e := range s.recent.times {
-		all.times = append(all.times, e)
-	}
-	for stream, es := range s.recent.streams {
-		all.streams[stream] = append(all.streams[stream], es...)
-	}
+	// The batch's entries by stream, after the recent ones of each stream.
+	batch := map[string][]streamEntry{}
 	for _, e := range st.entries {
-		all.streams[e.stream] = append(all.streams[e.stream], e.streamEntry)
-		all.times = append(all.times, e)
+		batch[e.stream] = append(batch[e.stream], e.streamEntry)
 	}
+	names := slices.AppendSeq(make([]string, 0, len(s.recent.streams)+len(batch)), maps.Keys(s.recent.streams))
+	for stream := range batch {
+		if _, ok := s.recent.streams[stream]; !ok {
+			names = append(names, stream)
+		}
+	}
+	slices.Sort(names)
 	// Put keys in order: bbolt splits nodes only at commit, so inserts in random
 	// order into one node would shift its entries over and over.
 	cut := func(start int) []byte { return arena[start:len(arena):len(arena)] }
-	for _, stream := range slices.Sorted(maps.Keys(all.streams)) {
-		es := all.streams[stream]
-		for _, e := range es {
-			k := len(arena)
-			arena = streamKey(arena, stream, e.version)
-			v := len(arena)
-			arena = binary.BigEndian.AppendUint64(arena, e.pos)
-			if err := b.stream.Put(arena[k:v:v], cut(v)); err != nil {
-				return arena, err
+	for _, stream := range names {
+		var last uint64
+		for _, es := range [2][]streamEntry{s.recent.streams[stream], batch[stream]} {
+			for _, e := range es {
+				k := len(arena)
+				arena = streamKey(arena, stream, e.version)
+				v := len(arena)
+				arena = binary.BigEndian.AppendUint64(arena, e.pos)
+				if err := b.stream.Put(arena[k:v:v], cut(v)); err != nil {
+					return arena, err
+				}
+				last = e.version
 			}
 		}
 		v := len(arena)
-		arena = binary.BigEndian.AppendUint64(arena, es[len(es)-1].version)
+		arena = binary.BigEndian.AppendUint64(arena, last)
 		if err := b.streams.Put([]byte(stream), cut(v)); err != nil {
 			return arena, err
 		}
 	}
-	ids := make([]stagedEntry, 0, len(all.times))
-	for id, pos := range s.recent.ids {
-		ids = append(ids, stagedEntry{id: id, streamEntry: streamEntry{pos: pos}})
-	}
-	ids = append(ids, st.entries...)
+	// Every entry in position order: ids made in time order (UUIDv7) are then nearly
+	// sorted already, which the sort below finds cheap.
+	all := [2][]stagedEntry{s.recent.times, st.entries}
+	ids := append(append(make([]stagedEntry, 0, len(all[0])+len(all[1])), all[0]...), all[1]...)
 	slices.SortFunc(ids, func(a, b stagedEntry) int { return strings.Compare(a.id, b.id) })
+	if len(ids) > 0 {
+		// Raised before the commit: a flush that fails leaves it too high, which only
+		// spares apply fewer lookups.
+		s.idsMax = max(s.idsMax, ids[len(ids)-1].id)
+	}
 	for _, e := range ids {
 		v := len(arena)
 		arena = binary.BigEndian.AppendUint64(arena, e.pos)
@@ -152,10 +166,14 @@ func (s *Store) flushIndex(b bucketSet, st *batchState, arena []byte) ([]byte, e
 			return arena, err
 		}
 	}
-	for _, e := range all.times {
-		k := binary.BigEndian.AppendUint64(nil, timeKey(e.tmax))
-		if err := b.time.Put(binary.BigEndian.AppendUint64(k, e.pos), nil); err != nil {
-			return arena, err
+	for _, es := range all {
+		for _, e := range es {
+			k := len(arena)
+			arena = binary.BigEndian.AppendUint64(arena, timeKey(e.tmax))
+			arena = binary.BigEndian.AppendUint64(arena, e.pos)
+			if err := b.time.Put(cut(k), nil); err != nil {
+				return arena, err
+			}
 		}
 	}
 	st.flushed = true
