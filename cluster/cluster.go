@@ -225,9 +225,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 		if isConflict(err) {
 			// Another node's write won: return once this node has applied it, so that a
 			// caller deciding again reads it (as a single node's conflict does).
-			if last, gerr := s.stream.GetLastMsgForSubject(ctx, Subject(stream)); gerr == nil {
-				_ = s.waitApplied(ctx, last.Sequence)
-			}
+			s.awaitMoved(ctx, stream, uint64(expected))
 			actual, _ := s.Store.StreamVersion(ctx, stream)
 			return store.AppendResult{}, &store.ConflictError{Stream: stream, Expected: expected, Actual: actual}
 		}
@@ -336,6 +334,27 @@ func (s *Store) subjectSeq(ctx context.Context, stream string, expected int64) (
 		return 0, &store.ConflictError{Stream: stream, Expected: expected, Actual: actual}
 	}
 	return seq, nil
+}
+
+// awaitMoved waits, at most attemptTimeout, until the replica holds stream beyond
+// version from: the write that won a compare-and-set may still be replicating when
+// the loser hears of it (10164), so the stream's last message is no guide yet.
+func (s *Store) awaitMoved(ctx context.Context, stream string, from uint64) {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	for {
+		s.mu.Lock()
+		ch := s.notify
+		s.mu.Unlock()
+		if v, err := s.Store.StreamVersion(ctx, stream); err != nil || v != from {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
 }
 
 // waitApplied blocks until the replica has applied stream sequence seq.

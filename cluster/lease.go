@@ -41,10 +41,14 @@ func (s *Store) leaseLoop(ctx context.Context) {
 	}
 }
 
+// leaseKeyPrefix names the claims-bucket key each node writes to renew its lease.
+const leaseKeyPrefix = "lease/"
+
 // renew asks the stream for its head and its replicas' liveness. An isolated ex-leader
 // may keep answering STREAM.INFO naming itself leader, so the answer counts only when a
-// quorum of peers was seen within the bound; then, once the replica has applied the
-// reported head, the lease is renewed from the time of the question.
+// quorum of peers was seen within the bound and a write through this node's server
+// was acknowledged by a quorum; then, once the replica has applied the reported
+// head, the lease is renewed from the time of the question.
 func (s *Store) renew(ctx context.Context) {
 	asked := s.opts.Now()
 	ictx, cancel := context.WithTimeout(ctx, s.opts.MaxStaleness)
@@ -56,6 +60,12 @@ func (s *Store) renew(ctx context.Context) {
 	}
 	if !quorate(info, s.opts.MaxStaleness) {
 		s.opts.Logger.Debug("cluster lease: no live quorum")
+		return
+	}
+	// A write that needs a quorum to be acknowledged: an isolated server (even one
+	// that still calls itself the log's leader) cannot acknowledge it.
+	if _, err := s.claims.Put(ictx, claimKey(leaseKeyPrefix+s.opts.Node), []byte(asked.UTC().Format(time.RFC3339Nano))); err != nil {
+		s.opts.Logger.Debug("cluster lease: quorum write", "err", err)
 		return
 	}
 	if err := s.waitApplied(ictx, info.State.LastSeq); err != nil {

@@ -267,23 +267,37 @@ auth:
 		if code != http.StatusBadGateway || !strings.Contains(string(body), `"rule":"stale_node"`) {
 			t.Fatalf("connect on the stale node: %d %s", code, body)
 		}
-		// writes go on through the majority meanwhile
+		// writes go on through the majority meanwhile (once it has a stream leader: it
+		// may have to elect one, when node 2's server led)
 		const missed = 1500
 		var mu sync.Mutex
 		var wg sync.WaitGroup
+		n := 0
+		deadline := time.Now().Add(2 * time.Minute)
 		for g := range 6 {
 			wg.Go(func() {
-				for i := g; i < missed; i += 6 {
+				for i := g; time.Now().Before(deadline); i += 6 {
+					mu.Lock()
+					done := n >= missed
+					mu.Unlock()
+					if done {
+						return
+					}
 					name := fmt.Sprintf("p%d", i)
 					if code, err := putServer(nodes[i%2], name, nil); err == nil && code == http.StatusCreated {
 						mu.Lock()
-						acked = append(acked, name)
+						acked, n = append(acked, name), n+1
 						mu.Unlock()
+					} else {
+						time.Sleep(20 * time.Millisecond)
 					}
 				}
 			})
 		}
 		wg.Wait()
+		if n < missed {
+			t.Fatalf("only %d writes acknowledged by the majority while node 2 was cut off", n)
+		}
 		r0, _ := readyOf(nodes[0])
 		healed := time.Now()
 		nc.partition(2, true)
