@@ -44,17 +44,7 @@ func TestServe_ClusterNodesShareTheConfigLog(t *testing.T) {
 	}
 
 	// when the admin registers a server on node 0, then every node serves it
-	body := `{"type":"sse","url":"http://127.0.0.1:1/sse","startup":false}`
-	req, _ := http.NewRequest(http.MethodPut, bases[0]+"/v1/servers/shared", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("put: %d", res.StatusCode)
-	}
+	putCreated(t, bases[0]+"/v1/servers/shared", `{"type":"sse","url":"http://127.0.0.1:1/sse","startup":false}`)
 	for i, base := range bases {
 		eventually(t, fmt.Sprintf("node %d serves the server", i), func() bool { return get(t, base+"/v1/servers/shared") == 200 })
 		if ready := getBody(t, base+"/readyz"); !strings.Contains(ready, `"cluster":"fresh"`) {
@@ -142,6 +132,21 @@ func TestServe_ClusterNodesShareTheConfigLog(t *testing.T) {
 		if wantOwn[i] != "" && !strings.Contains(errOut, wantOwn[i]) {
 			t.Fatalf("node %d verify --cluster does not name its own decisions %q:\n%s", i, wantOwn[i], errOut)
 		}
+	}
+}
+
+// putCreated PUTs the JSON body to url and fails the test unless it answers 201.
+func putCreated(t *testing.T, url, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("put %s: %d", url, res.StatusCode)
 	}
 }
 
@@ -241,17 +246,8 @@ func TestServe_ClusterNodesStartingTogetherApplyTheFileAndInspectOnce(t *testing
 	}
 	// when an admin registers another server with a secret header on node 0, then an
 	// owner connects to it through node 2, which reads the secret node 0 stored
-	body := fmt.Sprintf(`{"type":"streamable-http","url":%q,"headers":{"X-Key":"s3cret"},"startup":false}`, mcp.URL+"/guarded/api")
-	req, _ := http.NewRequest(http.MethodPut, "http://"+mains[0].Addr()+"/v1/servers/api-guarded", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("put: %d", res.StatusCode)
-	}
+	putCreated(t, "http://"+mains[0].Addr()+"/v1/servers/api-guarded",
+		fmt.Sprintf(`{"type":"streamable-http","url":%q,"headers":{"X-Key":"s3cret"},"startup":false}`, mcp.URL+"/guarded/api"))
 	base2 := "http://" + mains[2].Addr()
 	eventually(t, "node 2 knows the server", func() bool { return get(t, base2+"/v1/servers/api-guarded") == 200 })
 	if code, body := post(t, base2+"/v1/connections/api-guarded?owner=alice"); code != http.StatusOK {
