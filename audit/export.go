@@ -69,17 +69,17 @@ func matchAny(patterns []string, v string, slashPrefix bool) bool {
 	return false
 }
 
-// OwnsSubject reports whether a stream belongs to owner: its private server streams
-// (server/user:<owner>/<name>) and its connection streams (conn/<owner>/<server>).
-// App server streams belong to no owner.
+// OwnsSubject reports whether a stream belongs to owner (domain.OwnerStreamPrefixes).
 func OwnsSubject(owner, subject string) bool {
 	if owner == "" {
 		return false
 	}
-	if owner != domain.SharedOwner && strings.HasPrefix(subject, "server/"+string(domain.UserScope(owner))+"/") {
-		return true
+	for _, p := range domain.OwnerStreamPrefixes(owner) {
+		if strings.HasPrefix(subject, p) {
+			return true
+		}
 	}
-	return strings.HasPrefix(subject, "conn/"+owner+"/")
+	return false
 }
 
 // subjectServer returns the server name of a server or connection stream: the last

@@ -22,10 +22,7 @@ func streamsOf(ctx context.Context, st store.Store, f Filter) ([]string, bool, e
 	}
 	prefixes := []string{""}
 	if f.Owner != "" {
-		prefixes = []string{"conn/" + f.Owner + "/"}
-		if f.Owner != domain.SharedOwner {
-			prefixes = append(prefixes, "server/"+string(domain.UserScope(f.Owner))+"/")
-		}
+		prefixes = domain.OwnerStreamPrefixes(f.Owner)
 	}
 	var out []string
 	for _, p := range prefixes {

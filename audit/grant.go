@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mcpes/mcpes/domain"
@@ -25,44 +27,56 @@ type GrantState struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// grantAt folds the OAuth facts of the owner's connection stream up to pos.
+// grantAt folds the owner's grant facts for server up to pos: those of its grant
+// stream and, from logs written before it, of its connection stream, in log order.
 func grantAt(ctx context.Context, st store.Store, owner, server string, pos uint64, at time.Time) (*GrantState, error) {
-	g := &GrantState{Reason: "never authorized"}
-	refreshable := false
-	stream := domain.ConnStream(owner, server)
-	for from := uint64(1); ; {
-		page, err := st.ReadStream(ctx, stream, from, pageSize)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", stream, err)
-		}
-		for _, e := range page {
-			from = e.StreamVersion + 1
-			if uint64(e.Sequence) > pos {
-				return finishGrant(g, refreshable, at), nil
-			}
-			fact, err := events.Decode(e)
+	var facts []events.Envelope
+	for _, stream := range domain.GrantStreams(owner, server) {
+		for from := uint64(1); ; {
+			page, err := st.ReadStream(ctx, stream, from, pageSize)
 			if err != nil {
-				continue
+				return nil, fmt.Errorf("read %s: %w", stream, err)
 			}
-			switch f := fact.(type) {
-			case domain.OAuthCompleted:
-				*g = GrantState{GrantID: f.GrantID, Issuer: f.Issuer, Scope: f.Scope, Since: e.Time, Expires: f.ExpiresAt}
-				refreshable = f.Refreshable
-			case domain.TokenRefreshed:
-				if f.GrantID == g.GrantID {
-					g.Expires = f.ExpiresAt
+			done := len(page) < pageSize
+			for _, e := range page {
+				from = e.StreamVersion + 1
+				if uint64(e.Sequence) > pos {
+					done = true
+					break
 				}
-			case domain.TokenRevoked:
-				if f.GrantID == g.GrantID {
-					*g = GrantState{Reason: "revoked (" + f.Reason + ") at " + stamp(e.Time)}
-					refreshable = false
+				if events.Area(e.Type) == "oauth" || events.Area(e.Type) == "token" {
+					facts = append(facts, e)
 				}
 			}
-		}
-		if len(page) < pageSize {
-			return finishGrant(g, refreshable, at), nil
+			if done {
+				break
+			}
 		}
 	}
+	slices.SortFunc(facts, func(a, b events.Envelope) int { return cmp.Compare(a.Sequence, b.Sequence) })
+	g := &GrantState{Reason: "never authorized"}
+	refreshable := false
+	for _, e := range facts {
+		fact, err := events.Decode(e)
+		if err != nil {
+			continue
+		}
+		switch f := fact.(type) {
+		case domain.OAuthCompleted:
+			*g = GrantState{GrantID: f.GrantID, Issuer: f.Issuer, Scope: f.Scope, Since: e.Time, Expires: f.ExpiresAt}
+			refreshable = f.Refreshable
+		case domain.TokenRefreshed:
+			if f.GrantID == g.GrantID {
+				g.Expires = f.ExpiresAt
+			}
+		case domain.TokenRevoked:
+			if f.GrantID == g.GrantID {
+				*g = GrantState{Reason: "revoked (" + f.Reason + ") at " + stamp(e.Time)}
+				refreshable = false
+			}
+		}
+	}
+	return finishGrant(g, refreshable, at), nil
 }
 
 func finishGrant(g *GrantState, refreshable bool, at time.Time) *GrantState {

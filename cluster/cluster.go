@@ -98,6 +98,7 @@ type Store struct {
 	nc       *nats.Conn
 	claims   jetstream.KeyValue // inspection claims (see Claim)
 	secrets  jetstream.KeyValue // write-once secrets (see PutSecret)
+	records  jetstream.KeyValue // shared mutable records (see SwapSecret)
 	heads    *nats.Subscription // other nodes' head reports
 	shipDone chan struct{}
 
@@ -152,11 +153,15 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 	if err != nil {
 		return nil, err
 	}
+	records, err := openRecords(ctx, js, opts)
+	if err != nil {
+		return nil, err
+	}
 	track, err := loadTracker(ctx, replica)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: replica head: %w", err)
 	}
-	s := &Store{Store: replica, opts: opts, js: js, stream: stream, nc: nc, claims: claims, secrets: secrets,
+	s := &Store{Store: replica, opts: opts, js: js, stream: stream, nc: nc, claims: claims, secrets: secrets, records: records,
 		done: make(chan struct{}), shipDone: make(chan struct{}), track: track,
 		applied: track.seq, notify: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if s.heads, err = nc.Subscribe(headsPrefix+">", s.crossCheck); err != nil {
@@ -286,7 +291,7 @@ const attemptTimeout = 5 * time.Second
 func transient(ctx context.Context, err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == errCodeDuplicateInFlight || apiErr.Code == 503
+		return apiErr.ErrorCode == errCodeDuplicateInFlight || apiErr.ErrorCode == errCodeNoPeers || apiErr.Code == 503
 	}
 	return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse))
@@ -295,6 +300,10 @@ func transient(ctx context.Context, err error) bool {
 // errCodeDuplicateInFlight is the JetStream error for a message id whose first publish
 // is still being replicated.
 const errCodeDuplicateInFlight jetstream.ErrorCode = 10158
+
+// errCodeNoPeers is "no suitable peers for placement": the nats servers have not all
+// joined the cluster yet (they were started together with the nodes).
+const errCodeNoPeers jetstream.ErrorCode = 10005
 
 // isConflict reports a failed compare-and-set: 10071, or 10164 while a write to the
 // subject is still replicating; both mean the subject moved.

@@ -137,6 +137,50 @@ func TestDecisionsStayOnTheirNodeAndTheSharedHeadAgrees(t *testing.T) {
 		return fmt.Sprint(got) == fmt.Sprint(decisions)
 	})
 
+	// and a node reads them back a page at a time, newest page first, of every node or
+	// of one
+	var all []cluster.Decision
+	for before := uint64(0); ; {
+		page, err := nodes[0].st.RecentDecisions(ctx, "", before, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Decisions) == 0 || len(page.Decisions) > 4 {
+			t.Fatalf("page before %d holds %d decisions", before, len(page.Decisions))
+		}
+		all = append(page.Decisions, all...)
+		if page.Older == 0 {
+			break
+		}
+		before = page.Older
+	}
+	var got [3][]string
+	for i, d := range all {
+		if d.Seq != uint64(i+1) {
+			t.Fatalf("decision %d of the paged read has stream position %d", i, d.Seq)
+		}
+		n := 0
+		fmt.Sscanf(d.Node, "node%d", &n)
+		got[n] = append(got[n], d.Event.ID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(decisions) {
+		t.Fatalf("paged decisions %v, shipped %v", got, decisions)
+	}
+	one, err := nodes[2].st.RecentDecisions(ctx, "node1", 0, cluster.MaxDecisionPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ones []string
+	for _, d := range one.Decisions {
+		ones = append(ones, d.Event.ID)
+	}
+	if fmt.Sprint(ones) != fmt.Sprint(decisions[1]) || one.Older != 0 {
+		t.Fatalf("node1's decisions read on node 2: %v (older %d), want %v", ones, one.Older, decisions[1])
+	}
+	if _, err := nodes[0].st.RecentDecisions(ctx, "", 0, cluster.MaxDecisionPage+1); err == nil {
+		t.Fatal("a page over the limit was read")
+	}
+
 	// and the nodes cross-check each other's heads without finding a fork
 	for i, n := range nodes {
 		waitFor(t, fmt.Sprintf("node %d to cross-check", i), func() bool { return n.st.CrossChecks() > 0 })

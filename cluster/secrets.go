@@ -1,12 +1,17 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/store"
 )
 
@@ -61,8 +66,16 @@ func (s *Store) PutSecret(ctx context.Context, ref string, value []byte) error {
 }
 
 // Secret returns the value under ref from the replica or, when another node stored
-// it, from the cluster's secrets bucket (kept in the replica from then on).
+// it, from the cluster's secrets bucket (kept in the replica from then on). A shared
+// record (domain.SharedRecord) is read from the cluster's records bucket every time.
 func (s *Store) Secret(ctx context.Context, ref string) ([]byte, error) {
+	if domain.SharedRecord(ref) {
+		v, _, err := s.record(ctx, ref)
+		if err == nil && v == nil {
+			err = store.ErrNotFound
+		}
+		return v, err
+	}
 	v, err := s.Store.Secret(ctx, ref)
 	if !errors.Is(err, store.ErrNotFound) {
 		return v, err
@@ -84,15 +97,89 @@ func (s *Store) Secret(ctx context.Context, ref string) ([]byte, error) {
 	return e.Value(), nil
 }
 
+// recordsSuffix names the key-value bucket of the shared mutable records (OAuth
+// grants and flows, domain.SharedRecord) after the log stream (MCPES_LOG_RECORDS).
+const recordsSuffix = "_RECORDS"
+
+// openRecords creates or binds the records bucket.
+func openRecords(ctx context.Context, js jetstream.JetStream, opts Options) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: opts.Stream + recordsSuffix, History: 1, MaxValueSize: maxMessage - 1024,
+			Storage: jetstream.FileStorage, Replicas: opts.Replicas,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: records bucket: %w", err)
+	}
+	return kv, nil
+}
+
+// record reads a shared record: its value and revision (nil, 0 when absent).
+func (s *Store) record(ctx context.Context, ref string) ([]byte, uint64, error) {
+	var e jetstream.KeyValueEntry
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		e, err = s.records.Get(ctx, claimKey(ref))
+		return err
+	})
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, 0, nil
+	case err != nil:
+		return nil, 0, fmt.Errorf("cluster: record %s: %w", ref, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// swapRecord is SwapSecret for a shared record: a compare-and-set on the key's
+// revision in the records bucket, so two nodes changing one record at once cannot
+// both win (the loser's credential store reads the winner's value and decides again).
+func (s *Store) swapRecord(ctx context.Context, ref string, prev, next []byte) (bool, error) {
+	cur, rev, err := s.record(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	if (cur == nil) != (prev == nil) || !bytes.Equal(cur, prev) {
+		return false, nil
+	}
+	key := claimKey(ref)
+	err = retry(ctx, func(ctx context.Context) error {
+		var err error
+		switch {
+		case next == nil && cur == nil:
+		case next == nil:
+			err = s.records.Delete(ctx, key, jetstream.LastRevision(rev))
+		case cur == nil:
+			_, err = s.records.Create(ctx, key, next)
+		default:
+			_, err = s.records.Update(ctx, key, next, rev)
+		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch), isConflict(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("cluster: record %s: %w", ref, err)
+}
+
 // swapper is the part of a replica (store/bolt) that replaces and lists secrets.
 type swapper interface {
 	SwapSecret(ctx context.Context, ref string, prev, next []byte) (bool, error)
 	RangeSecrets(ctx context.Context, fn func(ref string, value []byte) error) error
 }
 
-// SwapSecret replaces a secret in the replica only: the records that change (OAuth
-// tokens and flows, re-sealing under a new key) stay on their node.
+// SwapSecret replaces a secret: a shared record (domain.SharedRecord: OAuth grants and
+// flows) in the cluster's records bucket, anything else (re-sealing under a new key)
+// in the replica only.
 func (s *Store) SwapSecret(ctx context.Context, ref string, prev, next []byte) (bool, error) {
+	if domain.SharedRecord(ref) {
+		return s.swapRecord(ctx, ref, prev, next)
+	}
 	sw, ok := s.Store.(swapper)
 	if !ok {
 		return false, ErrNoSwap
@@ -100,11 +187,61 @@ func (s *Store) SwapSecret(ctx context.Context, ref string, prev, next []byte) (
 	return sw.SwapSecret(ctx, ref, prev, next)
 }
 
-// RangeSecrets lists the replica's secrets.
+// RangeSecrets lists the replica's secrets and the cluster's shared records, in ref
+// order.
 func (s *Store) RangeSecrets(ctx context.Context, fn func(ref string, value []byte) error) error {
 	sw, ok := s.Store.(swapper)
 	if !ok {
 		return ErrNoSwap
 	}
-	return sw.RangeSecrets(ctx, fn)
+	type item struct {
+		ref   string
+		value []byte
+	}
+	var all []item
+	err := sw.RangeSecrets(ctx, func(ref string, value []byte) error {
+		if !domain.SharedRecord(ref) { // a copy from before the node joined is not the record
+			all = append(all, item{ref, bytes.Clone(value)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var keys []string
+	err = retry(ctx, func(ctx context.Context) error {
+		lister, err := s.records.ListKeys(ctx)
+		if err != nil {
+			return err
+		}
+		keys = keys[:0]
+		for k := range lister.Keys() {
+			keys = append(keys, k)
+		}
+		_ = lister.Stop() // the listing ended: nothing is left to stop
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: records: %w", err)
+	}
+	for _, k := range keys {
+		ref, err := base64.RawURLEncoding.DecodeString(k)
+		if err != nil || !domain.SharedRecord(string(ref)) {
+			continue // not a record this store wrote
+		}
+		v, _, err := s.record(ctx, string(ref))
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			all = append(all, item{string(ref), v})
+		}
+	}
+	slices.SortFunc(all, func(a, b item) int { return strings.Compare(a.ref, b.ref) })
+	for _, it := range all {
+		if err := fn(it.ref, it.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }

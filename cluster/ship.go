@@ -128,10 +128,90 @@ func (s *Store) ship(ctx context.Context) error {
 // Decision is one decision read back from the decisions stream.
 type Decision struct {
 	// Node is the id of the node that made it.
-	Node string
+	Node string `json:"node"`
+	// Seq is its position in the decisions stream (every node's, in arrival order).
+	Seq uint64 `json:"seq"`
 	// Event is the decision as sealed in that node's own log; its hash was checked
 	// against its bytes and previous hash.
-	Event events.Envelope
+	Event events.Envelope `json:"event"`
+}
+
+// DecisionPage is one page of RecentDecisions, oldest first.
+type DecisionPage struct {
+	Decisions []Decision `json:"decisions"`
+	// Older is the Before of the page before this one; 0 when this page starts at the
+	// stream's first message.
+	Older uint64 `json:"older,omitempty"`
+}
+
+// MaxDecisionPage bounds the limit of RecentDecisions.
+const MaxDecisionPage = 1000
+
+// RecentDecisions reads the decisions shipped to the decisions stream at positions
+// [before-limit, before) (before 0: up to the stream's head), of every node or, when
+// node is set, of that node only. A page covers limit positions of the stream, so a
+// node's page may hold fewer decisions than limit; each costs at most limit messages.
+func (s *Store) RecentDecisions(ctx context.Context, node string, before uint64, limit int) (DecisionPage, error) {
+	if limit <= 0 || limit > MaxDecisionPage {
+		return DecisionPage{}, fmt.Errorf("cluster: decision page limit %d not in 1..%d", limit, MaxDecisionPage)
+	}
+	page := DecisionPage{Decisions: []Decision{}}
+	st, err := s.js.Stream(ctx, s.opts.Stream+decisionsSuffix)
+	if err != nil {
+		return page, fmt.Errorf("cluster: decisions stream: %w", err)
+	}
+	state := st.CachedInfo().State
+	end := state.LastSeq
+	if before > 0 && before-1 < end {
+		end = before - 1
+	}
+	if state.Msgs == 0 || end < state.FirstSeq {
+		return page, nil
+	}
+	start := state.FirstSeq
+	if end-start+1 > uint64(limit) {
+		start = end - uint64(limit) + 1
+		page.Older = start
+	}
+	cfg := jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, MemoryStorage: true}
+	if node != "" {
+		cfg.FilterSubject = decisionsPrefix + nodeToken(node)
+	}
+	cons, err := st.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return page, fmt.Errorf("cluster: decisions consumer: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+		defer cancel()
+		_ = st.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	// Only messages that are there are asked for, so the fetch never waits for new ones.
+	want := min(cons.CachedInfo().NumPending, end-start+1)
+	if want == 0 {
+		return page, nil
+	}
+	batch, err := cons.Fetch(int(want), jetstream.FetchMaxWait(attemptTimeout))
+	if err != nil {
+		return page, err
+	}
+	for msg := range batch.Messages() {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return page, err
+		}
+		if meta.Sequence.Stream > end {
+			continue
+		}
+		d, err := decodeDecision(msg.Subject(), msg.Data())
+		if err != nil {
+			return page, fmt.Errorf("decisions stream position %d: %w", meta.Sequence.Stream, err)
+		}
+		d.Seq = meta.Sequence.Stream
+		page.Decisions = append(page.Decisions, d)
+	}
+	return page, batch.Error()
 }
 
 // ReadDecisions calls fn with every decision shipped to the decisions stream of the
@@ -169,15 +249,16 @@ func ReadDecisions(ctx context.Context, nc *nats.Conn, stream string, fn func(De
 		if err != nil {
 			return err
 		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
 		d, err := decodeDecision(msg.Subject(), msg.Data())
 		if err != nil {
 			return err
 		}
+		d.Seq = meta.Sequence.Stream
 		if err := fn(d); err != nil {
-			return err
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
 			return err
 		}
 		if meta.Sequence.Stream >= head {

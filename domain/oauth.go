@@ -30,8 +30,10 @@ func grantRule(in DecisionInputs) (refuse, stale bool) {
 	return false, in.OAuth.Existing != in.OAuth.Grant
 }
 
-// OAuth facts, recorded on the conn/<owner>/<server> stream. They carry metadata
-// only: never tokens, codes, verifiers, client secrets or state.
+// OAuth facts. A flow's steps and refresh failures are the deciding node's, on the
+// conn/<owner>/<server> stream; a grant's lifecycle (completed, refreshed, revoked) is
+// shared, on GrantStream. They carry metadata only: never tokens, codes, verifiers,
+// client secrets or state.
 
 // OAuthFlowStarted records that an owner was sent to authorize a server.
 type OAuthFlowStarted struct {

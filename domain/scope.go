@@ -97,6 +97,29 @@ func ConnStream(owner, server string) string {
 	return "conn/" + owner + "/" + server
 }
 
+// GrantStream is the stream of the metadata of one owner's OAuth grant for a server
+// (authorized, refreshed, dropped): "owner/<owner>/grant/<server>". It is a shared fact,
+// so that on a cluster every node knows the grants any node obtained. Logs written
+// before it existed hold these facts on the connection stream (GrantStreams).
+func GrantStream(owner, server string) string { return "owner/" + owner + "/grant/" + server }
+
+// GrantStreams are the streams that may hold owner's grant facts for server, the
+// current one first.
+func GrantStreams(owner, server string) []string {
+	return []string{GrantStream(owner, server), ConnStream(owner, server)}
+}
+
+// OwnerStreamPrefixes are the stream prefixes of what belongs to owner: its private
+// server configs, its connections and its grants. App server streams belong to no
+// owner.
+func OwnerStreamPrefixes(owner string) []string {
+	out := []string{"conn/" + owner + "/", "owner/" + owner + "/grant/"}
+	if owner != SharedOwner {
+		out = append(out, "server/"+string(UserScope(owner))+"/")
+	}
+	return out
+}
+
 // NodeLocal reports whether stream holds connection decisions, which stay
 // authoritative on the node that made them: on a cluster they are appended to that
 // node's own log (never waiting for a quorum) and shipped to its decisions stream,
@@ -105,3 +128,12 @@ func NodeLocal(stream string) bool { return strings.HasPrefix(stream, "conn/") }
 
 // SharedOwner names the shared app-level repository in stream names and output.
 const SharedOwner = "_"
+
+// OAuthRecordPrefix begins the refs of the credential records OAuth keeps (grants,
+// flows in progress, dynamic client registrations): changed in place, and on a cluster
+// shared by every node (SharedRecord).
+const OAuthRecordPrefix = "oauth/"
+
+// SharedRecord reports whether the credential record ref is one every cluster node
+// reads and changes (compare-and-set), rather than a write-once secret.
+func SharedRecord(ref string) bool { return strings.HasPrefix(ref, OAuthRecordPrefix) }

@@ -324,6 +324,29 @@ auth:
 		})
 	})
 
+	t.Run("the console of one node shows every node's decisions", func(t *testing.T) {
+		b := requireBrowser(t)
+		// given node 0's own decision beside node 2's stale_node refusal
+		if code, body := nodes[0].call("POST", "/v1/connections/dead?owner=bob", adminToken, nil); code != http.StatusBadGateway {
+			t.Fatalf("connect on node 0: %d %s", code, body)
+		}
+		eventually(t, "node 0's failure to be shipped", func() bool {
+			code, body := nodes[1].call("POST", "/v1/audit/verify", adminToken, nil)
+			return code == http.StatusOK && strings.Contains(string(body), `"node0":1`)
+		})
+		// when the admin opens node 1's Cluster view, and then asks for node 2's only
+		res := b.run(t, "cluster", "MCPES_URL="+nodes[1].url, "ADMIN_TOKEN="+adminToken, "CLUSTER_NODE=node2")
+		// then it lists both nodes' decisions, and node 2's refusal alone for node 2
+		want := []clusterRow{{"node0", "connection.open_failed", ""}, {"node2", "connection.refused", "stale_node"}}
+		slices.SortFunc(res.ClusterRows, func(a, b clusterRow) int { return strings.Compare(a.Node, b.Node) })
+		if !slices.Equal(res.ClusterRows, want) {
+			t.Fatalf("Cluster view rows %+v, want %+v", res.ClusterRows, want)
+		}
+		if !slices.Equal(res.ClusterNodeRows, want[1:]) {
+			t.Fatalf("Cluster view rows for node2 %+v, want %+v", res.ClusterNodeRows, want[1:])
+		}
+	})
+
 	t.Run("every node ends with the same shared head and every acknowledged write", func(t *testing.T) {
 		var heads []clusterHead
 		eventually(t, "the same shared head on every node", func() bool {

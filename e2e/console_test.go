@@ -41,6 +41,16 @@ type browserResult struct {
 	Unlabelled     []string `json:"unlabelled"`
 	// KeyboardTimeline: alice reached the Timeline with Tab and Enter alone.
 	KeyboardTimeline bool `json:"keyboardTimeline"`
+	// ClusterRows are the Cluster view's decisions, and ClusterNodeRows those shown
+	// for $CLUSTER_NODE.
+	ClusterRows     []clusterRow `json:"clusterRows"`
+	ClusterNodeRows []clusterRow `json:"clusterNodeRows"`
+}
+
+type clusterRow struct {
+	Node string `json:"node"`
+	Type string `json:"type"`
+	Rule string `json:"rule"`
 }
 
 type tlMark struct {

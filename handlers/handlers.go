@@ -29,6 +29,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mcpes/mcpes/cluster"
 	"github.com/mcpes/mcpes/connections"
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/handlers/console"
@@ -95,6 +96,9 @@ type Deps struct {
 	// POST /v1/audit/verify: how many each node shipped, and the problems found with
 	// this node's (nil on a single node).
 	ClusterDecisions func(ctx context.Context) (perNode map[string]int, problems []string, err error)
+	// RecentDecisions, on a cluster node, reads a page of the decisions stream for
+	// GET /v1/cluster/decisions (*cluster.Store's method; nil on a single node).
+	RecentDecisions func(ctx context.Context, node string, before uint64, limit int) (cluster.DecisionPage, error)
 	// Ready reports readiness and a detail object for GET /readyz; nil means ready.
 	Ready func() (bool, any)
 	// Gateway, when set, is mounted at /mcp behind the same token check.
@@ -174,6 +178,7 @@ func New(deps Deps) http.Handler {
 	m.Handle("POST /v1/audit/verify", a.route(a.verify))
 	m.Handle("GET /v1/audit/timeline", a.route(a.timeline))
 	m.Handle("GET /v1/identity", a.route(a.identity))
+	m.Handle("GET /v1/cluster/decisions", a.route(a.clusterDecisions))
 	m.Handle(console.Prefix, console.Handler())
 	a.mountOAuth()
 	m.Handle("GET /v1/audit/export", a.route(a.export))

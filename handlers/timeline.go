@@ -148,8 +148,8 @@ func (a *api) parseTimelineQuery(ctx context.Context, r *http.Request, id Identi
 			return out, fmt.Errorf("%w: at most %d subject= streams", ErrInvalidRequest, maxTimelineSubjects)
 		}
 		for _, subj := range subjects {
-			if !strings.HasPrefix(subj, "server/") && !strings.HasPrefix(subj, "conn/") || len(subj) > 512 {
-				return out, fmt.Errorf("%w: subject=%q: want a stream, server/<scope>/<name> or conn/<owner>/<server>", ErrInvalidRequest, subj)
+			if !strings.HasPrefix(subj, "server/") && !strings.HasPrefix(subj, "conn/") && !strings.HasPrefix(subj, "owner/") || len(subj) > 512 {
+				return out, fmt.Errorf("%w: subject=%q: want a stream, server/<scope>/<name>, conn/<owner>/<server> or owner/<owner>/…", ErrInvalidRequest, subj)
 			}
 		}
 		out.streams = slices.Compact(slices.Sorted(slices.Values(subjects)))
@@ -179,8 +179,8 @@ func (a *api) timeline(w http.ResponseWriter, r *http.Request, id Identity) erro
 }
 
 // ownerStreams lists the streams of owner's view, read one by one through the store's
-// stream index: its connection stream to every server it sees and the config stream of
-// each of its private servers. Servers removed before now are not listed.
+// stream index: its connection and grant streams of every server it sees and the
+// config stream of each of its private servers. Servers removed before now are not listed.
 func (a *api) ownerStreams(owner, server string) []string {
 	repo := owner
 	if owner == domain.SharedOwner {
@@ -192,6 +192,9 @@ func (a *api) ownerStreams(owner, server string) []string {
 			continue
 		}
 		out = append(out, domain.ConnStream(repo, e.Name))
+		if repo != "" {
+			out = append(out, domain.GrantStream(repo, e.Name))
+		}
 		if !e.Scope.IsApp() {
 			out = append(out, domain.ServerStream(e.Scope, e.Name))
 		}

@@ -25,8 +25,8 @@ import (
 
 // Record key prefixes in the credential store.
 const (
-	grantPrefix = "oauth/grant/"
-	flowPrefix  = "oauth/flow/"
+	grantPrefix = domain.OAuthRecordPrefix + "grant/"
+	flowPrefix  = domain.OAuthRecordPrefix + "flow/"
 )
 
 // Vault is the encrypted credential store the Broker keeps grants and flow records
@@ -75,6 +75,8 @@ type Broker struct {
 	Logger  *slog.Logger
 
 	mu      sync.RWMutex
+	reload  map[grantKey]bool // grants to read again from the Vault (Observe)
+	wake    chan struct{}     // signals Run that reload has keys
 	grants  map[grantKey]*Grant
 	pending map[string][]time.Time // owner → expiry of each flow started
 	backoff map[grantKey]backoffState
@@ -189,6 +191,72 @@ func (b *Broker) init() {
 	if b.grants == nil {
 		b.grants = map[grantKey]*Grant{}
 		b.backoff = map[grantKey]backoffState{}
+		b.reload = map[grantKey]bool{}
+		b.wake = make(chan struct{}, 1)
+	}
+}
+
+// Observe is a store.Observer: a grant fact in the log (authorized, refreshed,
+// dropped), which on a cluster may come from another node, makes Run read that grant
+// again from the Vault and tell OnChange when it differs from the one in memory. It
+// never blocks the log's writer.
+func (b *Broker) Observe(evs []events.Envelope) {
+	var keys []grantKey
+	for _, e := range evs {
+		switch e.Type {
+		case events.TypeOAuthCompleted, events.TypeTokenRefreshed, events.TypeTokenRevoked:
+		default:
+			continue
+		}
+		var who struct{ Owner, Server string }
+		if err := json.Unmarshal(e.Data, &who); err == nil {
+			keys = append(keys, grantKey{who.Owner, who.Server})
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.init()
+	for _, k := range keys {
+		b.reload[k] = true
+	}
+	wake := b.wake
+	b.mu.Unlock()
+	select {
+	case wake <- struct{}{}:
+	default:
+	}
+}
+
+// reloadGrants reads the grants Observe named from the Vault.
+func (b *Broker) reloadGrants(ctx context.Context) {
+	b.mu.Lock()
+	keys := b.reload
+	b.reload = map[grantKey]bool{}
+	b.mu.Unlock()
+	for k := range keys {
+		stored, err := b.stored(ctx, k)
+		if err != nil {
+			b.log().Warn("read a changed grant", "owner", k.owner, "server", k.server, "err", err)
+			continue
+		}
+		b.mu.Lock()
+		cur := b.grants[k]
+		same := (cur == nil) == (stored == nil) && (cur == nil || cur.ID == stored.ID &&
+			cur.Generation == stored.Generation && cur.AccessToken == stored.AccessToken)
+		if !same {
+			if stored == nil {
+				delete(b.grants, k)
+			} else {
+				b.grants[k] = stored
+			}
+			delete(b.backoff, k)
+		}
+		b.mu.Unlock()
+		if !same {
+			b.changed(k)
+		}
 	}
 }
 
@@ -448,14 +516,22 @@ func (b *Broker) changed(k grantKey) {
 	}
 }
 
-// Run refreshes grants before they expire until ctx ends, checking every interval.
+// Run refreshes grants before they expire until ctx ends, checking every interval,
+// and reads again the grants Observe saw change.
 func (b *Broker) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	b.mu.Lock()
+	b.init()
+	wake := b.wake
+	b.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-wake:
+			b.reloadGrants(ctx)
+			continue
 		case <-t.C:
 		}
 		b.mu.RLock()

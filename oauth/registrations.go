@@ -10,11 +10,12 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/store"
 )
 
 // clientPrefix keys the dynamic registrations the broker keeps, by issuer hash.
-const clientPrefix = "oauth/client/"
+const clientPrefix = domain.OAuthRecordPrefix + "client/"
 
 // registrations is the Broker's RegistrationCache: sealed in the Vault, keyed by the
 // issuer and the redirect URL (a registration names its redirect URIs).

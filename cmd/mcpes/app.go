@@ -152,6 +152,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.oauth = newBroker(m, guard, nodeID, log)
+	// Observed before the grants are read, so a grant another node changes meanwhile is
+	// read again, not missed.
+	m.metered.Observe(m.oauth.Observe)
 	if err := m.oauth.Load(ctx); err != nil {
 		return err
 	}
@@ -208,11 +211,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxTimeout: time.Duration(cfg.Connections.MaxRequestTimeout)})
 	listenHost, _, _ := net.SplitHostPort(cfg.Listen)
 	var clusterDecisions func(context.Context) (map[string]int, []string, error)
+	var recentDecisions func(context.Context, string, uint64, int) (cluster.DecisionPage, error)
 	if m.cluster != nil {
-		clusterDecisions = m.verifyDecisions
+		clusterDecisions, recentDecisions = m.verifyDecisions, m.cluster.RecentDecisions
 	}
 	api := handlers.New(handlers.Deps{
-		ClusterDecisions: clusterDecisions,
+		ClusterDecisions: clusterDecisions, RecentDecisions: recentDecisions,
 		Store:            m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
 		Ready:   m.readiness,

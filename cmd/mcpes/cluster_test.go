@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +106,28 @@ func TestServe_ClusterNodesShareTheConfigLog(t *testing.T) {
 		}
 		return rep.ClusterDecisions["node0"] == 1 && rep.ClusterDecisions["node2"] == 1
 	})
+	// and lists them (the console's Cluster view): node 2's stale_node refusal and
+	// node 0's failure, each as its node sealed it
+	var page struct {
+		Decisions []struct {
+			Node  string          `json:"node"`
+			Event events.Envelope `json:"event"`
+		} `json:"decisions"`
+	}
+	if err := json.Unmarshal([]byte(getBody(t, bases[1]+"/v1/cluster/decisions")), &page); err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, d := range page.Decisions {
+		listed = append(listed, d.Node+" "+d.Event.Type)
+	}
+	slices.Sort(listed)
+	if want := []string{"node0 " + events.TypeConnectionOpenFailed, "node2 " + events.TypeConnectionRefused}; fmt.Sprint(listed) != fmt.Sprint(want) {
+		t.Fatalf("node 1 lists the cluster's decisions %v, want %v", listed, want)
+	}
+	if code := get(t, bases[1]+"/v1/cluster/decisions?limit=0"); code != http.StatusBadRequest {
+		t.Fatalf("limit=0: %d", code)
+	}
 	ctx := context.Background()
 	for i, m := range mains {
 		if err := m.Close(ctx); err != nil {

@@ -1,6 +1,7 @@
 // Drives the audit console at $MCPES_URL/ui/ in Debian's chromium through
 // playwright-core, for e2e/console_test.go. Scenario "main" signs in as the admin and
-// as alice and walks every view; "tamper" only reads the Integrity view. Facts seen
+// as alice and walks every view; "tamper" only reads the Integrity view; "cluster"
+// reads a cluster node's Cluster view. Facts seen
 // on the pages go to $RESULT as JSON; the Go test judges them. Screenshots of each view
 // go to $SHOTS.
 import { chromium } from 'playwright-core';
@@ -138,6 +139,28 @@ try {
     const admin = await signIn(env('ADMIN_TOKEN'));
     result.integrity = await integrity(admin.page, '8-integrity-broken');
     step('integrity');
+    await admin.context.close();
+  } else if (scenario === 'cluster') {
+    // A cluster node's Cluster view: every node's shipped decisions, then one node's.
+    step('browser up');
+    const admin = await signIn(env('ADMIN_TOKEN'));
+    const page = admin.page;
+    const rows = () => page.getByTestId('cluster-decision').evaluateAll((els) =>
+      els.map((e) => ({ node: e.dataset.node, type: e.dataset.type, rule: e.dataset.rule })));
+    await page.getByRole('link', { name: 'Cluster', exact: true }).click();
+    await page.getByTestId('cluster-decision').first().waitFor();
+    result.clusterRows = await rows();
+    await shot(page, '9-cluster-decisions');
+    await checkLabels(page, 'cluster');
+    step('cluster');
+    await page.getByLabel('Node').fill(env('CLUSTER_NODE'));
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.waitForFunction((n) => {
+      const els = [...document.querySelectorAll('[data-testid="cluster-decision"]')];
+      return els.length > 0 && els.every((e) => e.dataset.node === n);
+    }, env('CLUSTER_NODE'));
+    result.clusterNodeRows = await rows();
+    step('one node');
     await admin.context.close();
   } else {
     throw new Error('unknown scenario ' + scenario);

@@ -4,6 +4,7 @@ import { renderServers, renderServer } from './servers.js';
 import { renderTimeline } from './timeline.js';
 import { renderExplain } from './explain.js';
 import { renderIntegrity } from './integrity.js';
+import { renderCluster } from './cluster.js';
 
 // ctx is what every view reads: who is signed in and, for the admin, which owner's
 // scope is looked at ("" = the app scope and everything).
@@ -61,7 +62,7 @@ async function route() {
     if (a.hasAttribute('aria-current')) a.setAttribute('aria-current', 'page');
   }
   const render = { servers: renderServers, server: renderServer, timeline: renderTimeline,
-    explain: renderExplain, integrity: renderIntegrity }[name] ?? renderServers;
+    explain: renderExplain, integrity: renderIntegrity, cluster: renderCluster }[name] ?? renderServers;
   try {
     await render(view, ctx, rest.map(decodeURIComponent));
   } catch (err) {
