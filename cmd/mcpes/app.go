@@ -217,7 +217,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	api := handlers.New(handlers.Deps{
 		ClusterDecisions: clusterDecisions, RecentDecisions: recentDecisions,
-		Store:            m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
+		Store: m.metered, Servers: m.servers, Registry: m.registry, Manager: m.manager,
 		ConnProjection: m.conns, Auth: auth, Metrics: m.metrics.handler(), Logger: log,
 		Ready:   m.readiness,
 		Gateway: m.gateway,
