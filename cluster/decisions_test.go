@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -259,5 +260,77 @@ func TestSecretsAreSharedAndWrittenOnce(t *testing.T) {
 	// and a ref nobody stored is not found
 	if _, err := a.st.Secret(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown ref: %v", err)
+	}
+
+	// given a shared record (an OAuth grant): when two nodes create it at once, then
+	// exactly one wins and every node reads the winner's value
+	rec := domain.OAuthRecordPrefix + "grant/alice/gh"
+	won := make([]bool, 2)
+	var wg sync.WaitGroup
+	for j, n := range []*node{b, c} {
+		wg.Go(func() {
+			ok, err := n.st.SwapSecret(ctx, rec, nil, []byte{'v', byte('0' + j)})
+			if err != nil {
+				t.Errorf("swap on %d: %v", j, err)
+			}
+			won[j] = ok
+		})
+	}
+	wg.Wait()
+	if won[0] == won[1] {
+		t.Fatalf("both or neither created the record: %v", won)
+	}
+	v1 := []byte{'v', '0'}
+	if won[1] {
+		v1 = []byte{'v', '1'}
+	}
+	for name, n := range map[string]*node{"a": a, "b": b, "c": c} {
+		if v, err := n.st.Secret(ctx, rec); err != nil || string(v) != string(v1) {
+			t.Fatalf("node %s reads the record as %q, %v; want %q", name, v, err, v1)
+		}
+	}
+	// when two nodes change it from the current value at once, then exactly one wins,
+	// a node swapping from the old value loses, and every node lists the winner's
+	for round := range 5 {
+		cur, _ := a.st.Secret(ctx, rec)
+		next := []string{fmt.Sprintf("r%d-b", round), fmt.Sprintf("r%d-c", round)}
+		for j, n := range []*node{b, c} {
+			wg.Go(func() {
+				ok, err := n.st.SwapSecret(ctx, rec, cur, []byte(next[j]))
+				if err != nil {
+					t.Errorf("swap on %d: %v", j, err)
+				}
+				won[j] = ok
+			})
+		}
+		wg.Wait()
+		if won[0] == won[1] {
+			t.Fatalf("round %d: both or neither changed the record: %v", round, won)
+		}
+		if ok, err := a.st.SwapSecret(ctx, rec, cur, []byte("stale")); ok || err != nil {
+			t.Fatalf("swap from a stale value: %v %v", ok, err)
+		}
+	}
+	final, _ := a.st.Secret(ctx, rec)
+	listed := map[string]string{}
+	if err := c.st.RangeSecrets(ctx, func(ref string, v []byte) error { listed[ref] = string(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(final), "r4-") || listed[rec] != string(final) {
+		t.Fatalf("node a reads %q, node c lists %q for the record", final, listed[rec])
+	}
+	// when it is deleted, then no node finds it
+	if ok, err := c.st.SwapSecret(ctx, rec, final, nil); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if _, err := b.st.Secret(ctx, rec); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleted record on node b: %v", err)
+	}
+	// and a swap of a write-once secret (re-sealing) stays on its node
+	if ok, err := a.st.SwapSecret(ctx, "ref-1", []byte("sealed-by-a"), []byte("resealed")); !ok || err != nil {
+		t.Fatalf("reseal on a: %v %v", ok, err)
+	}
+	if v, _ := b.st.Secret(ctx, "ref-1"); string(v) != "sealed-by-a" {
+		t.Fatalf("node b reads the resealed secret as %q", v)
 	}
 }
