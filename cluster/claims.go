@@ -23,18 +23,17 @@ const (
 	claimDone    = "done:"
 )
 
-// openClaims creates or binds the claims bucket.
-func openClaims(ctx context.Context, js jetstream.JetStream, opts Options) (jetstream.KeyValue, error) {
+// openBucket creates or binds the key-value bucket named by suffix after the log
+// stream, with one value a key, file storage and the stream's replicas.
+func openBucket(ctx context.Context, js jetstream.JetStream, opts Options, suffix string, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	cfg.Bucket, cfg.History, cfg.Storage, cfg.Replicas = opts.Stream+suffix, 1, jetstream.FileStorage, opts.Replicas
 	var kv jetstream.KeyValue
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: opts.Stream + claimsSuffix, TTL: ClaimTTL, History: 1,
-			Storage: jetstream.FileStorage, Replicas: opts.Replicas,
-		})
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cluster: claims bucket: %w", err)
+		return nil, fmt.Errorf("cluster: bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
 }

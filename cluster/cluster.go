@@ -145,15 +145,15 @@ func Open(ctx context.Context, nc *nats.Conn, replica store.Store, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: stream %s: %w", opts.Stream+decisionsSuffix, err)
 	}
-	claims, err := openClaims(ctx, js, opts)
+	claims, err := openBucket(ctx, js, opts, claimsSuffix, jetstream.KeyValueConfig{TTL: ClaimTTL})
 	if err != nil {
 		return nil, err
 	}
-	secrets, err := openSecrets(ctx, js, opts)
+	secrets, err := openBucket(ctx, js, opts, secretsSuffix, jetstream.KeyValueConfig{MaxValueSize: maxMessage - 1024})
 	if err != nil {
 		return nil, err
 	}
-	records, err := openRecords(ctx, js, opts)
+	records, err := openBucket(ctx, js, opts, recordsSuffix, jetstream.KeyValueConfig{MaxValueSize: maxMessage - 1024})
 	if err != nil {
 		return nil, err
 	}

@@ -23,21 +23,6 @@ const secretsSuffix = "_SECRETS"
 // or replace secrets.
 var ErrNoSwap = errors.New("the replica cannot replace or list secrets")
 
-// openSecrets creates or binds the secrets bucket.
-func openSecrets(ctx context.Context, js jetstream.JetStream, opts Options) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: opts.Stream + secretsSuffix, History: 1, MaxValueSize: maxMessage - 1024,
-			Storage: jetstream.FileStorage, Replicas: opts.Replicas,
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: secrets bucket: %w", err)
-	}
-	return kv, nil
-}
 
 // PutSecret stores value under ref in the cluster's secrets bucket, where every node
 // finds it (Secret), and in the replica. Values come here sealed by the credential
@@ -101,21 +86,6 @@ func (s *Store) Secret(ctx context.Context, ref string) ([]byte, error) {
 // grants and flows, domain.SharedRecord) after the log stream (MCPES_LOG_RECORDS).
 const recordsSuffix = "_RECORDS"
 
-// openRecords creates or binds the records bucket.
-func openRecords(ctx context.Context, js jetstream.JetStream, opts Options) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := retry(ctx, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: opts.Stream + recordsSuffix, History: 1, MaxValueSize: maxMessage - 1024,
-			Storage: jetstream.FileStorage, Replicas: opts.Replicas,
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: records bucket: %w", err)
-	}
-	return kv, nil
-}
 
 // record reads a shared record: its value and revision (nil, 0 when absent).
 func (s *Store) record(ctx context.Context, ref string) ([]byte, uint64, error) {
