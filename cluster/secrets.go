@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -23,6 +24,28 @@ const secretsSuffix = "_SECRETS"
 // or replace secrets.
 var ErrNoSwap = errors.New("the replica cannot replace or list secrets")
 
+// awaitLanded calls landed (through retry) until it reports done, for up to
+// attemptTimeout: after losing a compare-and-set to a write that is still being
+// replicated, until that write can be read.
+func awaitLanded(ctx context.Context, landed func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	for {
+		var done bool
+		err := retry(ctx, func(ctx context.Context) (err error) {
+			done, err = landed(ctx)
+			return err
+		})
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the winning write never became readable: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
 
 // PutSecret stores value under ref in the cluster's secrets bucket, where every node
 // finds it (Secret), and in the replica. Values come here sealed by the credential
@@ -35,10 +58,15 @@ func (s *Store) PutSecret(ctx context.Context, ref string, value []byte) error {
 		return err
 	})
 	if errors.Is(err, jetstream.ErrKeyExists) {
+		// The winner's write may still be replicating (10164): until it lands, the
+		// key reads as absent.
 		var e jetstream.KeyValueEntry
-		err = retry(ctx, func(ctx context.Context) (err error) {
+		err = awaitLanded(ctx, func(ctx context.Context) (done bool, err error) {
 			e, err = s.secrets.Get(ctx, claimKey(ref))
-			return err
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				return false, nil
+			}
+			return err == nil, err
 		})
 		if err == nil {
 			value = e.Value()
@@ -86,7 +114,6 @@ func (s *Store) Secret(ctx context.Context, ref string) ([]byte, error) {
 // grants and flows, domain.SharedRecord) after the log stream (MCPES_LOG_RECORDS).
 const recordsSuffix = "_RECORDS"
 
-
 // record reads a shared record: its value and revision (nil, 0 when absent).
 func (s *Store) record(ctx context.Context, ref string) ([]byte, uint64, error) {
 	var e jetstream.KeyValueEntry
@@ -132,7 +159,15 @@ func (s *Store) swapRecord(ctx context.Context, ref string, prev, next []byte) (
 	case err == nil:
 		return true, nil
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch), isConflict(err):
-		return false, nil
+		// Lost: return once the winner's write reads back, so the caller's next read
+		// decides on it rather than on the value it already lost with.
+		err = awaitLanded(ctx, func(ctx context.Context) (bool, error) {
+			_, now, err := s.record(ctx, ref)
+			return now != rev, err
+		})
+		if err == nil {
+			return false, nil
+		}
 	}
 	return false, fmt.Errorf("cluster: record %s: %w", ref, err)
 }
