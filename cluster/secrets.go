@@ -24,18 +24,14 @@ const secretsSuffix = "_SECRETS"
 // or replace secrets.
 var ErrNoSwap = errors.New("the replica cannot replace or list secrets")
 
-// awaitLanded calls landed (through retry) until it reports done, for up to
+// awaitLanded calls landed (which retries its own reads) until it reports done, for up to
 // attemptTimeout: after losing a compare-and-set to a write that is still being
 // replicated, until that write can be read.
 func awaitLanded(ctx context.Context, landed func(context.Context) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	for {
-		var done bool
-		err := retry(ctx, func(ctx context.Context) (err error) {
-			done, err = landed(ctx)
-			return err
-		})
+		done, err := landed(ctx)
 		if err != nil || done {
 			return err
 		}
@@ -61,8 +57,11 @@ func (s *Store) PutSecret(ctx context.Context, ref string, value []byte) error {
 		// The winner's write may still be replicating (10164): until it lands, the
 		// key reads as absent.
 		var e jetstream.KeyValueEntry
-		err = awaitLanded(ctx, func(ctx context.Context) (done bool, err error) {
-			e, err = s.secrets.Get(ctx, claimKey(ref))
+		err = awaitLanded(ctx, func(ctx context.Context) (bool, error) {
+			err := retry(ctx, func(ctx context.Context) (err error) {
+				e, err = s.secrets.Get(ctx, claimKey(ref))
+				return err
+			})
 			if errors.Is(err, jetstream.ErrKeyNotFound) {
 				return false, nil
 			}
