@@ -263,8 +263,9 @@ func (s *Store) publish(ctx context.Context, subject string, body []byte, popts 
 
 // retry calls fn again, while ctx lasts, as long as it fails with a message id still in
 // flight (10158), JetStream briefly unavailable (503: no leader while one is
-// elected) or a request that timed out on its own (a new cluster answers slowly while
-// several nodes create the same stream). A retried publish is safe: the message id
+// elected), a request that timed out on its own (a new cluster answers slowly while
+// several nodes create the same stream) or one nobody answered yet (a consumer or
+// stream whose leader is still being placed). A retried publish is safe: the message id
 // dedupes one that did land; every other call retried here is idempotent.
 func retry(ctx context.Context, fn func(context.Context) error) error {
 	for {
@@ -294,7 +295,7 @@ func transient(ctx context.Context, err error) bool {
 		return apiErr.ErrorCode == errCodeDuplicateInFlight || apiErr.ErrorCode == errCodeNoPeers || apiErr.Code == 503
 	}
 	return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse))
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders))
 }
 
 // errCodeDuplicateInFlight is the JetStream error for a message id whose first publish

@@ -182,6 +182,18 @@ func TestDecisionsStayOnTheirNodeAndTheSharedHeadAgrees(t *testing.T) {
 		t.Fatal("a page over the limit was read")
 	}
 
+	// and a page is read while the decisions stream changes leader (its consumers move,
+	// and a fetch may reach nobody for a moment)
+	for i := range 6 {
+		if _, err := reader.Request("$JS.API.STREAM.LEADER.STEPDOWN."+cluster.DefaultStream+"_DECISIONS", nil, 5*time.Second); err != nil {
+			t.Fatalf("step down %d: %v", i, err)
+		}
+		page, err := nodes[i%3].st.RecentDecisions(ctx, "", 0, cluster.MaxDecisionPage)
+		if err != nil || len(page.Decisions) != len(all) {
+			t.Fatalf("read %d after a leader change: %d decisions, %v", i, len(page.Decisions), err)
+		}
+	}
+
 	// and the nodes cross-check each other's heads without finding a fork
 	for i, n := range nodes {
 		waitFor(t, fmt.Sprintf("node %d to cross-check", i), func() bool { return n.st.CrossChecks() > 0 })

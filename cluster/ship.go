@@ -155,8 +155,34 @@ func (s *Store) RecentDecisions(ctx context.Context, node string, before uint64,
 	if limit <= 0 || limit > MaxDecisionPage {
 		return DecisionPage{}, fmt.Errorf("cluster: decision page limit %d not in 1..%d", limit, MaxDecisionPage)
 	}
+	// A read has no side effect, so the whole page is read again after a transient
+	// failure (a fresh consumer whose leader has not subscribed yet answers its first
+	// fetch with no responders), within readTimeout: an API call must not hang.
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	var page DecisionPage
+	err := retry(ctx, func(ctx context.Context) (err error) {
+		page, err = s.decisionPage(ctx, node, before, limit)
+		return err
+	})
+	return page, err
+}
+
+const (
+	// readTimeout bounds a read of the decisions stream, retries included.
+	readTimeout = 15 * time.Second
+	// infoTimeout bounds one ask for the decisions stream's state.
+	infoTimeout = 2 * time.Second
+)
+
+// decisionPage is one attempt of RecentDecisions.
+func (s *Store) decisionPage(ctx context.Context, node string, before uint64, limit int) (DecisionPage, error) {
 	page := DecisionPage{Decisions: []Decision{}}
-	st, err := s.js.Stream(ctx, s.opts.Stream+decisionsSuffix)
+	// The stream's leader answers this; one asked during an election never answers, so
+	// it is asked again soon rather than at the end of the attempt.
+	ictx, cancel := context.WithTimeout(ctx, infoTimeout)
+	st, err := s.js.Stream(ictx, s.opts.Stream+decisionsSuffix)
+	cancel()
 	if err != nil {
 		return page, fmt.Errorf("cluster: decisions stream: %w", err)
 	}
