@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpes/mcpes/internal/testnats"
 )
 
 var (
@@ -72,16 +73,6 @@ func hashOf(tok string) string {
 	return hex.EncodeToString(s[:])
 }
 
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // syncBuffer is a goroutine-safe buffer for a child's output.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -131,7 +122,7 @@ func startService(tb testing.TB, o serveOpts) *service {
 		o.data = filepath.Join(tb.TempDir(), "data")
 	}
 	if o.port == 0 {
-		o.port = freePort(tb)
+		o.port = testnats.FreePort(tb)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", o.port)
 	args := []string{"serve", "--data", o.data, "--listen", addr, "--drain-timeout", "5s"}
@@ -352,7 +343,7 @@ auth:
 // startClockHTTP runs the example clock over streamable HTTP and returns its /mcp URL.
 func startClockHTTP(tb testing.TB) (string, *exec.Cmd) {
 	tb.Helper()
-	port := freePort(tb)
+	port := testnats.FreePort(tb)
 	cmd := exec.Command(clockBin(), "-http", fmt.Sprintf("127.0.0.1:%d", port))
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

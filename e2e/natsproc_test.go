@@ -58,8 +58,8 @@ func startNATSCluster(tb testing.TB, n int) *natsCluster {
 	c := &natsCluster{tb: tb, bin: natsServerBin(tb), workDir: tb.TempDir(), procs: make([]*natsProc, n)}
 	routePorts := make([]int, n)
 	for i := range n {
-		c.client = append(c.client, freePort(tb))
-		routePorts[i] = freePort(tb)
+		c.client = append(c.client, testnats.FreePort(tb))
+		routePorts[i] = testnats.FreePort(tb)
 	}
 	c.routes = make([][]*testnats.Proxy, n)
 	for i := range n {

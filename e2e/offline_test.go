@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/mcpes/mcpes/internal/testnats"
 )
 
 func TestOfflineVerify_PassesAfterStopAndNamesAFlippedByte(t *testing.T) {
@@ -83,7 +85,7 @@ func TestOfflineData_InUseByARunningService(t *testing.T) {
 		}
 	}
 	// and a second service on the same directory refuses to start
-	res := runCLI(t, nil, "", "serve", "--data", svc.data, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	res := runCLI(t, nil, "", "serve", "--data", svc.data, "--listen", fmt.Sprintf("127.0.0.1:%d", testnats.FreePort(t)))
 	if res.code != 1 || !strings.Contains(res.stderr, "in use by another mcpes") {
 		t.Errorf("second serve: %s", res)
 	}

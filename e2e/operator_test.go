@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpes/mcpes/internal/testnats"
 )
 
 // serverField reads one field of GET /v1/servers/{name} as admin ("" when absent).
@@ -109,7 +111,7 @@ func TestOperator_AppServerSources_RestartNoFileEmptyFileAndSIGHUP(t *testing.T)
 
 	// when it is started with an empty config file, then it refuses to start
 	empty := writeConfig(t, "# nothing here yet\n")
-	cmd := exec.Command(mcpesBin(), "serve", "--config", empty, "--data", data, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	cmd := exec.Command(mcpesBin(), "serve", "--config", empty, "--data", data, "--listen", fmt.Sprintf("127.0.0.1:%d", testnats.FreePort(t)))
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "config file is empty") {
 		t.Fatalf("serve with an empty file: %v\n%s", err, out)
@@ -222,7 +224,7 @@ func TestOperator_UncleanExit_OpenConnectionsRecordedLostAtRestart(t *testing.T)
 func TestOperator_ReinspectOfA401ServerSaysRequiresOAuth(t *testing.T) {
 	t.Parallel()
 	// given an app server whose inspection failed (nothing listened)
-	port := freePort(t)
+	port := testnats.FreePort(t)
 	svc := startService(t, serveOpts{config: writeConfig(t, baseConfig())})
 	svc.mustCall(201, "PUT", "/v1/servers/locked", adminToken,
 		[]byte(fmt.Sprintf(`{"type":"streamable-http","url":"http://127.0.0.1:%d/mcp","initTimeout":3000}`, port)))

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpes/mcpes/internal/testnats"
 )
 
 // readmeCommand is one command line of a ```sh readme-test block.
@@ -82,7 +84,7 @@ func TestREADME_WalkThrough(t *testing.T) {
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
 	data := filepath.Join(tmp, "mcpes-data")
-	apiPort, clockPort := freePort(t), freePort(t)
+	apiPort, clockPort := testnats.FreePort(t), testnats.FreePort(t)
 	example, err := os.ReadFile(filepath.Join(repoRoot, "examples/mcpes.yaml"))
 	if err != nil {
 		t.Fatal(err)

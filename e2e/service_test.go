@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/mcpes/mcpes/internal/testnats"
 )
 
 func configEvents(evs []map[string]any) int {
@@ -136,7 +138,7 @@ func TestRefusals_BadInputWritesNoEvent(t *testing.T) {
 		bad := writeConfig(t, "mcpServers:\n  a:\n    type: carrier-pigeon\n  b:\n    url: ftp://x/\nlisten: [1]\n")
 		data := filepath.Join(t.TempDir(), "data")
 		// when serve starts with it
-		res := runCLI(t, nil, "", "serve", "--config", bad, "--data", data, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		res := runCLI(t, nil, "", "serve", "--config", bad, "--data", data, "--listen", fmt.Sprintf("127.0.0.1:%d", testnats.FreePort(t)))
 		// then it exits 1 naming every problem with its line, and writes nothing
 		if res.code != 1 {
 			t.Fatalf("serve with a bad config: %s", res)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mcpes/mcpes/internal/testnats"
 )
 
 // hangingServer accepts TCP connections and never answers: an MCP server that hangs
@@ -79,7 +81,7 @@ func TestStartup_HealthzAtOnceReadyzAfterInspection(t *testing.T) {
 func TestServe_RefusesNonLoopbackWithoutTokens(t *testing.T) {
 	t.Parallel()
 	res := runCLI(t, []string{"MCPES_ADMIN_TOKEN="}, "", "serve", "--config", writeConfig(t, "mcpServers: {}\n"),
-		"--data", t.TempDir(), "--listen", fmt.Sprintf("0.0.0.0:%d", freePort(t)))
+		"--data", t.TempDir(), "--listen", fmt.Sprintf("0.0.0.0:%d", testnats.FreePort(t)))
 	if res.code != 1 || !strings.Contains(res.stderr, "not loopback") {
 		t.Fatalf("serve on 0.0.0.0 without tokens: %s", res)
 	}
@@ -117,7 +119,7 @@ func TestSecrets_NeverInLogsOrEvents(t *testing.T) {
 		t.Errorf("data file: secret in clear (read error %v)", err)
 	}
 	// and a restart without the key refuses, saying how to make one
-	res = runCLI(t, []string{"MCPES_KEYS="}, "", "serve", "--data", svc.data, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	res = runCLI(t, []string{"MCPES_KEYS="}, "", "serve", "--data", svc.data, "--listen", fmt.Sprintf("127.0.0.1:%d", testnats.FreePort(t)))
 	if res.code != 1 || !strings.Contains(res.stderr, "mcpes keys gen") {
 		t.Errorf("serve without the key: %s", res)
 	}

@@ -2,7 +2,6 @@ package testnats
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -27,7 +26,8 @@ type Cluster struct {
 // servers never bypass them), so a test can partition any pair. It fails tb when they do not form a JetStream cluster within 30 s.
 func StartCluster(tb testing.TB, n int, dir string) *Cluster {
 	tb.Helper()
-	clientPorts, routePorts := freePorts(tb, n), freePorts(tb, n)
+	ports := FreePorts(tb, 2*n)
+	clientPorts, routePorts := ports[:n], ports[n:]
 	c := &Cluster{tb: tb, Servers: make([]*server.Server, n), Routes: make([][]*Proxy, n)}
 	for i := range n {
 		var routes []*url.URL
@@ -130,22 +130,3 @@ func (c *Cluster) URLs() string {
 
 // Name returns server i's name (the name stream cluster info reports).
 func (c *Cluster) Name(i int) string { return c.opts[i].ServerName }
-
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatalf("free port: %v", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
