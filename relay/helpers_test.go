@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/mcpes/mcpes/domain"
 	"github.com/mcpes/mcpes/events"
@@ -97,15 +95,6 @@ func appendFact(tb testing.TB, st store.Store, fact any) events.Envelope {
 		tb.Fatalf("read back: %v", err)
 	}
 	return got[0]
-}
-
-func natsPort(tb testing.TB, ns *natsserver.Server) int {
-	tb.Helper()
-	addr, ok := ns.Addr().(*net.TCPAddr)
-	if !ok {
-		tb.Fatalf("nats address %v", ns.Addr())
-	}
-	return addr.Port
 }
 
 // runRelay starts r in the background; the returned stop cancels it and waits.

@@ -124,8 +124,9 @@ func TestNATS_ServerRestart_RelayCatchesUpNothingLost(t *testing.T) {
 	// given a relay and a durable subscriber on a JetStream server with a fixed port
 	st := newBoltStore(t, bolt.Options{})
 	dir := t.TempDir()
-	ns := testnats.Start(t, -1, dir)
-	port, url := natsPort(t, ns), ns.ClientURL()
+	port := testnats.FreePort(t) // not one the kernel hands out again while it is down
+	ns := testnats.Start(t, port, dir)
+	url := ns.ClientURL()
 	r := newRelay(t, st, newNATSPublisher(t, url), "relay:nats")
 	runRelay(t, r)
 	sub := newCollector()

@@ -2,6 +2,7 @@ package testnats
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -84,7 +85,16 @@ func (c *Cluster) Start(i int) {
 	}
 	go ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
-		c.tb.Fatalf("nats server %d not ready", i)
+		ns.Shutdown()
+		// the server logs nothing here; a port somebody else holds is the usual cause
+		for _, port := range []int{c.opts[i].Port, c.opts[i].Cluster.Port} {
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+				c.tb.Fatalf("nats server %d not ready: %v", i, err)
+			} else {
+				l.Close()
+			}
+		}
+		c.tb.Fatalf("nats server %d not ready in 30 s", i)
 	}
 	c.Servers[i] = ns
 }
