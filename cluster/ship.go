@@ -199,12 +199,10 @@ func (s *Store) decisionPage(ctx context.Context, node string, before uint64, li
 		start = end - uint64(limit) + 1
 		page.Older = start
 	}
-	cfg := jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
-		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, MemoryStorage: true}
-	if node != "" {
-		cfg.FilterSubject = decisionsPrefix + nodeToken(node)
-	}
-	cons, err := st.CreateConsumer(ctx, cfg)
+	// The consumer reads every position of the page and the node's are kept here: a
+	// server-side filter would leave the reader not knowing how many to wait for.
+	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq: start, AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, MemoryStorage: true})
 	if err != nil {
 		return page, fmt.Errorf("cluster: decisions consumer: %w", err)
 	}
@@ -213,31 +211,43 @@ func (s *Store) decisionPage(ctx context.Context, node string, before uint64, li
 		defer cancel()
 		_ = st.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
-	// Only messages that are there are asked for, so the fetch never waits for new ones.
-	want := min(cons.CachedInfo().NumPending, end-start+1)
-	if want == 0 {
-		return page, nil
-	}
-	batch, err := cons.Fetch(int(want), jetstream.FetchMaxWait(attemptTimeout))
-	if err != nil {
-		return page, err
-	}
-	for msg := range batch.Messages() {
-		meta, err := msg.Metadata()
+	// The consumer may sit on a replica that has not yet stored every position the
+	// leader reported, so it is asked until the page's last position came. A fetch
+	// that brings nothing ends the read early: positions deleted from the stream (or a
+	// replica more than fetchWait behind) leave the page short rather than stuck.
+	subject := decisionsPrefix + nodeToken(node)
+	for next := start; next <= end; {
+		batch, err := cons.Fetch(int(end-next+1), jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			return page, err
 		}
-		if meta.Sequence.Stream > end {
-			continue
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			meta, err := msg.Metadata()
+			if err != nil {
+				return page, err
+			}
+			pos := meta.Sequence.Stream
+			next = pos + 1
+			if pos > end || (node != "" && msg.Subject() != subject) {
+				continue
+			}
+			d, err := decodeDecision(msg.Subject(), msg.Data())
+			if err != nil {
+				return page, fmt.Errorf("decisions stream position %d: %w", pos, err)
+			}
+			d.Seq = pos
+			page.Decisions = append(page.Decisions, d)
 		}
-		d, err := decodeDecision(msg.Subject(), msg.Data())
-		if err != nil {
-			return page, fmt.Errorf("decisions stream position %d: %w", meta.Sequence.Stream, err)
+		if err := batch.Error(); err != nil {
+			return page, err
 		}
-		d.Seq = meta.Sequence.Stream
-		page.Decisions = append(page.Decisions, d)
+		if got == 0 {
+			break
+		}
 	}
-	return page, batch.Error()
+	return page, nil
 }
 
 // ReadDecisions calls fn with every decision shipped to the decisions stream of the
