@@ -211,12 +211,25 @@ func (s *Store) decisionPage(ctx context.Context, node string, before uint64, li
 		defer cancel()
 		_ = st.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
-	// The consumer may sit on a replica that has not yet stored every position the
-	// leader reported, so it is asked until the page's last position came. A fetch
-	// that brings nothing ends the read early: positions deleted from the stream (or a
-	// replica more than fetchWait behind) leave the page short rather than stuck.
+	// The consumer may sit on a replica still catching up (a server just restarted):
+	// it is asked until the page's last position came, and when a fetch brings nothing
+	// the stream's leader is asked for each position left (one a moment behind, or
+	// deleted, is then read or skipped, not waited for).
 	subject := decisionsPrefix + nodeToken(node)
-	for next := start; next <= end; {
+	keep := func(pos uint64, subj string, data []byte) error {
+		if pos > end || (node != "" && subj != subject) {
+			return nil
+		}
+		d, err := decodeDecision(subj, data)
+		if err != nil {
+			return fmt.Errorf("decisions stream position %d: %w", pos, err)
+		}
+		d.Seq = pos
+		page.Decisions = append(page.Decisions, d)
+		return nil
+	}
+	next := start
+	for next <= end {
 		batch, err := cons.Fetch(int(end-next+1), jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			return page, err
@@ -228,23 +241,28 @@ func (s *Store) decisionPage(ctx context.Context, node string, before uint64, li
 			if err != nil {
 				return page, err
 			}
-			pos := meta.Sequence.Stream
-			next = pos + 1
-			if pos > end || (node != "" && msg.Subject() != subject) {
-				continue
+			next = meta.Sequence.Stream + 1
+			if err := keep(meta.Sequence.Stream, msg.Subject(), msg.Data()); err != nil {
+				return page, err
 			}
-			d, err := decodeDecision(msg.Subject(), msg.Data())
-			if err != nil {
-				return page, fmt.Errorf("decisions stream position %d: %w", pos, err)
-			}
-			d.Seq = pos
-			page.Decisions = append(page.Decisions, d)
 		}
 		if err := batch.Error(); err != nil {
 			return page, err
 		}
 		if got == 0 {
 			break
+		}
+	}
+	for ; next <= end; next++ {
+		msg, err := st.GetMsg(ctx, next)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return page, err
+		}
+		if err := keep(next, msg.Subject, msg.Data); err != nil {
+			return page, err
 		}
 	}
 	return page, nil
